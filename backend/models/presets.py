@@ -1,0 +1,183 @@
+"""Model presets: everything a task needs (weights, prompts, normalisation, generation defaults).
+
+A preset folder holds `preset.json`:
+
+    {
+      "name": "embedded",
+      "vqvae": "vqvae",              # sub-folder of the preset folder, or a Hugging Face repo id
+      "vqvae_file": null,            # the weights file inside a hub repo (published: "3DVQVAE.bin")
+      "llm": "llm",                  # sub-folder (save_pretrained layout) or a hub repo id
+      "prompts": {"text_to_3d": "...{text}...", "image_to_3d": "...",
+                  "describe": "...", "edit": "...{instruction}..."},
+      "normalization": "training",   # "training" | "demo" (backend/geometry/normalize.py)
+      "up": "z",                     # up axis of the model's own frame
+      "generation": {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7,
+                     "temperature": 0.7, "seed": 42},
+      "tasks": ["text_to_3d", "image_to_3d", "describe", "edit"]
+    }
+
+Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
+names: `embedded` (the folder backend/weights/embedded/) and `shapellm-omni-7b` (the published
+weights, fetched through the Hugging Face cache).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from backend.errors import TaskError
+
+PRESET_FILE = "preset.json"
+TASKS = ("text_to_3d", "image_to_3d", "describe", "edit")
+NORMALIZATIONS = ("training", "demo")
+UP_AXES = ("z", "y")
+
+# Reference demo settings (reference doc section 3).
+REFERENCE_GENERATION = {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7, "temperature": 0.7, "seed": 42}
+GENERATION_KEYS = tuple(REFERENCE_GENERATION)
+
+# Reference demo prompts. Edit has no published template: the instruction follows the mesh
+# block in the user turn, like the describe question does.
+REFERENCE_PROMPTS = {
+    "text_to_3d": "Please generate a 3D asset based on the prompt I provided: {text}",
+    "image_to_3d": "Generate a 3D mesh from the provided image.",
+    "describe": "Give a quick overview of the object represented by this 3D mesh.",
+    "edit": "Edit this 3D mesh: {instruction}",
+}
+# The placeholder each template must contain.
+PROMPT_FIELDS = {"text_to_3d": "{text}", "edit": "{instruction}"}
+
+EMBEDDED_FOLDER = Path(__file__).resolve().parents[1] / "weights" / "embedded"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class Preset:
+    name: str
+    vqvae: str
+    llm: str
+    vqvae_file: str | None = None
+    prompts: dict = field(default_factory=lambda: dict(REFERENCE_PROMPTS))
+    normalization: str = "training"
+    up: str = "z"
+    generation: dict = field(default_factory=lambda: dict(REFERENCE_GENERATION))
+    tasks: tuple = TASKS
+    folder: Path | None = None  # where relative sources live; None for a built-in hub preset
+
+    def __post_init__(self):
+        self.tasks = tuple(self.tasks)
+        self.prompts = {**REFERENCE_PROMPTS, **self.prompts}
+        self.generation = {**REFERENCE_GENERATION, **self.generation}
+        self.validate()
+
+    def validate(self) -> None:
+        where = f"preset {self.name!r}" + (f" ({self.folder / PRESET_FILE})" if self.folder else "")
+        problems = []
+        if self.normalization not in NORMALIZATIONS:
+            problems.append(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}")
+        if self.up not in UP_AXES:
+            problems.append(f"up must be one of {UP_AXES}, not {self.up!r}")
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            problems.append(f"unknown tasks {sorted(unknown)}; known: {TASKS}")
+        for task, placeholder in PROMPT_FIELDS.items():
+            if placeholder not in self.prompts.get(task, ""):
+                problems.append(f"prompt {task!r} must contain {placeholder}")
+        bad_gen = set(self.generation) - set(GENERATION_KEYS)
+        if bad_gen:
+            problems.append(f"unknown generation keys {sorted(bad_gen)}; known: {GENERATION_KEYS}")
+        if problems:
+            raise TaskError("model_error", f"{where}: " + "; ".join(problems))
+
+    def supports(self, task: str) -> bool:
+        return task in self.tasks
+
+    def vqvae_source(self) -> str | Path:
+        return self._source(self.vqvae)
+
+    def llm_source(self) -> str | Path:
+        return self._source(self.llm)
+
+    def _source(self, value: str) -> str | Path:
+        """A sub-folder of the preset folder, or else a hub repo id / absolute path as written."""
+        if self.folder is not None:
+            local = self.folder / value
+            if local.exists() or not _REPO_ID.match(value):
+                return local
+        return value
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("folder")
+        d["tasks"] = list(self.tasks)
+        return d
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / PRESET_FILE).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return folder
+
+
+def shapellm_omni_7b() -> Preset:
+    """The published weights with the reference demo's prompts, normalisation and sampling."""
+    return Preset(
+        name="shapellm-omni-7b",
+        vqvae="yejunliang23/3DVQVAE",
+        vqvae_file="3DVQVAE.bin",
+        llm="yejunliang23/ShapeLLM-7B-omni",
+        prompts=dict(REFERENCE_PROMPTS),
+        normalization="demo",
+        up="z",
+        generation=dict(REFERENCE_GENERATION),
+        tasks=TASKS,
+    )
+
+
+BUILTIN_NAMES = ("embedded", "shapellm-omni-7b")
+
+
+def read_preset_folder(folder: str | Path) -> Preset:
+    folder = Path(folder).expanduser().resolve()
+    path = folder / PRESET_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TaskError("model_unavailable", f"no {PRESET_FILE} in {folder}") from None
+    except (OSError, ValueError) as err:
+        raise TaskError("model_error", f"cannot read {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise TaskError("model_error", f"{path} must hold a JSON object")
+    known = set(Preset.__dataclass_fields__) - {"folder"}
+    unknown = set(data) - known
+    missing = {"name", "vqvae", "llm"} - set(data)
+    if unknown or missing:
+        raise TaskError("model_error", f"{path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+    try:
+        return Preset(**data, folder=folder)
+    except TypeError as err:
+        raise TaskError("model_error", f"{path}: {err}") from err
+
+
+def load_preset(name_or_folder: str | Path) -> Preset:
+    """A built-in preset by name, or a preset folder."""
+    if name_or_folder == "shapellm-omni-7b":
+        return shapellm_omni_7b()
+    if name_or_folder == "embedded":
+        if not (EMBEDDED_FOLDER / PRESET_FILE).is_file():
+            raise TaskError(
+                "model_unavailable",
+                f"the embedded default model is not installed ({EMBEDDED_FOLDER / PRESET_FILE} is missing); "
+                "choose the shapellm-omni-7b preset or a preset folder",
+            )
+        return read_preset_folder(EMBEDDED_FOLDER)
+    folder = Path(str(name_or_folder)).expanduser()
+    if folder.is_dir():
+        return read_preset_folder(folder)
+    raise TaskError(
+        "model_unavailable",
+        f"unknown preset {str(name_or_folder)!r}: not one of {BUILTIN_NAMES} and not a folder",
+    )
