@@ -1,0 +1,413 @@
+"""The wire format between the Blender add-on and the backend, defined once for both sides.
+
+A message is a ZeroMQ multipart message: frame 0 is a UTF-8 JSON header, frames 1..n are raw
+little-endian buffers that the header's "buffers" list describes in order. Nothing is ever
+unpickled or evaluated: JSON is parsed with `json.loads`, buffers become numpy arrays of a fixed
+allow-listed dtype or stay plain bytes. See docs/protocol.md for the full description.
+
+Imports only the standard library and numpy (the add-on bundles this file).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+# ---------------------------------------------------------------------------------------------
+# Message types
+
+# Requests that become queued jobs on the model worker.
+TASKS = ("text_to_3d", "image_to_3d", "describe", "edit")
+# Requests answered at once by the server's control path.
+CONTROLS = ("hello", "status", "cancel", "release", "ping")
+REQUEST_TYPES = TASKS + CONTROLS
+
+# Events the server sends. Every event names the request it answers in "job".
+EVENT_TYPES = (
+    "hello", "status", "released", "pong", "cancel_ack",  # replies to control requests
+    "accepted", "progress",                               # a job on its way
+    "result", "error", "cancelled",                        # terminal: exactly one per request
+)
+TERMINAL_EVENTS = ("result", "error", "cancelled")
+PROGRESS_STAGES = ("load", "encode", "tokens", "decode", "surface")
+
+# ---------------------------------------------------------------------------------------------
+# Error codes: stable, machine-readable. backend.errors.TaskError uses the same codes.
+
+ERROR_CODES = {
+    "bad_frames": "the multipart message is malformed (no header frame, or buffers missing or extra)",
+    "bad_header": "the header frame is not a UTF-8 JSON object of the expected shape",
+    "bad_version": "the protocol version is not supported by this side",
+    "unknown_type": "the request type is not one of the known requests",
+    "bad_field": "a field is missing, unknown or of the wrong type or range",
+    "too_large": "the message, the header or a buffer is over the size limit",
+    "bad_buffer": "a buffer's length, dtype or shape disagrees with the header",
+    "bad_mesh": "the mesh has NaN/inf vertices or triangle indices out of range",
+    "empty_mesh": "the mesh has no vertices or no triangles",
+    "bad_prompt": "the prompt or instruction is empty or too long",
+    "bad_image": "the image is not a PNG or JPEG image, or is too large",
+    "queue_full": "the job queue is full; try again when a job has finished",
+    "unknown_job": "no job of yours has that id (finished, never submitted, or another client's)",
+    "duplicate_job": "a job of yours with that id is still in the queue or running",
+    "unsupported": "the loaded model preset does not support this task",
+    "model_error": "the model could not be loaded or failed while running",
+    "no_shape": "the model produced no usable shape",
+    "shutting_down": "the server is shutting down",
+    "internal": "an unexpected error in the server; the message says more",
+}
+
+# ---------------------------------------------------------------------------------------------
+# Limits. The server announces its own in `hello`; these are the defaults.
+
+DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # a 4M-triangle mesh fits; ZMQ_MAXMSGSIZE is 2x this
+MAX_HEADER_BYTES = 64 * 1024
+MAX_BUFFERS = 8
+MAX_PROMPT_CHARS = 2000
+MAX_IMAGE_SIDE = 8192
+MAX_ID_CHARS = 64
+MAX_RANK = 2
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,%d}$" % MAX_ID_CHARS)
+
+# Buffer dtypes allowed on the wire; always little-endian. "bytes" is an opaque blob.
+DTYPES = {
+    "float32": np.dtype("<f4"),
+    "int32": np.dtype("<i4"),
+    "int16": np.dtype("<i2"),
+    "uint8": np.dtype("u1"),
+}
+BLOB = "bytes"
+
+
+class ProtocolError(Exception):
+    """A message broke the protocol. `code` is one of ERROR_CODES; `job` is the request id when known."""
+
+    def __init__(self, code: str, message: str, job: str | None = None):
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.job = job
+
+
+@dataclass
+class Message:
+    """One decoded message (request or event). `job` is the request id it carries or answers."""
+
+    type: str
+    job: str | None
+    fields: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)  # name -> numpy array (read-only view of the frame)
+    blobs: dict = field(default_factory=dict)   # name -> bytes
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type in TERMINAL_EVENTS
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def encode(msg: Message) -> list:
+    """Message -> list of frames (bytes header, then buffers). Arrays are sent without copying
+    when they are already C-contiguous little-endian of an allowed dtype."""
+    buffers_meta = []
+    frames: list = [b""]
+    for name, array in msg.arrays.items():
+        array = np.asarray(array)
+        dtype_name = _dtype_name(array.dtype)
+        if dtype_name is None:
+            raise ProtocolError("bad_buffer", f"array {name!r}: dtype {array.dtype} is not allowed on the wire")
+        array = np.ascontiguousarray(array, dtype=DTYPES[dtype_name])
+        buffers_meta.append({"name": name, "dtype": dtype_name, "shape": list(array.shape), "nbytes": array.nbytes})
+        frames.append(memoryview(array).cast("B") if array.nbytes else b"")
+    for name, blob in msg.blobs.items():
+        blob = bytes(blob) if not isinstance(blob, (bytes, memoryview)) else blob
+        buffers_meta.append({"name": name, "dtype": BLOB, "nbytes": len(blob)})
+        frames.append(blob)
+    header = {"v": msg.version, "type": msg.type, "job": msg.job, "fields": msg.fields, "buffers": buffers_meta}
+    frames[0] = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return frames
+
+
+def _dtype_name(dtype: np.dtype) -> str | None:
+    for name, allowed in DTYPES.items():
+        if dtype.kind == allowed.kind and dtype.itemsize == allowed.itemsize:
+            return name
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding (both directions). Strict: anything unexpected raises ProtocolError.
+
+
+def decode(frames: list, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Message:
+    """Frames (bytes, memoryview or zmq.Frame) -> Message, checking every size against the header."""
+    if not frames:
+        raise ProtocolError("bad_frames", "empty message: no header frame")
+    views = [_as_view(f) for f in frames]
+    total = sum(v.nbytes for v in views)
+    if total > max_message_bytes:
+        raise ProtocolError("too_large", f"message of {total} bytes is over the limit of {max_message_bytes}")
+    header = _parse_header(views[0])
+    job = header.get("job")
+    try:
+        return _decode_checked(header, views[1:])
+    except ProtocolError as err:
+        err.job = err.job or (job if isinstance(job, str) else None)
+        raise
+
+
+def _as_view(frame) -> memoryview:
+    buf = getattr(frame, "buffer", frame)  # zmq.Frame exposes .buffer; bytes/memoryview pass through
+    view = memoryview(buf)
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+def _parse_header(view: memoryview) -> dict:
+    if view.nbytes > MAX_HEADER_BYTES:
+        raise ProtocolError("too_large", f"header of {view.nbytes} bytes is over the limit of {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(bytes(view).decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ProtocolError("bad_header", f"header is not UTF-8 JSON: {err}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", "header must be a JSON object")
+    return header
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in a header")
+
+
+def _decode_checked(header: dict, buffers: list) -> Message:
+    version = header.get("v")
+    if not _is_int(version):
+        raise ProtocolError("bad_header", "header field 'v' (protocol version) must be an integer")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("bad_version", f"protocol version {version} is not supported; this side speaks {PROTOCOL_VERSION}")
+    kind = header.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_header", "header field 'type' must be a string")
+    job = header.get("job")
+    if job is not None and not (isinstance(job, str) and _ID_PATTERN.match(job)):
+        raise ProtocolError("bad_header", f"header field 'job' must be 1-{MAX_ID_CHARS} characters of A-Z a-z 0-9 _ . : -")
+    fields = header.get("fields", {})
+    if not isinstance(fields, dict):
+        raise ProtocolError("bad_header", "header field 'fields' must be an object")
+    meta = header.get("buffers", [])
+    if not isinstance(meta, list):
+        raise ProtocolError("bad_header", "header field 'buffers' must be a list")
+    unknown = set(header) - {"v", "type", "job", "fields", "buffers"}
+    if unknown:
+        raise ProtocolError("bad_header", f"unknown header keys: {sorted(unknown)}")
+    if len(meta) > MAX_BUFFERS:
+        raise ProtocolError("too_large", f"{len(meta)} buffers is over the limit of {MAX_BUFFERS}")
+    if len(meta) != len(buffers):
+        raise ProtocolError("bad_frames", f"header describes {len(meta)} buffers but {len(buffers)} frames follow it")
+    arrays, blobs = {}, {}
+    for entry, view in zip(meta, buffers):
+        name, value = _decode_buffer(entry, view)
+        if name in arrays or name in blobs:
+            raise ProtocolError("bad_header", f"buffer {name!r} appears twice")
+        (blobs if isinstance(value, bytes) else arrays)[name] = value
+    return Message(type=kind, job=job, fields=fields, arrays=arrays, blobs=blobs, version=version)
+
+
+def _decode_buffer(entry, view: memoryview):
+    if not isinstance(entry, dict):
+        raise ProtocolError("bad_header", "each buffer description must be an object")
+    name, dtype_name, nbytes = entry.get("name"), entry.get("dtype"), entry.get("nbytes")
+    if not (isinstance(name, str) and 0 < len(name) <= 32):
+        raise ProtocolError("bad_header", "buffer 'name' must be a string of 1-32 characters")
+    if not _is_int(nbytes) or nbytes < 0:
+        raise ProtocolError("bad_header", f"buffer {name!r}: 'nbytes' must be a non-negative integer")
+    if view.nbytes != nbytes:
+        raise ProtocolError("bad_buffer", f"buffer {name!r}: header says {nbytes} bytes, frame has {view.nbytes}")
+    if dtype_name == BLOB:
+        if set(entry) - {"name", "dtype", "nbytes"}:
+            raise ProtocolError("bad_header", f"buffer {name!r}: a bytes buffer has only name, dtype, nbytes")
+        return name, bytes(view)
+    if dtype_name not in DTYPES:
+        raise ProtocolError("bad_buffer", f"buffer {name!r}: dtype {dtype_name!r} is not one of {sorted(DTYPES) + [BLOB]}")
+    shape = entry.get("shape")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_RANK and all(_is_int(s) and s >= 0 for s in shape)):
+        raise ProtocolError("bad_header", f"buffer {name!r}: 'shape' must be a list of 1-{MAX_RANK} non-negative integers")
+    dtype = DTYPES[dtype_name]
+    expected = math.prod(shape) * dtype.itemsize
+    if expected != nbytes:
+        raise ProtocolError("bad_buffer", f"buffer {name!r}: shape {shape} of {dtype_name} needs {expected} bytes, header says {nbytes}")
+    # A read-only view straight onto the frame: no copy, and nothing but numbers can come out.
+    array = np.frombuffer(view, dtype=dtype).reshape(shape)
+    return name, array
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Request validation: what each request must carry. Used by the server on every inbound request
+# and by the client before sending, so bad input is caught on the side that made it.
+
+OPTION_RULES = {
+    # name: (type check, range check, description)
+    "seed": (lambda v: _is_int(v), lambda v: 0 <= v < 2**63, "an integer >= 0"),
+    "temperature": (lambda v: _is_number(v), lambda v: 0 < v <= 5, "a number in (0, 5]"),
+    "top_p": (lambda v: _is_number(v), lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "top_k": (lambda v: _is_int(v), lambda v: 1 <= v <= 1_000_000, "an integer >= 1"),
+    "max_new_tokens": (lambda v: _is_int(v), lambda v: 1 <= v <= 8192, "an integer in [1, 8192]"),
+    "mesh_style": (lambda v: isinstance(v, str), lambda v: v in ("smooth", "blocky"), "'smooth' or 'blocky'"),
+}
+
+# request type -> (required fields, optional fields, required arrays, required blobs)
+REQUEST_SCHEMA = {
+    "hello": ((), ("client",), (), ()),
+    "status": ((), (), (), ()),
+    "release": ((), (), (), ()),
+    "ping": ((), (), (), ()),
+    "cancel": (("target",), (), (), ()),
+    "text_to_3d": (("prompt",), ("options",), (), ()),
+    "image_to_3d": ((), ("options",), (), ("image",)),
+    "describe": ((), ("options", "question"), ("vertices", "faces"), ()),
+    "edit": (("instruction",), ("options",), ("vertices", "faces"), ()),
+}
+
+
+def validate_request(msg: Message) -> None:
+    """Raise ProtocolError unless `msg` is a well-formed request of a known type."""
+    if msg.type not in REQUEST_SCHEMA:
+        raise ProtocolError("unknown_type", f"unknown request type {msg.type!r}; known: {', '.join(REQUEST_TYPES)}", msg.job)
+    if msg.job is None:
+        raise ProtocolError("bad_header", f"a {msg.type} request needs a 'job' id", None)
+    required, optional, arrays, blobs = REQUEST_SCHEMA[msg.type]
+    try:
+        _check_keys("field", msg.fields, required, optional)
+        _check_keys("array", msg.arrays, arrays, ())
+        _check_keys("blob", msg.blobs, blobs, ())
+        for name in ("prompt", "instruction", "question"):
+            if name in msg.fields:
+                validate_prompt(msg.fields[name], name)
+        if "client" in msg.fields and not (isinstance(msg.fields["client"], str) and len(msg.fields["client"]) <= 200):
+            raise ProtocolError("bad_field", "field 'client' must be a string of at most 200 characters")
+        if "target" in msg.fields and not (isinstance(msg.fields["target"], str) and _ID_PATTERN.match(msg.fields["target"])):
+            raise ProtocolError("bad_field", "field 'target' must be a job id")
+        if "options" in msg.fields:
+            validate_options(msg.fields["options"])
+        if arrays:
+            validate_mesh(msg.arrays["vertices"], msg.arrays["faces"])
+        if "image" in blobs:
+            validate_image(msg.blobs["image"])
+    except ProtocolError as err:
+        err.job = msg.job
+        raise
+
+
+def _check_keys(kind: str, given: dict, required: tuple, optional: tuple) -> None:
+    missing = [k for k in required if k not in given]
+    if missing:
+        raise ProtocolError("bad_field", f"missing {kind}(s): {', '.join(missing)}")
+    extra = sorted(set(given) - set(required) - set(optional))
+    if extra:
+        raise ProtocolError("bad_field", f"unknown {kind}(s): {', '.join(extra)}")
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def validate_prompt(text, name: str = "prompt") -> str:
+    if not isinstance(text, str):
+        raise ProtocolError("bad_field", f"field {name!r} must be a string")
+    if not text.strip():
+        raise ProtocolError("bad_prompt", f"{name} is empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ProtocolError("bad_prompt", f"{name} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
+    return text
+
+
+def validate_options(options) -> dict:
+    if not isinstance(options, dict):
+        raise ProtocolError("bad_field", "field 'options' must be an object")
+    for key, value in options.items():
+        if key not in OPTION_RULES:
+            raise ProtocolError("bad_field", f"unknown option {key!r}; known: {', '.join(OPTION_RULES)}")
+        type_ok, range_ok, description = OPTION_RULES[key]
+        if not (type_ok(value) and range_ok(value)):
+            raise ProtocolError("bad_field", f"option {key!r} must be {description}, got {value!r}")
+    return options
+
+
+def validate_mesh(vertices, faces) -> None:
+    """Shared mesh checks: dtypes and shapes, non-empty, finite coordinates, indices in range."""
+    if not isinstance(vertices, np.ndarray) or vertices.dtype != DTYPES["float32"] or vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ProtocolError("bad_buffer", "'vertices' must be float32 with shape [N, 3]")
+    if not isinstance(faces, np.ndarray) or faces.dtype != DTYPES["int32"] or faces.ndim != 2 or faces.shape[1] != 3:
+        raise ProtocolError("bad_buffer", "'faces' must be int32 with shape [M, 3]")
+    if len(vertices) == 0 or len(faces) == 0:
+        raise ProtocolError("empty_mesh", f"the mesh has {len(vertices)} vertices and {len(faces)} triangles; both must be > 0")
+    if not np.isfinite(vertices).all():
+        bad = int((~np.isfinite(vertices)).any(axis=1).sum())
+        raise ProtocolError("bad_mesh", f"{bad} vertices have NaN or infinite coordinates")
+    low, high = int(faces.min()), int(faces.max())
+    if low < 0 or high >= len(vertices):
+        raise ProtocolError("bad_mesh", f"triangle indices span [{low}, {high}] but there are {len(vertices)} vertices")
+
+
+def image_size(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) of a PNG or JPEG from its header bytes; ProtocolError otherwise."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return "png", width, height
+    if data[:3] == b"\xff\xd8\xff":
+        return ("jpeg",) + _jpeg_size(data)
+    raise ProtocolError("bad_image", "the image is not a PNG or JPEG file")
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and pos + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return width, height
+        pos += 2 + length
+    raise ProtocolError("bad_image", "the JPEG has no readable frame header")
+
+
+def validate_image(data) -> None:
+    if not isinstance(data, (bytes, bytearray)) or not data:
+        raise ProtocolError("bad_image", "the image is empty")
+    _, width, height = image_size(bytes(data))
+    if not (0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE):
+        raise ProtocolError("bad_image", f"image of {width}x{height} pixels; each side must be 1-{MAX_IMAGE_SIDE}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers to build events (server side) so every event has the same shape.
+
+
+def event(type_: str, job: str | None, fields: dict | None = None, arrays: dict | None = None) -> Message:
+    assert type_ in EVENT_TYPES, type_
+    return Message(type=type_, job=job, fields=fields or {}, arrays=arrays or {})
+
+
+def error_event(job: str | None, code: str, message: str) -> Message:
+    assert code in ERROR_CODES, code
+    return event("error", job, {"code": code, "message": message})

@@ -1,0 +1,325 @@
+"""Command line: `python -m backend <command>` (or the `shapellm-backend` console script).
+
+    serve      run the ZeroMQ backend service
+    keygen     create a CurveZMQ key pair for remote use
+    generate   prompt or image -> mesh file (GLB/OBJ/...), in-process, no Blender
+    describe   mesh file -> caption
+    edit       mesh file + instruction -> mesh file
+
+Adding a command from another module:
+
+    from backend.cli import add_command
+    add_command("demo", "run the Blender demo", configure=lambda p: p.add_argument(...), run=main_fn)
+
+and list that module in COMMAND_MODULES below so `main()` imports it before parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+# Modules that register extra commands with add_command() when imported.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def add_command(name: str, help: str, configure, run) -> None:
+    """Register a subcommand: `configure(parser)` adds its arguments, `run(args)` returns the exit code."""
+    if name in COMMANDS:
+        raise ValueError(f"command {name!r} is already registered")
+    COMMANDS[name] = Command(name, help, configure, run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="ShapeLLM-Omni backend")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.configure(sub.add_parser(command.name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv=None) -> int:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "WARNING"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return COMMANDS[args.command].run(args) or 0
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+def _configure_serve(p: argparse.ArgumentParser) -> None:
+    from addon.wire import protocol
+    from backend.server import DEFAULT_BIND
+
+    p.add_argument("--preset", default="embedded", help="built-in preset name or preset folder (default: embedded)")
+    p.add_argument("--bind", default=DEFAULT_BIND,
+                   help=f"ZeroMQ endpoint (default {DEFAULT_BIND}); port 0 picks a free port. "
+                        "A non-loopback address needs --curve-secret and --allowed-clients")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--queue-size", type=_positive_int, default=8, help="jobs waiting at most (default 8)")
+    p.add_argument("--max-message-mb", type=float, default=protocol.DEFAULT_MAX_MESSAGE_BYTES / 2**20,
+                   help="largest request accepted, in MiB (default %(default)s)")
+    p.add_argument("--curve-secret", help="server key pair file (NAME.key_secret from keygen)")
+    p.add_argument("--allowed-clients", help="folder of the allowed clients' public NAME.key files")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _run_serve(args) -> int:
+    from backend import auth
+    from backend.server import Server, ServerConfig
+
+    bind = args.bind
+    if bind.startswith("tcp://") and bind.endswith(":0"):
+        bind = bind[:-2] + ":*"  # ZeroMQ's spelling of "any free port"
+    config = ServerConfig(preset=args.preset, bind=bind, device=args.device, queue_size=args.queue_size,
+                          max_message_bytes=int(args.max_message_mb * 2**20),
+                          curve_secret=args.curve_secret, allowed_clients=args.allowed_clients)
+    try:
+        server = Server(config)
+    except auth.AuthError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    # The first stdout line names the bound endpoint; tests and the add-on's supervisor read it.
+    server.serve(ready=lambda endpoint: print(f"listening on {endpoint}", flush=True))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+# -- keygen ---------------------------------------------------------------------------------------
+
+
+def _configure_keygen(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="folder for NAME.key (public) and NAME.key_secret (private)")
+    p.add_argument("--name", required=True, help="key name, e.g. server or the artist's machine name")
+
+
+def _run_keygen(args) -> int:
+    from backend.auth import AuthError, create_key_pair
+
+    try:
+        public, secret = create_key_pair(args.out, args.name)
+    except AuthError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"public key: {public}\nsecret key: {secret} (keep it private)")
+    return 0
+
+
+# -- one-shot tasks ---------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """`progress(stage, done, total)` callback drawing one bar per stage on stderr."""
+
+    WIDTH = 30
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self._stage = None
+        self._last_draw = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != self._stage:
+            if self._stage is not None and self.interactive:
+                self.stream.write("\n")
+            self._stage = stage
+        elif done < total and now - self._last_draw < (0.1 if self.interactive else 2.0):
+            return
+        self._last_draw = now
+        filled = self.WIDTH * done // total if total > 0 else self.WIDTH
+        line = f"{stage:<8} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
+        self.stream.write(("\r" + line) if self.interactive else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._stage is not None and self.interactive:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="embedded", help="built-in preset name or preset folder")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _options(args) -> dict:
+    from addon.wire import protocol
+
+    names = ("seed", "temperature", "top_p", "top_k", "max_new_tokens", "mesh_style")
+    options = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    return protocol.validate_options(options)
+
+
+def _configure_generate(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="what to make, in words")
+    source.add_argument("--image", help="PNG or JPEG of the object")
+    p.add_argument("-o", "--output", required=True, help="mesh file to write (.glb, .obj, .ply, .stl)")
+    p.add_argument("--mesh-style", choices=["smooth", "blocky"])
+    p.add_argument("--codes", help="also write the 1024 shape codes to this .npy file")
+    _add_model_arguments(p)
+
+
+def _run_generate(args) -> int:
+    from addon.wire import protocol
+
+    def task(pipe, progress, cancelled):
+        options = _options(args)
+        if args.prompt is not None:
+            return pipe.text_to_3d(protocol.validate_prompt(args.prompt), options, progress, cancelled)
+        image = _read_file(args.image)
+        protocol.validate_image(image)
+        return pipe.image_to_3d(image, options, progress, cancelled)
+
+    def finish(result):
+        _save_mesh(args.output, result.vertices, result.faces)
+        if args.codes:
+            import numpy as np
+
+            np.save(args.codes, np.asarray(result.codes, dtype=np.int32))
+        print(f"wrote {args.output}: {len(result.vertices)} vertices, {len(result.faces)} triangles")
+
+    return _run_task(args, task, finish)
+
+
+def _configure_describe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("mesh", help="mesh file (.glb, .obj, .ply, .stl, ...)")
+    p.add_argument("--question", help="what to ask about the shape (default: the preset's overview question)")
+    _add_model_arguments(p)
+
+
+def _run_describe(args) -> int:
+    from addon.wire import protocol
+
+    def task(pipe, progress, cancelled):
+        vertices, faces = _load_mesh(args.mesh)
+        options = _options(args)
+        if args.question is not None:
+            options["question"] = protocol.validate_prompt(args.question, "question")
+        return pipe.describe(vertices, faces, options, progress, cancelled)
+
+    return _run_task(args, task, lambda caption: print(caption))
+
+
+def _configure_edit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("mesh", help="mesh file to edit (left unchanged)")
+    p.add_argument("--instruction", required=True, help="what to change, in words")
+    p.add_argument("-o", "--output", required=True, help="mesh file to write")
+    p.add_argument("--mesh-style", choices=["smooth", "blocky"])
+    _add_model_arguments(p)
+
+
+def _run_edit(args) -> int:
+    from addon.wire import protocol
+
+    def task(pipe, progress, cancelled):
+        instruction = protocol.validate_prompt(args.instruction, "instruction")
+        vertices, faces = _load_mesh(args.mesh)
+        return pipe.edit(vertices, faces, instruction, _options(args), progress, cancelled)
+
+    def finish(result):
+        _save_mesh(args.output, result.vertices, result.faces)
+        print(f"wrote {args.output}: {len(result.vertices)} vertices, {len(result.faces)} triangles")
+
+    return _run_task(args, task, finish)
+
+
+def _run_task(args, task, finish) -> int:
+    """Run one pipeline task with a progress bar; Ctrl+C cancels it at the next decoding step."""
+    from addon.wire.protocol import ProtocolError
+    from backend.errors import Cancelled, TaskError
+    from backend.server import make_pipeline
+
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    bar = ProgressBar()
+    try:
+        pipe = make_pipeline(args.preset, args.device)
+        result = task(pipe, bar, interrupted.is_set)
+        bar.close()
+        finish(result)
+        return 0
+    except Cancelled:
+        bar.close()
+        print("cancelled", file=sys.stderr)
+        return 130
+    except (TaskError, ProtocolError) as err:
+        bar.close()
+        print(f"error: {err.code}: {err.message}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        bar.close()
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise OSError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _load_mesh(path: str):
+    import numpy as np
+
+    from addon.wire import protocol
+    from backend.geometry.meshio import load_mesh
+
+    vertices, faces = load_mesh(path)
+    vertices, faces = np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.int32)
+    protocol.validate_mesh(vertices, faces)  # the same checks a mesh gets on the wire
+    return vertices, faces
+
+
+def _save_mesh(path: str, vertices, faces) -> None:
+    from backend.geometry.meshio import save_mesh
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_mesh(path, vertices, faces)
+
+
+add_command("serve", "run the backend service (ZeroMQ)", _configure_serve, _run_serve)
+add_command("keygen", "create a CurveZMQ key pair for remote use", _configure_keygen, _run_keygen)
+add_command("generate", "generate a mesh file from a prompt or an image", _configure_generate, _run_generate)
+add_command("describe", "describe the shape in a mesh file", _configure_describe, _run_describe)
+add_command("edit", "edit a mesh file with an instruction", _configure_edit, _run_edit)

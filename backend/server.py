@@ -1,0 +1,470 @@
+"""The backend service: a ZeroMQ ROUTER in front of a bounded job queue and ONE model worker.
+
+Threads:
+- main thread: owns the ROUTER socket. Decodes and validates every request, answers control
+  requests (hello, status, cancel, ping, release bookkeeping) at once, queues tasks, and forwards
+  the worker's events to clients. It never runs a model, so it stays responsive during a
+  1024-token generation.
+- worker thread: builds the Pipeline (lazily, so `hello` answers before torch is even imported),
+  runs one job at a time, and sends progress/result/error/cancelled through an inproc socket.
+
+Every request gets exactly one terminal event: Job.finish() is the single gate for that.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import platform
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+import backend
+from addon.wire import protocol
+from addon.wire.protocol import Message, ProtocolError
+from backend import auth
+from backend.errors import Cancelled, TaskError
+
+log = logging.getLogger("backend.server")
+
+DEFAULT_BIND = "tcp://127.0.0.1:5577"
+PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress events a second per job, plus every stage change
+
+
+@dataclass
+class ServerConfig:
+    preset: str = "embedded"
+    bind: str = DEFAULT_BIND
+    device: str = "auto"
+    queue_size: int = 8
+    max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES
+    curve_secret: str | None = None      # server NAME.key_secret
+    allowed_clients: str | None = None   # folder of allowed client NAME.key files
+
+
+@dataclass
+class Job:
+    owner: tuple          # (curve user id or "", zmq routing id): only the owner may cancel
+    identity: bytes       # routing id to send events to
+    id: str
+    msg: Message
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = "client"
+    progress: tuple = ("queued", 0, 0)
+    _finished: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def task(self) -> str:
+        return self.msg.type
+
+    def finish(self) -> bool:
+        """True for the one caller allowed to send this job's terminal event."""
+        with self._lock:
+            if self._finished:
+                return False
+            self._finished = True
+            return True
+
+
+class JobQueue:
+    """Bounded FIFO that also lets the control path remove a queued job (cancel)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self.running: Job | None = None
+
+    def put(self, job: Job) -> int:
+        """Queue a job; returns how many jobs are ahead of it (the running one included)."""
+        with self._cond:
+            if len(self._jobs) >= self.size:
+                raise TaskError("queue_full", f"the queue holds {self.size} jobs already; try again later")
+            ahead = len(self._jobs) + (self.running is not None)
+            self._jobs.append(job)
+            self._cond.notify()
+            return ahead
+
+    def take(self, timeout: float) -> Job | None:
+        """Worker side: the next job (now marked running), or None after `timeout`."""
+        with self._cond:
+            if not self._jobs:
+                self._cond.wait(timeout)
+            self.running = self._jobs.popleft() if self._jobs else None
+            return self.running
+
+    def done(self) -> None:
+        with self._cond:
+            self.running = None
+
+    def remove(self, job: Job) -> bool:
+        """Remove a job that has not started; False when it is running or gone."""
+        with self._cond:
+            try:
+                self._jobs.remove(job)
+                return True
+            except ValueError:
+                return False
+
+    def drain(self) -> list[Job]:
+        with self._cond:
+            jobs, self._jobs = list(self._jobs), collections.deque()
+            return jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+def make_pipeline(preset: str, device: str):
+    """The real model pipeline; imported here so the server starts without torch."""
+    from backend.pipeline import Pipeline
+
+    return Pipeline(preset, device=device)
+
+
+class Server:
+    def __init__(self, config: ServerConfig, pipeline_factory=make_pipeline):
+        self.config = config
+        self._pipeline_factory = pipeline_factory
+        self._curve = None
+        if config.curve_secret or config.allowed_clients:
+            if not (config.curve_secret and config.allowed_clients):
+                raise auth.AuthError("CurveZMQ needs both --curve-secret and --allowed-clients")
+            self._curve = auth.load_curve_settings(config.curve_secret, config.allowed_clients)
+        auth.check_bind_security(config.bind, self._curve)
+        self.queue = JobQueue(config.queue_size)
+        self.jobs: dict[tuple, Job] = {}        # (owner, job id) -> active job
+        self.endpoint: str | None = None
+        self._pipeline = None
+        self._pipeline_info: dict | None = None
+        self._pipeline_error: str | None = None
+        self._release_requests: list[tuple[bytes, str]] = []
+        self._release_lock = threading.Lock()
+        self._waiting_hello: list[tuple[bytes, str]] = []  # hellos answered before the model was ready
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._events_address = f"inproc://worker-events-{id(self)}"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def serve(self, ready=None) -> None:
+        """Bind, run until stop() or SIGINT/SIGTERM, then shut down cleanly. `ready(endpoint)` is
+        called once the socket is bound."""
+        context = zmq.Context()
+        authenticator = auth.start_authenticator(context, self._curve) if self._curve else None
+        router = context.socket(zmq.ROUTER)
+        router.linger = 1000
+        router.router_mandatory = False  # events for a client that went away are dropped
+        # ZeroMQ drops the connection of a peer that sends a frame over this; below it, we answer
+        # "too_large" with an error event (see decode()).
+        router.maxmsgsize = 2 * self.config.max_message_bytes
+        if self._curve:
+            auth.make_curve_server(router, self._curve)
+        router.bind(self.config.bind)
+        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        events = context.socket(zmq.PULL)
+        events.bind(self._events_address)
+        self._router = router
+        worker = threading.Thread(target=self._worker, args=(context,), name="model-worker", daemon=True)
+        worker.start()
+        self._install_signal_handlers()
+        log.info("listening on %s (preset %s, queue %d)", self.endpoint, self.config.preset, self.config.queue_size)
+        if ready:
+            ready(self.endpoint)
+        try:
+            self._loop(router, events)
+        finally:
+            self._shutdown(router, events, worker)
+            if authenticator:
+                authenticator.stop()
+            context.term()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.wake()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def _loop(self, router: zmq.Socket, events: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(events, zmq.POLLIN)
+        while not self._stop.is_set():
+            ready = dict(poller.poll(100))
+            # Worker events first, so a job's progress is never held behind a flood of requests.
+            for _ in range(1000):
+                if events not in ready:
+                    break
+                try:
+                    router.send_multipart(events.recv_multipart(flags=zmq.NOBLOCK, copy=False), copy=False)
+                except zmq.Again:
+                    break
+            if router in ready:
+                for _ in range(100):
+                    try:
+                        frames = router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(frames)
+
+    def _shutdown(self, router, events, worker) -> None:
+        log.info("shutting down")
+        self.stop()
+        for job in self.queue.drain():
+            self._finish(job, protocol.error_event(job.id, "shutting_down", "the server is shutting down"))
+        running = self.queue.running
+        if running is not None:
+            running.cancel_reason = "shutdown"
+            running.cancel_event.set()
+        deadline = time.monotonic() + 10
+        while worker.is_alive() and time.monotonic() < deadline:
+            if events.poll(50):
+                router.send_multipart(events.recv_multipart(copy=False), copy=False)
+        while events.poll(0):
+            router.send_multipart(events.recv_multipart(copy=False), copy=False)
+        events.close(linger=0)
+        router.close(linger=1000)
+
+    # -- control path (main thread) ----------------------------------------------------------------
+
+    def _send(self, identity: bytes, msg: Message) -> None:
+        self._router.send_multipart([identity] + protocol.encode(msg), copy=False)
+
+    def _finish(self, job: Job, msg: Message) -> None:
+        """Send a terminal event from the main thread, if no one has yet."""
+        if job.finish():
+            self.jobs.pop((job.owner, job.id), None)
+            self._send(job.identity, msg)
+
+    def _handle(self, frames: list) -> None:
+        identity = frames[0].bytes
+        body = frames[1:]
+        user = ""
+        if self._curve and body:
+            user = body[0].get("User-Id") or ""
+        owner = (user, identity)
+        try:
+            if not body:
+                raise ProtocolError("bad_frames", "empty message: no header frame")
+            msg = protocol.decode(body, self.config.max_message_bytes)
+            protocol.validate_request(msg)
+            if msg.type in protocol.TASKS:
+                self._submit(owner, identity, msg)
+            else:
+                getattr(self, f"_on_{msg.type}")(owner, identity, msg)
+        except (ProtocolError, TaskError) as err:
+            job = getattr(err, "job", None) or (msg.job if "msg" in locals() else None)
+            log.info("rejected request %s: %s %s", job, err.code, err.message)
+            self._send(identity, protocol.error_event(job, err.code, err.message))
+
+    def _on_hello(self, owner, identity, msg: Message) -> None:
+        if self._pipeline_info is None and self._pipeline_error is None:
+            self._waiting_hello.append((identity, msg.job))
+        self._send(identity, protocol.event("hello", msg.job, {"server": self.info()}))
+
+    def _on_ping(self, owner, identity, msg: Message) -> None:
+        busy = self.queue.running is not None
+        self._send(identity, protocol.event("pong", msg.job, {"busy": busy, "queued": len(self.queue)}))
+
+    def _on_status(self, owner, identity, msg: Message) -> None:
+        running = self.queue.running
+        running_info = None
+        if running is not None:
+            stage, done, total = running.progress
+            running_info = {"task": running.task, "stage": stage, "done": done, "total": total,
+                            "mine": running.owner == owner, "job": running.id if running.owner == owner else None}
+        mine = [job.id for (job_owner, _), job in list(self.jobs.items()) if job_owner == owner]
+        self._send(identity, protocol.event("status", msg.job, {
+            "server": self.info(), "running": running_info, "queued": len(self.queue),
+            "your_jobs": mine, "uptime_s": round(time.monotonic() - self._started, 1)}))
+
+    def _on_cancel(self, owner, identity, msg: Message) -> None:
+        target = msg.fields["target"]
+        job = self.jobs.get((owner, target))
+        if job is None:
+            raise TaskError("unknown_job", f"no job {target!r} of yours is queued or running")
+        if self.queue.remove(job):
+            self._send(identity, protocol.event("cancel_ack", msg.job, {"target": target, "state": "queued"}))
+            self._finish(job, protocol.event("cancelled", target, {"stage": "queued", "done": 0}))
+            return
+        job.cancel_event.set()
+        stage, done, total = job.progress
+        self._send(identity, protocol.event("cancel_ack", msg.job, {
+            "target": target, "state": "running", "stage": stage, "done": done, "total": total}))
+
+    def _on_release(self, owner, identity, msg: Message) -> None:
+        with self._release_lock:
+            self._release_requests.append((identity, msg.job))
+        self.queue.wake()
+
+    def _submit(self, owner, identity, msg: Message) -> None:
+        if (owner, msg.job) in self.jobs:
+            raise TaskError("duplicate_job", f"job {msg.job!r} is already queued or running")
+        supports = (self._pipeline_info or {}).get("supports") or {}
+        if supports and not supports.get(msg.type, False):
+            raise TaskError("unsupported", f"preset {self._pipeline_info.get('preset')} does not support {msg.type}")
+        if msg.type == "image_to_3d":
+            _check_image_decodes(msg.blobs["image"])
+        job = Job(owner=owner, identity=identity, id=msg.job, msg=msg)
+        ahead = self.queue.put(job)
+        self.jobs[(owner, msg.job)] = job
+        self._send(identity, protocol.event("accepted", msg.job, {"task": msg.type, "position": ahead}))
+
+    def info(self) -> dict:
+        pipeline = self._pipeline_info or {}
+        return {
+            "protocol": protocol.PROTOCOL_VERSION,
+            "version": backend.__version__,
+            "preset": pipeline.get("preset", self.config.preset),
+            "device": pipeline.get("device", self.config.device),
+            "supports": pipeline.get("supports"),
+            "ready": self._pipeline_info is not None,
+            "load_error": self._pipeline_error,
+            "model_loaded": self._pipeline is not None,
+            "tasks": list(protocol.TASKS),
+            "queue_size": self.config.queue_size,
+            "max_message_bytes": self.config.max_message_bytes,
+            "max_prompt_chars": protocol.MAX_PROMPT_CHARS,
+            "max_image_side": protocol.MAX_IMAGE_SIDE,
+            "authenticated": self._curve is not None,
+            "versions": {"python": platform.python_version(), "zmq": zmq.zmq_version(),
+                         "pyzmq": zmq.pyzmq_version(), "numpy": np.__version__},
+        }
+
+    # -- worker thread --------------------------------------------------------------------------
+
+    def _worker(self, context: zmq.Context) -> None:
+        out = context.socket(zmq.PUSH)
+        out.connect(self._events_address)
+        send = lambda identity, msg: out.send_multipart([identity] + protocol.encode(msg), copy=False)
+        try:
+            self._load_pipeline(send)
+            while not self._stop.is_set():
+                self._serve_release_requests(send)
+                job = self.queue.take(timeout=0.2)
+                if job is None:
+                    continue
+                try:
+                    self._run(job, send)
+                finally:
+                    self.queue.done()
+                    self.jobs.pop((job.owner, job.id), None)
+        finally:
+            out.close(linger=1000)
+
+    def _load_pipeline(self, send) -> None:
+        try:
+            self._pipeline = self._pipeline_factory(self.config.preset, self.config.device)
+            self._pipeline_info = dict(self._pipeline.info())
+            log.info("pipeline ready: %s", self._pipeline_info)
+        except Exception as err:  # the server keeps answering; every job then reports model_error
+            log.exception("could not create the pipeline")
+            self._pipeline_error = f"{type(err).__name__}: {err}"
+        waiting, self._waiting_hello = self._waiting_hello, []
+        for identity, request in waiting:  # a second hello, now with the model's facts
+            send(identity, protocol.event("hello", request, {"server": self.info()}))
+
+    def _serve_release_requests(self, send) -> None:
+        with self._release_lock:
+            requests, self._release_requests = self._release_requests, []
+        if not requests:
+            return
+        freed = False
+        if self._pipeline is not None:
+            self._pipeline.release()
+            freed = True
+        for identity, request in requests:
+            send(identity, protocol.event("released", request, {"freed": freed}))
+
+    def _run(self, job: Job, send) -> None:
+        started = time.monotonic()
+        last_sent = [0.0, None]
+
+        def progress(stage: str, done: int, total: int) -> None:
+            job.progress = (stage, int(done), int(total))
+            now = time.monotonic()
+            if stage != last_sent[1] or done >= total or now - last_sent[0] >= PROGRESS_INTERVAL_S:
+                last_sent[0], last_sent[1] = now, stage
+                send(job.identity, protocol.event("progress", job.id, {"stage": stage, "done": int(done), "total": int(total)}))
+
+        def cancelled() -> bool:
+            return job.cancel_event.is_set()
+
+        try:
+            if self._pipeline is None:
+                raise TaskError("model_error", f"the model preset could not be loaded: {self._pipeline_error}")
+            if cancelled():
+                raise Cancelled()
+            terminal = self._run_task(job, progress, cancelled)
+            terminal.fields["seconds"] = round(time.monotonic() - started, 3)
+        except Cancelled:
+            stage, done, total = job.progress
+            if job.cancel_reason == "shutdown":
+                terminal = protocol.error_event(job.id, "shutting_down", "the server is shutting down")
+            else:
+                terminal = protocol.event("cancelled", job.id, {"stage": stage, "done": done, "total": total})
+        except TaskError as err:
+            code = err.code if err.code in protocol.ERROR_CODES else "model_error"
+            terminal = protocol.error_event(job.id, code, err.message)
+        except ProtocolError as err:
+            terminal = protocol.error_event(job.id, err.code, err.message)
+        except MemoryError:
+            terminal = protocol.error_event(job.id, "model_error", "out of memory while running the model")
+        except Exception as err:
+            log.exception("job %s failed", job.id)
+            code = getattr(err, "code", None)
+            code = code if code in protocol.ERROR_CODES else "internal"
+            terminal = protocol.error_event(job.id, code, f"{type(err).__name__}: {err}")
+        log.info("job %s %s -> %s in %.2fs", job.id, job.task, terminal.type, time.monotonic() - started)
+        if job.finish():
+            send(job.identity, terminal)
+
+    def _run_task(self, job: Job, progress, cancelled) -> Message:
+        pipe, msg = self._pipeline, job.msg
+        options = dict(msg.fields.get("options", {}))
+        if msg.type == "describe":
+            vertices, faces = np.array(msg.arrays["vertices"]), np.array(msg.arrays["faces"])
+            if "question" in msg.fields:
+                options["question"] = msg.fields["question"]
+            caption = pipe.describe(vertices, faces, options, progress, cancelled)
+            return protocol.event("result", job.id, {"task": "describe", "caption": str(caption)})
+        if msg.type == "text_to_3d":
+            result = pipe.text_to_3d(msg.fields["prompt"], options, progress, cancelled)
+        elif msg.type == "image_to_3d":
+            result = pipe.image_to_3d(msg.blobs["image"], options, progress, cancelled)
+        else:
+            vertices, faces = np.array(msg.arrays["vertices"]), np.array(msg.arrays["faces"])
+            result = pipe.edit(vertices, faces, msg.fields["instruction"], options, progress, cancelled)
+        arrays = {
+            "vertices": np.asarray(result.vertices, dtype=np.float32),
+            "faces": np.asarray(result.faces, dtype=np.int32),
+            "codes": np.asarray(result.codes, dtype=np.int32),
+        }
+        fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
+        return protocol.event("result", job.id, fields, arrays)
+
+
+def _check_image_decodes(data: bytes) -> None:
+    """Beyond the header check in the protocol: the image must really decode (Pillow, no eval)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise TaskError("bad_image", f"the image does not decode: {err}") from None
