@@ -1,0 +1,102 @@
+"""The job pump: the only place where backend events reach Blender data.
+
+`pump()` is a plain function: bpy.app.timers calls it in the UI (through `timer()`), tests
+call it directly (timers do not fire in background mode). It runs on the main thread, polls
+the client without blocking, and stops taking new work once its time budget is spent.
+"""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+
+from . import preferences, results, session as session_mod
+
+TICK_BUDGET_S = 0.002
+BUSY_INTERVAL_S = 0.05    # while jobs run: smooth progress bars
+IDLE_INTERVAL_S = 0.5
+
+
+def pump(context=None, budget_s: float = TICK_BUDGET_S) -> bool:
+    """One tick. Returns True when anything changed (the panel is then redrawn)."""
+    session = session_mod.get()
+    if session is None:
+        return False
+    context = context or bpy.context
+    deadline = time.perf_counter() + budget_s
+    changed = session.tick()
+    # Results are applied one per tick so one tick stays short; building a big mesh is the
+    # single unavoidable cost, and the next tick follows right after.
+    if session.results and time.perf_counter() < deadline:
+        job, event = session.results.pop(0)
+        _apply_result(context, session, job, event)
+        changed = True
+    while session.notices:
+        level, text = session.notices.pop(0)
+        report(level, text)
+    if changed:
+        redraw(context)
+    return changed
+
+
+def _apply_result(context, session, job, event) -> None:
+    preset = str(session.server_info.get("preset", ""))
+    prefs = preferences.get(context)
+    try:
+        if job.task == "describe":
+            caption = str(event.fields.get("caption", ""))
+            results.apply_caption(context, job, caption, preset)
+            session.history.add(job.task, job.label, caption)
+            session.notices.append(("INFO", f'{job.label}: "{caption}"'))
+            results.push_undo("ShapeLLM describe")
+            return
+        vertices, faces = event.arrays["vertices"], event.arrays["faces"]
+        obj = results.place_mesh_result(context, job, vertices, faces, preset,
+                                        smooth=prefs.mesh_style == "smooth")
+        job.result_name = obj.name
+        session.history.add(job.task, job.label, obj.name, vertices, faces, job.place)
+        results.push_undo(f"ShapeLLM {job.task}")
+    except (KeyError, ValueError) as exc:
+        # A result we cannot use loses nothing in the scene: the job fails with the reason.
+        job.finish("failed", f"unusable result: {exc}")
+        session.notices.append(("ERROR", f"{job.task} failed: {job.message}"))
+
+
+def report(level: str, text: str) -> None:
+    """Into the info log and the status bar (an operator is the only way to report from here)."""
+    try:
+        bpy.ops.shapellm.report(level=level, message=text)
+    except RuntimeError:
+        print(f"ShapeLLM {level}: {text}")
+
+
+def redraw(context) -> None:
+    wm = context.window_manager
+    for window in wm.windows if wm else ():
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "STATUSBAR"):
+                area.tag_redraw()
+
+
+def timer() -> float | None:
+    """bpy.app.timers callback: pump, then come back soon while work is under way."""
+    session = session_mod.get()
+    if session is None:
+        return None
+    try:
+        pump()
+    except Exception as exc:  # a timer that raises is dropped by Blender: keep pumping
+        print(f"ShapeLLM pump error: {exc!r}")
+    busy = session.book.active() or session.results or session.state == "connecting"
+    return BUSY_INTERVAL_S if busy else IDLE_INTERVAL_S
+
+
+def start_timer() -> None:
+    if not bpy.app.timers.is_registered(timer):
+        bpy.app.timers.register(timer, first_interval=IDLE_INTERVAL_S, persistent=True)
+
+
+def stop_timer() -> None:
+    if bpy.app.timers.is_registered(timer):
+        bpy.app.timers.unregister(timer)

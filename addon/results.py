@@ -1,0 +1,108 @@
+"""Put finished jobs into the scene: where the artist expects them, named, with provenance."""
+
+from __future__ import annotations
+
+import re
+
+import bpy
+import numpy as np
+
+from .mesh_bridge import build_mesh, check_arrays
+
+COLLECTION_NAME = "ShapeLLM"
+VARIATION_GAP = 1.25  # side-by-side spacing, in object sizes
+
+
+def object_name(text: str, fallback: str = "Shape") -> str:
+    """'a chair with four legs' -> 'Chair with four legs' (short, no leading article)."""
+    words = re.sub(r"[^\w\s-]", " ", text).split()
+    if words and words[0].lower() in ("a", "an", "the"):
+        words = words[1:]
+    name = " ".join(words)[:48].strip() or fallback
+    return name[0].upper() + name[1:]
+
+
+def result_collection(scene) -> bpy.types.Collection:
+    collection = bpy.data.collections.get(COLLECTION_NAME)
+    if collection is None:
+        collection = bpy.data.collections.new(COLLECTION_NAME)
+    if scene.collection.children.get(collection.name) is None:
+        scene.collection.children.link(collection)
+    return collection
+
+
+def fit_unit_mesh(vertices: np.ndarray, size: float) -> np.ndarray:
+    """Scale a unit-frame mesh so its largest side is `size`, standing on z = 0, centred in x, y."""
+    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    extent = float((high - low).max()) or 1.0
+    centre = (low + high) / 2
+    out = (vertices - centre) * (size / extent)
+    out[:, 2] -= out[:, 2].min()
+    return out.astype(np.float32)
+
+
+def world_to_local(vertices: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Map world-space points into the frame whose world matrix is `matrix`."""
+    inverse = np.linalg.inv(matrix.astype(np.float64))
+    homogeneous = np.c_[vertices.astype(np.float64), np.ones(len(vertices))]
+    return (homogeneous @ inverse.T)[:, :3].astype(np.float32)
+
+
+def set_provenance(obj, job, preset: str) -> None:
+    obj["shapellm_task"] = job.task
+    if job.task == "edit":
+        obj["shapellm_instruction"] = job.label
+    elif job.task != "describe":
+        obj["shapellm_prompt"] = job.label
+    if "seed" in job.options:
+        obj["shapellm_seed"] = int(job.options["seed"])
+    obj["shapellm_preset"] = preset
+    obj["shapellm_duration_s"] = round(job.duration, 3)
+
+
+def place_mesh_result(context, job, vertices, faces, preset: str, smooth: bool):
+    """A new object from a generate or edit result. Returns it."""
+    scene = context.scene
+    vertices, faces = check_arrays(vertices, faces)
+    place = job.place
+    if job.task == "edit":
+        source = bpy.data.objects.get(place.get("source", ""))
+        matrix = np.array(place["matrix"], dtype=np.float32)
+        # We sent world-space geometry, so the edit comes back in world space.
+        try:
+            local = world_to_local(vertices, matrix)
+        except np.linalg.LinAlgError:
+            local, matrix = vertices, np.eye(4, dtype=np.float32)
+        name = f"{place.get('source', 'Object')} edited"
+    else:
+        local = fit_unit_mesh(vertices, float(place.get("size", 2.0)))
+        name = object_name(job.label, "Image shape" if job.task == "image_to_3d" else "Shape")
+        source = None
+    mesh = build_mesh(name, local, faces, smooth=smooth)
+    obj = bpy.data.objects.new(name, mesh)
+    result_collection(scene).objects.link(obj)
+    if job.task == "edit":
+        obj.matrix_world = [list(map(float, row)) for row in matrix]
+        if source is not None and place.get("hide_source") and source.name in context.view_layer.objects:
+            source.hide_set(True)
+    else:
+        x, y, z = place.get("location", (0.0, 0.0, 0.0))
+        offset = place.get("variation", 0) * float(place.get("size", 2.0)) * VARIATION_GAP
+        obj.location = (x + offset, y, z)
+    set_provenance(obj, job, preset)
+    return obj
+
+
+def apply_caption(context, job, caption: str, preset: str) -> None:
+    context.scene.shapellm.caption = caption
+    obj = bpy.data.objects.get(job.place.get("source", ""))
+    if obj is not None:
+        obj["shapellm_caption"] = caption
+        set_provenance(obj, job, preset)
+        job.result_name = obj.name
+
+
+def push_undo(message: str) -> None:
+    """Make the result one undo step (operators do it themselves; a timer does not)."""
+    if bpy.ops.ed.undo_push.poll():
+        bpy.ops.ed.undo_push(message=message)
