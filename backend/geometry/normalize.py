@@ -1,0 +1,106 @@
+"""Fit a mesh into the model's unit cube [-0.5, 0.5]^3 and map results back.
+
+Two conventions (see ../shared/reference/shapellm-omni.md section 4):
+  "training": centre each axis on its bounding box and scale by the longest side, so the
+              object fills the cube along its longest side (TRELLIS training data).
+  "demo":     the published demo's quirk: ONE scalar min and max over all coordinates,
+              (v - min_all) / (max_all - min_all) - 0.5. It does not centre each axis.
+Up axis: a Blender mesh is Z-up and stays as it is; a Y-up file (glTF, OBJ) is turned Z-up
+with the reference's +90 degree rotation about X, (x, y, z) -> (x, -z, y). The demo
+normalises in the file's own frame and rotates afterwards; so do we (it matters for "demo").
+
+Every normalisation is one affine map  unit = ((v - center) * scale) @ R.T  with a signed
+permutation R, kept in a Normalization so that results map back exactly.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DEGENERATE_MESH, EMPTY_MESH, INVALID_ARGUMENT, GeometryError
+from .validate import as_vertices, check_finite
+
+CONVENTIONS = ("training", "demo")
+UP_AXES = ("z", "y")
+
+# Rows map input axes to Z-up axes: (x, y, z) -> (x, -z, y) for a Y-up input.
+_Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """unit = ((v - center) * scale) @ rotation.T, and its exact inverse."""
+
+    center: np.ndarray    # float64 [3], in the input's own frame
+    scale: float          # input units -> unit cube
+    rotation: np.ndarray  # float64 [3,3], input frame -> Z-up
+    convention: str = "training"
+    up: str = "z"
+
+    def to_unit(self, v) -> np.ndarray:
+        """Input coordinates -> unit cube (float32)."""
+        v = as_vertices(v)
+        return (((v - self.center) * self.scale) @ self.rotation.T).astype(np.float32)
+
+    def from_unit(self, u) -> np.ndarray:
+        """Unit cube -> input coordinates (float32). R is orthogonal, so R^-1 = R^T."""
+        u = as_vertices(u)
+        return ((u @ self.rotation) / self.scale + self.center).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able form (for logs and job records)."""
+        return {
+            "center": [float(c) for c in self.center],
+            "scale": float(self.scale),
+            "rotation": self.rotation.tolist(),
+            "convention": self.convention,
+            "up": self.up,
+        }
+
+
+def up_rotation(up: str) -> np.ndarray:
+    """The rotation that turns a frame with the given up axis into Z-up."""
+    if up not in UP_AXES:
+        raise GeometryError(INVALID_ARGUMENT, f"up must be one of {UP_AXES}, got {up!r}")
+    return np.eye(3) if up == "z" else _Y_UP_TO_Z_UP.copy()
+
+
+def training_normalization(v, up: str = "z") -> Normalization:
+    """Centre each axis, scale the longest side to 1."""
+    v = _checked(v)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    longest = float((hi - lo).max())
+    if not longest > 0.0:
+        raise GeometryError(DEGENERATE_MESH, "all vertices are at one point: nothing to scale")
+    return Normalization((lo + hi) / 2.0, 1.0 / longest, up_rotation(up), "training", up)
+
+
+def demo_normalization(v, up: str = "z") -> Normalization:
+    """One scalar min/max over every coordinate, as the published demo does."""
+    v = _checked(v)
+    lo, hi = float(v.min()), float(v.max())
+    if not hi - lo > 0.0:
+        raise GeometryError(DEGENERATE_MESH, "all vertices are at one point: nothing to scale")
+    center = np.full(3, (lo + hi) / 2.0)
+    return Normalization(center, 1.0 / (hi - lo), up_rotation(up), "demo", up)
+
+
+def normalize(v, convention: str = "training", up: str = "z"):
+    """-> (v_unit float32 [N,3], Normalization)."""
+    if convention == "training":
+        norm = training_normalization(v, up)
+    elif convention == "demo":
+        norm = demo_normalization(v, up)
+    else:
+        raise GeometryError(
+            INVALID_ARGUMENT, f"convention must be one of {CONVENTIONS}, got {convention!r}"
+        )
+    return norm.to_unit(v), norm
+
+
+def _checked(v) -> np.ndarray:
+    v = as_vertices(v)
+    if len(v) == 0:
+        raise GeometryError(EMPTY_MESH, "no vertices to normalise")
+    check_finite(v)
+    return v
