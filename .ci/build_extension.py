@@ -82,7 +82,8 @@ def build(out_dir: Path, split: bool = True) -> list[Path]:
     wheels = [fetch_wheel(name) for name in manifest_wheels()]
     source = stage(wheels)
     script = blender_ext_script()
-    subprocess.run([sys.executable, str(script), "validate", str(source)], check=True)
+    # Blender's tools talk on stdout; keep ours for the list of zips.
+    subprocess.run([sys.executable, str(script), "validate", str(source)], check=True, stdout=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     before = {p: p.stat().st_mtime for p in out_dir.glob("*.zip")}
     cmd = [sys.executable, str(script), "build", "--source-dir", str(source),

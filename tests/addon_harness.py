@@ -1,0 +1,81 @@
+"""Blender as the bpy module, with our extension built by .ci/build_extension.py and installed
+from its zip through Blender's own operator, once per test run.
+
+BLENDER_USER_RESOURCES points at a temporary folder before bpy is imported, so nothing of the
+machine's own Blender setup is read or written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = "bl_ext.user_default.shapellm_omni"
+_built: dict = {}
+
+
+def import_bpy():
+    if "bpy" not in sys.modules:
+        os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="shapellm-blender-user-")
+    import bpy
+
+    return bpy
+
+
+def build_zips(out_dir: Path) -> list[Path]:
+    done = subprocess.run([sys.executable, str(REPO / ".ci" / "build_extension.py"), "--out", str(out_dir)],
+                          check=True, capture_output=True, text=True)
+    return [Path(line) for line in done.stdout.splitlines() if line.endswith(".zip")]
+
+
+def linux_zip() -> Path:
+    if "zips" not in _built:
+        _built["zips"] = build_zips(Path(tempfile.mkdtemp(prefix="shapellm-dist-")))
+    return next(p for p in _built["zips"] if p.name.endswith("linux_x64.zip"))
+
+
+def installed_blender():
+    """bpy with the extension installed from the zip and enabled."""
+    bpy = import_bpy()
+    import addon_utils
+
+    if "installed" not in _built:
+        result = bpy.ops.extensions.package_install_files(
+            filepath=str(linux_zip()), repo="user_default", enable_on_install=True)
+        assert result == {"FINISHED"}
+        _built["installed"] = True
+    if not addon_utils.check(PACKAGE)[1]:
+        addon_utils.enable(PACKAGE, default_set=True)
+    return bpy
+
+
+def module(name: str):
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def clear_scene(bpy) -> None:
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    for mesh in list(bpy.data.meshes):
+        bpy.data.meshes.remove(mesh)
+    for collection in list(bpy.data.collections):
+        bpy.data.collections.remove(collection)
+    bpy.context.scene.cursor.location = (0, 0, 0)
+
+
+def pump_until(condition, timeout: float, budget_s: float = 0.002):
+    """Drive the add-on's job pump like the timer would, until condition() or timeout."""
+    pump = module("pump")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pump.pump(budget_s=budget_s)
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
