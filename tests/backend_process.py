@@ -2,7 +2,7 @@
 
     from tests.backend_process import backend_process
 
-    with backend_process(preset_folder) as backend:     # waits until the server answers hello
+    with backend_process(tiny_preset()) as backend:     # waits until the server answers hello
         client = backend.client()                       # a Client connected to it (closed for you)
         event = run_job(client, "text_to_3d", {"prompt": "a cube"}, timeout=60)
 
@@ -13,8 +13,10 @@ arguments go in `args` (e.g. ["--queue-size", "4"]). Server logs go to `backend.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +27,21 @@ from pathlib import Path
 from addon.wire.client import Client, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+_tiny_preset_folder: Path | None = None
+
+
+def tiny_preset() -> Path:
+    """A tiny random model preset (backend.models.tiny), written once per test session."""
+    global _tiny_preset_folder
+    if _tiny_preset_folder is None:
+        from backend.models.tiny import write_tiny_preset
+
+        folder = Path(tempfile.mkdtemp(prefix="tiny-preset-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _tiny_preset_folder = Path(write_tiny_preset(folder / "tiny"))
+    return _tiny_preset_folder
 
 
 class BackendProcess:
