@@ -30,6 +30,8 @@ def read_object_triangles(obj, depsgraph) -> tuple[np.ndarray, np.ndarray, np.nd
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
+        if len(mesh.polygons) == 0:
+            raise MeshInputError(f'"{obj.name}" has no faces to read')
         mesh.calc_loop_triangles()
         vertices = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
         mesh.attributes["position"].data.foreach_get("vector", vertices)

@@ -6,6 +6,7 @@ import re
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from .mesh_bridge import build_mesh, check_arrays
 
@@ -82,7 +83,7 @@ def place_mesh_result(context, job, vertices, faces, preset: str, smooth: bool):
     obj = bpy.data.objects.new(name, mesh)
     result_collection(scene).objects.link(obj)
     if job.task == "edit":
-        obj.matrix_world = [list(map(float, row)) for row in matrix]
+        obj.matrix_world = Matrix(matrix.tolist())  # rows; a plain nested list would be read as columns
         if source is not None and place.get("hide_source") and source.name in context.view_layer.objects:
             source.hide_set(True)
     else:

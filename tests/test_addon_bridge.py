@@ -1,0 +1,168 @@
+"""Mesh bridge and result placement under the real bpy module (no backend needed here)."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import trimesh  # noqa: E402
+
+import tests.addon_harness as harness  # noqa: E402
+
+FIXTURES = harness.REPO / ".." / "shared" / "fixtures" / "meshes"
+
+
+@pytest.fixture()
+def bpy():
+    bpy = harness.installed_blender()
+    harness.clear_scene(bpy)
+    yield bpy
+    harness.clear_scene(bpy)
+
+
+def add_object(bpy, name, vertices, faces):
+    bridge = harness.module("mesh_bridge")
+    obj = bpy.data.objects.new(name, bridge.build_mesh(name, vertices, faces))
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def test_build_and_read_back_a_real_mesh_unchanged(bpy):
+    bridge = harness.module("mesh_bridge")
+    mesh = trimesh.load(FIXTURES / "bunny.ply", force="mesh", process=False)
+    v, f = np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32)
+    obj = add_object(bpy, "bunny", v, f)
+    assert len(obj.data.polygons) == len(f)
+    got_v, got_f, matrix = bridge.read_object_triangles(obj, bpy.context.evaluated_depsgraph_get())
+    np.testing.assert_array_equal(got_v, v)
+    np.testing.assert_array_equal(got_f, f)
+    np.testing.assert_array_equal(matrix, np.eye(4, dtype=np.float32))
+
+
+def test_read_applies_modifiers_triangulates_and_leaves_the_source_alone(bpy):
+    bridge = harness.module("mesh_bridge")
+    bpy.ops.mesh.primitive_cube_add(size=2.0, location=(3, 0, 1))
+    cube = bpy.context.active_object
+    array = cube.modifiers.new("Array", "ARRAY")
+    array.count = 3
+    meshes_before = len(bpy.data.meshes)
+    v, f, matrix = bridge.read_object_triangles(cube, bpy.context.evaluated_depsgraph_get())
+    assert f.shape == (3 * 12, 3) and v.shape == (3 * 8, 3)   # three cubes, quads split in two
+    assert v[:, 0].max() == pytest.approx(5.0)                 # the array reaches x = 5 locally
+    np.testing.assert_allclose(matrix[:3, 3], (3, 0, 1))
+    # The source keeps its quads, its modifier, its data; no temporary mesh is left behind.
+    assert len(cube.data.polygons) == 6 and len(cube.data.vertices) == 8
+    assert [m.name for m in cube.modifiers] == ["Array"]
+    assert len(bpy.data.meshes) == meshes_before
+
+
+def test_bad_result_arrays_are_refused_before_touching_blender_data(bpy):
+    bridge = harness.module("mesh_bridge")
+    v = np.zeros((3, 3), np.float32)
+    before = len(bpy.data.meshes)
+    with pytest.raises(bridge.MeshInputError, match="outside"):
+        bridge.build_mesh("bad", v, np.array([[0, 1, 3]], np.int32))
+    with pytest.raises(bridge.MeshInputError, match="non-finite"):
+        bridge.build_mesh("bad", np.full((3, 3), np.nan, np.float32), np.array([[0, 1, 2]], np.int32))
+    with pytest.raises(bridge.MeshInputError, match="empty"):
+        bridge.build_mesh("bad", v, np.zeros((0, 3), np.int32))
+    assert len(bpy.data.meshes) == before
+
+
+def test_built_mesh_passes_blenders_validation(bpy):
+    bridge = harness.module("mesh_bridge")
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    mesh = bridge.build_mesh("ico", np.asarray(sphere.vertices, np.float32), np.asarray(sphere.faces, np.int32))
+    assert mesh.validate() is False   # False: nothing needed fixing
+    assert len(mesh.edges) == len(sphere.edges_unique)
+
+
+def test_mesh_style_sets_the_shading(bpy):
+    bridge = harness.module("mesh_bridge")
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+    f = np.array([[0, 1, 2]], np.int32)
+    assert bridge.build_mesh("s", v, f, smooth=True).polygons[0].use_smooth
+    assert not bridge.build_mesh("b", v, f, smooth=False).polygons[0].use_smooth
+
+
+@pytest.mark.parametrize("case", ["no selection", "non-mesh", "empty mesh"])
+def test_describe_and_edit_refuse_bad_selections_clearly(bpy, case):
+    session = harness.module("session").get()
+    if case == "no selection":
+        bpy.ops.mesh.primitive_cube_add()
+        bpy.ops.object.select_all(action="DESELECT")
+        expected = "Select a mesh object first"
+    elif case == "non-mesh":
+        bpy.ops.object.light_add(type="POINT")
+        expected = "is a light, not a mesh"
+    else:
+        mesh = bpy.data.meshes.new("empty")
+        obj = bpy.data.objects.new("Empty mesh", mesh)
+        bpy.context.scene.collection.objects.link(obj)
+        bpy.context.view_layer.objects.active = obj
+        obj.select_set(True)
+        expected = '"Empty mesh" has no faces'
+    objects_before = len(bpy.data.objects)
+    with pytest.raises(RuntimeError, match=expected):
+        bpy.ops.shapellm.describe()
+    bpy.context.scene.shapellm.instruction = "make it taller"
+    with pytest.raises(RuntimeError, match=expected):
+        bpy.ops.shapellm.edit()
+    assert len(bpy.data.objects) == objects_before and not session.book.active()
+
+
+def test_generate_without_a_backend_says_to_press_start(bpy):
+    prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
+    prefs.backend_python = ""   # nothing configured to auto-start
+    bpy.context.scene.shapellm.prompt = "a chair"
+    with pytest.raises(RuntimeError, match="No backend running: press Start"):
+        bpy.ops.shapellm.generate()
+    with pytest.raises(RuntimeError, match="Type a prompt"):
+        bpy.context.scene.shapellm.prompt = "  "
+        bpy.ops.shapellm.generate()
+
+
+def _job(task, label, **place):
+    jobs = harness.module("jobs")
+    return jobs.Job(key="k", task=task, label=label, options={"seed": 7}, place=place)
+
+
+def test_generated_result_lands_at_the_cursor_at_the_preferred_size(bpy):
+    results = harness.module("results")
+    # A unit-frame box as the backend sends it: [-0.5, 0.5] wide, half as tall.
+    box = trimesh.creation.box(extents=(1.0, 0.5, 0.5))
+    v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
+    for i in range(2):
+        job = _job("text_to_3d", "a wooden chair!", location=(1.0, 2.0, 3.0), size=4.0, variation=i)
+        obj = results.place_mesh_result(bpy.context, job, v, f, "tiny", smooth=True)
+    bpy.context.view_layer.update()
+    first, second = bpy.data.objects["Wooden chair"], obj
+    assert first.users_collection[0].name == "ShapeLLM"
+    assert tuple(first.location) == pytest.approx((1.0, 2.0, 3.0))
+    assert tuple(first.dimensions) == pytest.approx((4.0, 2.0, 2.0), rel=1e-5)
+    world_z = [(first.matrix_world @ vert.co).z for vert in first.data.vertices]
+    assert min(world_z) == pytest.approx(3.0)   # standing on the cursor
+    assert second.location.x - first.location.x == pytest.approx(4.0 * results.VARIATION_GAP)
+    assert first["shapellm_task"] == "text_to_3d" and first["shapellm_prompt"] == "a wooden chair!"
+    assert first["shapellm_seed"] == 7 and first["shapellm_preset"] == "tiny"
+    assert first["shapellm_duration_s"] >= 0
+
+
+def test_edit_result_takes_the_source_transform_and_keeps_the_source(bpy):
+    results = harness.module("results")
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(5, -2, 1), rotation=(0, 0, 0.7), scale=(2, 1, 3))
+    source = bpy.context.active_object
+    matrix = np.array(source.matrix_world, np.float32)
+    # The backend returns the edited shape in the frame it was sent in: world space.
+    local = np.array([list(v.co) for v in source.data.vertices], np.float32)
+    world = local @ matrix[:3, :3].T + matrix[:3, 3]
+    faces = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
+    job = _job("edit", "make it taller", source=source.name, matrix=matrix.tolist(), hide_source=True)
+    obj = results.place_mesh_result(bpy.context, job, world, faces, "tiny", smooth=False)
+    np.testing.assert_allclose(np.array(obj.matrix_world), matrix, atol=1e-6)
+    got = np.array([list(obj.matrix_world @ v.co) for v in obj.data.vertices])
+    np.testing.assert_allclose(got, world, atol=1e-4)
+    assert obj.name == f"{source.name} edited" and obj["shapellm_instruction"] == "make it taller"
+    assert source.name in bpy.data.objects and source.hide_get()
+    assert len(source.data.vertices) == 8
