@@ -1,0 +1,143 @@
+"""The server's control path over real sockets: hello, status, heartbeats, shutdown, remote-use
+security (CurveZMQ) and the refusal to listen on the network without it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from addon.wire import protocol
+from addon.wire.client import Client, wait_for
+from backend.auth import is_loopback
+from tests.backend_process import REPO_ROOT, backend_process, tiny_preset
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def run_cli(*args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_hello_reports_versions_preset_and_limits_and_status_answers():
+    with backend_process(tiny_preset(), args=["--queue-size", "3"]) as backend:
+        client = backend.client()
+        reply = wait_for(client, client.hello(), timeout=10)
+        info = reply.fields["server"]
+        assert info["protocol"] == protocol.PROTOCOL_VERSION
+        assert info["version"] and info["versions"]["zmq"]
+        assert info["queue_size"] == 3 and info["tasks"] == list(protocol.TASKS)
+        assert info["authenticated"] is False
+        assert client.server_info == info
+        status = wait_for(client, client.status(), timeout=10)
+        assert status.type == "status" and status.fields["running"] is None
+        assert status.fields["queued"] == 0 and status.fields["your_jobs"] == []
+
+
+def test_heartbeat_shows_a_dead_backend_within_three_seconds():
+    with backend_process(tiny_preset()) as backend:
+        client = backend.client()
+        deadline = time.monotonic() + 5
+        while not client.alive and time.monotonic() < deadline:
+            client.poll(timeout=0.1)
+        assert client.alive
+        backend.process.kill()  # no goodbye: the way a crashed or unplugged backend looks
+        backend.process.wait()
+        died = time.monotonic()
+        while client.alive:
+            client.poll(timeout=0.1)
+            assert time.monotonic() - died < 3.5, "client still thinks a dead backend is alive"
+    assert not client.alive
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_clean_shutdown_on_signal(sig):
+    with backend_process(tiny_preset()) as backend:
+        client = backend.client()
+        wait_for(client, client.status(), timeout=10)
+        started = time.monotonic()
+        assert backend.stop(sig) == 0
+        assert time.monotonic() - started < 15
+        assert "shutting down" in backend.log()
+
+
+def test_refuses_a_network_address_without_curve_keys():
+    result = run_cli("serve", "--preset", tiny_preset(), "--bind", "tcp://0.0.0.0:0")
+    assert result.returncode == 2
+    assert "refusing to bind" in result.stderr and "keygen" in result.stderr
+
+
+def test_loopback_detection():
+    for endpoint in ["tcp://127.0.0.1:5577", "tcp://127.3.2.1:1", "tcp://localhost:9", "tcp://[::1]:5", "ipc:///tmp/x"]:
+        assert is_loopback(endpoint), endpoint
+    for endpoint in ["tcp://0.0.0.0:5577", "tcp://*:5577", "tcp://192.168.1.4:1", "tcp://eth0:1", "tcp://[::]:1"]:
+        assert not is_loopback(endpoint), endpoint
+
+
+def test_keygen_writes_a_key_pair_and_refuses_to_overwrite(tmp_path):
+    result = run_cli("keygen", "--out", tmp_path, "--name", "server")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "server.key").is_file() and (tmp_path / "server.key_secret").is_file()
+    assert (tmp_path / "server.key_secret").stat().st_mode & 0o077 == 0  # secret readable by owner only
+    assert "secret" not in (tmp_path / "server.key").read_text().replace("public-key", "")
+    again = run_cli("keygen", "--out", tmp_path, "--name", "server")
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_curve_admits_only_allowed_client_keys(tmp_path):
+    from backend.auth import create_key_pair
+
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    allowed.mkdir()
+    _, server_secret = create_key_pair(keys, "server")
+    client_public, client_secret = create_key_pair(keys, "artist")
+    _, stranger_secret = create_key_pair(keys, "stranger")
+    (allowed / "artist.key").write_bytes(client_public.read_bytes())
+
+    # A network address is accepted once keys are given; clients still connect over loopback here.
+    args = ["--curve-secret", server_secret, "--allowed-clients", allowed]
+    process_args = [sys.executable, "-m", "backend", "serve", "--preset", tiny_preset(), "--bind", "tcp://0.0.0.0:0", *args]
+    process = subprocess.Popen(list(map(str, process_args)), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("listening on tcp://0.0.0.0:"), line
+        address = "tcp://127.0.0.1:" + line.rsplit(":", 1)[1].strip()
+        server_public = keys / "server.key"
+
+        artist = Client(address, server_public_key=server_public, client_keys=client_secret)
+        reply = wait_for(artist, artist.hello(), timeout=10)
+        assert reply.fields["server"]["authenticated"] is True
+
+        stranger = Client(address, server_public_key=server_public, client_keys=stranger_secret)
+        plain = Client(address)
+        stranger.hello()
+        plain.hello()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            assert stranger.poll(timeout=0.1) == [] and plain.poll(timeout=0.1) == []
+        assert not stranger.alive and not plain.alive
+        assert wait_for(artist, artist.status(), timeout=10).type == "status"  # still serving
+        for client in (artist, stranger, plain):
+            client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        process.stdout.close()
+
+
+def test_curve_settings_are_checked_before_starting(tmp_path):
+    from backend.auth import create_key_pair
+
+    public, secret = create_key_pair(tmp_path, "server")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("serve", "--preset", tiny_preset(), "--curve-secret", secret, "--allowed-clients", empty)
+    assert result.returncode == 2 and "no .key files" in result.stderr
+    result = run_cli("serve", "--preset", tiny_preset(), "--curve-secret", public, "--allowed-clients", tmp_path)
+    assert result.returncode == 2 and "no secret key" in result.stderr
+    result = run_cli("serve", "--preset", tiny_preset(), "--curve-secret", secret)
+    assert result.returncode == 2 and "both" in result.stderr
