@@ -10,7 +10,7 @@ A preset folder holds `preset.json`:
       "prompts": {"text_to_3d": "...{text}...", "image_to_3d": "...",
                   "describe": "...", "edit": "...{instruction}..."},
       "normalization": "training",   # "training" | "demo" (backend/geometry/normalize.py)
-      "up": "z",                     # up axis of the model's own frame
+      "up": "z",                     # up axis of the model's own frame (only Z-up, the published one)
       "generation": {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7,
                      "temperature": 0.7, "seed": 42},
       "tasks": ["text_to_3d", "image_to_3d", "describe", "edit"]
@@ -33,7 +33,9 @@ from backend.errors import TaskError
 PRESET_FILE = "preset.json"
 TASKS = ("text_to_3d", "image_to_3d", "describe", "edit")
 NORMALIZATIONS = ("training", "demo")
-UP_AXES = ("z", "y")
+# The model's own frame. The published VQVAE is Z-up; inputs in other frames are turned Z-up by
+# the pipeline (options["up"]), so no other model frame is needed yet.
+UP_AXES = ("z",)
 
 # Reference demo settings (reference doc section 3).
 REFERENCE_GENERATION = {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7, "temperature": 0.7, "seed": 42}

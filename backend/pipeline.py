@@ -1,0 +1,279 @@
+"""The four tasks end to end: geometry + VQVAE + LLM runtime (contract in docs/architecture.md).
+
+    mesh (caller's coordinates) -> clean -> normalise (preset convention) -> 64^3 surface voxels
+        -> VQVAE encode -> 1024 codes -> LLM -> 1024 codes -> VQVAE decode -> occupancy
+        -> surface mesh (unit cube; for edit mapped back to the caller's coordinates)
+
+Models load lazily on the first task (stage "load") and stay loaded until release(). Stages
+reported through progress(stage, done, total): load, encode, tokens (from the LLM runtime, per
+mesh token), decode, surface. cancelled() is checked between stages (and by the runtime after
+every decoding step); when true, the task raises Cancelled.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from backend.errors import Cancelled, TaskError
+from backend.geometry import errors as geometry_errors
+from backend.geometry.errors import GeometryError
+from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
+
+MESH_STYLES = ("smooth", "blocky")
+INPUT_UP_AXES = ("z", "y")
+MAX_PROMPT_CHARS = 2000  # the wire's limit too (addon/wire/protocol.py)
+# Options a caller may give besides the generation settings.
+PIPELINE_OPTIONS = ("mesh_style", "up", "question")
+
+Progress = Callable[[str, int, int], None]
+Cancelled_ = Callable[[], bool]
+
+# Geometry error codes -> wire error codes, for meshes the caller sent.
+_INPUT_MESH_CODES = {
+    geometry_errors.EMPTY_MESH: "empty_mesh",
+    geometry_errors.INVALID_MESH: "bad_mesh",
+    geometry_errors.NON_FINITE: "bad_mesh",
+    geometry_errors.DEGENERATE_MESH: "bad_mesh",
+    geometry_errors.INVALID_ARGUMENT: "bad_field",
+}
+
+
+@dataclass
+class MeshResult:
+    vertices: np.ndarray  # float32 [N, 3]
+    faces: np.ndarray  # int32 [M, 3]
+    codes: np.ndarray  # int32 [1024]: the shape's VQVAE codes
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _never() -> bool:
+    return False
+
+
+class Pipeline:
+    def __init__(self, preset: Preset | str, device: str = "auto"):
+        from backend.models.checkpoints import resolve_device
+
+        self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
+        self.device = str(resolve_device(device))
+        self._vqvae = None
+        self._llm = None
+        # One task at a time, and release() never frees models under a running task.
+        self._lock = threading.RLock()
+
+    # -- public API ------------------------------------------------------------------------
+    def info(self) -> dict:
+        return {
+            "preset": self.preset.name,
+            "device": self.device,
+            "supports": {task: self.preset.supports(task) for task in TASKS},
+        }
+
+    def text_to_3d(self, prompt: str, options=None, progress=None, cancelled=None) -> MeshResult:
+        prompt = _checked_text(prompt, "prompt")
+        return self._generate("text_to_3d", dict(text=prompt), options, progress, cancelled)
+
+    def image_to_3d(self, image_bytes: bytes, options=None, progress=None, cancelled=None) -> MeshResult:
+        image = decode_image(image_bytes)
+        return self._generate("image_to_3d", dict(image=image), options, progress, cancelled)
+
+    def describe(self, vertices, faces, options=None, progress=None, cancelled=None) -> str:
+        progress, cancelled = progress or _no_progress, cancelled or _never
+        self._require("describe")
+        opts = self._options(options)
+        if "question" in opts:
+            opts["question"] = _checked_text(opts["question"], "question")
+        with self._lock:
+            llm, vqvae = self._models(progress, cancelled)
+            codes, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
+            text = llm.describe(codes, options=self._llm_options(opts), progress=progress, cancelled=cancelled)
+        return str(text)
+
+    def edit(self, vertices, faces, instruction: str, options=None, progress=None, cancelled=None) -> MeshResult:
+        progress, cancelled = progress or _no_progress, cancelled or _never
+        self._require("edit")
+        instruction = _checked_text(instruction, "instruction")
+        opts = self._options(options)
+        with self._lock:
+            llm, vqvae = self._models(progress, cancelled)
+            codes, normalization = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
+            new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
+                                 progress=progress, cancelled=cancelled)
+            vertices_unit, faces_out, new_codes = self._decode(vqvae, new_codes, opts, progress, cancelled)
+        # Back through the normalisation: the edit lands where the original stood.
+        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes)
+
+    def release(self) -> None:
+        """Free model memory; the next task loads the models again."""
+        with self._lock:
+            if self._llm is not None:
+                self._llm.release()
+            self._llm = None
+            self._vqvae = None
+            _empty_cuda_cache()
+
+    # -- steps -----------------------------------------------------------------------------
+    def _generate(self, task: str, inputs: dict, options, progress, cancelled) -> MeshResult:
+        progress, cancelled = progress or _no_progress, cancelled or _never
+        self._require(task)
+        opts = self._options(options)
+        with self._lock:
+            llm, vqvae = self._models(progress, cancelled)
+            codes = llm.generate_shape(**inputs, options=self._llm_options(opts),
+                                       progress=progress, cancelled=cancelled)
+            vertices, faces, codes = self._decode(vqvae, codes, opts, progress, cancelled)
+        return MeshResult(vertices, faces, codes)
+
+    def _models(self, progress: Progress, cancelled: Cancelled_):
+        """The (llm, vqvae) pair, loaded on first use."""
+        _check(cancelled)
+        if self._vqvae is None or self._llm is None:
+            progress("load", 0, 2)
+            if self._vqvae is None:
+                self._vqvae = self._load_vqvae()
+            progress("load", 1, 2)
+            _check(cancelled)
+            if self._llm is None:
+                self._llm = self._load_llm()
+        progress("load", 2, 2)
+        _check(cancelled)
+        return self._llm, self._vqvae
+
+    def _load_vqvae(self):
+        from backend.models.checkpoints import load_vqvae
+
+        try:
+            return load_vqvae(self.preset.vqvae_source(), self.device, filename=self.preset.vqvae_file)
+        except TaskError:
+            raise
+        except Exception as err:
+            raise TaskError("model_error", f"could not load the VQVAE of preset {self.preset.name}: {err}") from err
+
+    def _load_llm(self):
+        from backend.models.llm import ShapeLLMRuntime
+
+        try:
+            return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device)
+        except TaskError:
+            raise
+        except Exception as err:
+            raise TaskError("model_error", f"could not load the LLM of preset {self.preset.name}: {err}") from err
+
+    def _encode(self, vqvae, vertices, faces, opts, progress, cancelled):
+        """Caller's mesh -> (codes int32 [T], Normalization)."""
+        import torch
+
+        from backend.geometry.normalize import normalize
+        from backend.geometry.validate import clean_mesh
+        from backend.geometry.voxelize import voxelize_surface
+
+        progress("encode", 0, 1)
+        try:
+            v, f = clean_mesh(vertices, faces)
+            v_unit, normalization = normalize(v, convention=self.preset.normalization, up=opts["up"])
+            grid = voxelize_surface(v_unit, f, resolution=vqvae.config.resolution)
+        except GeometryError as err:
+            raise TaskError(_INPUT_MESH_CODES.get(err.code, "bad_mesh"), err.message) from err
+        if not grid.any():
+            raise TaskError("empty_mesh", "the mesh covers no voxel of the model's grid")
+        _check(cancelled)
+        occupancy = torch.from_numpy(grid).float()[None, None]
+        codes = vqvae.encode(occupancy)[0].cpu().numpy().astype(np.int32)
+        progress("encode", 1, 1)
+        _check(cancelled)
+        return codes, normalization
+
+    def _decode(self, vqvae, codes, opts, progress, cancelled):
+        """1024 codes -> (vertices in the unit cube, faces, codes int32)."""
+        from backend.geometry.surface import occupancy_to_mesh
+
+        codes = np.asarray(codes, dtype=np.int32).reshape(-1)
+        if codes.shape != (vqvae.config.num_tokens,):
+            raise TaskError("no_shape", f"the model returned {codes.size} codes, not {vqvae.config.num_tokens}")
+        _check(cancelled)
+        progress("decode", 0, 1)
+        logits = vqvae.decode(codes[None].astype(np.int64))[0, 0].float().cpu().numpy()
+        progress("decode", 1, 1)
+        _check(cancelled)
+        progress("surface", 0, 1)
+        try:
+            vertices, faces = occupancy_to_mesh(logits, mode=opts["mesh_style"])
+        except GeometryError as err:
+            if err.code == geometry_errors.EMPTY_MESH:
+                raise TaskError("no_shape", "the generated shape has no occupied voxel") from err
+            raise TaskError("internal", f"meshing the generated shape failed: {err.message}") from err
+        progress("surface", 1, 1)
+        _check(cancelled)
+        return vertices, faces, codes
+
+    # -- options ---------------------------------------------------------------------------
+    def _require(self, task: str) -> None:
+        if not self.preset.supports(task):
+            raise TaskError("unsupported", f"preset {self.preset.name} does not support {task}")
+
+    def _options(self, options) -> dict:
+        """Preset generation defaults, overridden by the caller's options; pipeline options checked."""
+        options = dict(options or {})
+        unknown = set(options) - set(GENERATION_KEYS) - set(PIPELINE_OPTIONS)
+        if unknown:
+            raise TaskError("bad_field", f"unknown options {sorted(unknown)}")
+        opts = {**self.preset.generation, "mesh_style": "smooth", "up": "z", **options}
+        if opts["mesh_style"] not in MESH_STYLES:
+            raise TaskError("bad_field", f"mesh_style must be one of {MESH_STYLES}, not {opts['mesh_style']!r}")
+        if opts["up"] not in INPUT_UP_AXES:
+            raise TaskError("bad_field", f"up must be one of {INPUT_UP_AXES}, not {opts['up']!r}")
+        return opts
+
+    @staticmethod
+    def _llm_options(opts: dict) -> dict:
+        llm_opts = {k: opts[k] for k in GENERATION_KEYS if k in opts}
+        if "question" in opts:
+            llm_opts["question"] = opts["question"]
+        return llm_opts
+
+
+def decode_image(image_bytes: bytes):
+    """PNG or JPEG bytes -> a loaded PIL image; anything else is a bad_image error."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(image_bytes, (bytes, bytearray, memoryview)) or len(image_bytes) == 0:
+        raise TaskError("bad_image", "no image data")
+    try:
+        image = Image.open(io.BytesIO(bytes(image_bytes)))
+        if image.format not in ("PNG", "JPEG"):
+            raise TaskError("bad_image", f"the image is {image.format}, not PNG or JPEG")
+        image.load()
+    except TaskError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise TaskError("bad_image", f"the image does not decode: {err}") from err
+    return image
+
+
+def _checked_text(text, name: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise TaskError("bad_prompt", f"the {name} is empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise TaskError("bad_prompt", f"the {name} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
+    return text.strip()
+
+
+def _check(cancelled: Cancelled_) -> None:
+    if cancelled():
+        raise Cancelled()
+
+
+def _empty_cuda_cache() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
