@@ -131,6 +131,20 @@ def test_greedy_is_deterministic_and_matches_generate_with_the_same_grammar(rt):
     np.testing.assert_array_equal(rt.codec.parse_ids(out).codes, first)
 
 
+def test_describe_takes_a_custom_question(rt):
+    codes = np.zeros(NUM_CODES, np.int32)
+    seen = []
+    rt.describe(codes, options={"question": "What is it?", "max_new_tokens": 3}, progress=lambda *e: seen.append(e))
+    # One event per token, stopping at max_new_tokens (or earlier at an end-of-turn token).
+    assert 1 <= len(seen) <= 3 and seen == [("tokens", n, 3) for n in range(1, len(seen) + 1)]
+    prompt = rt._prompt_ids([{"type": "text", "text": rt._with_mesh("What is it?", codes)}], None)
+    text = rt.tokenizer.decode(prompt)
+    assert text.index("<mesh-end>\nWhat is it?<|im_end|>") > text.index("<mesh-start>")
+    with pytest.raises(TaskError) as err:
+        rt.describe(codes, options={"question": " "})
+    assert err.value.code == "bad_prompt"
+
+
 def test_seeded_sampling_is_reproducible(rt):
     codes = np.random.default_rng(0).integers(0, 8192, NUM_CODES).astype(np.int32)
     a = rt.describe(codes, options={"seed": 3, "max_new_tokens": 20})

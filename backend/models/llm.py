@@ -337,7 +337,10 @@ class ShapeLLMRuntime:
         return self._mesh_answer(content, pixels, options, progress, cancelled)
 
     def describe(self, codes, options=None, progress=None, cancelled=None) -> str:
-        content = [{"type": "text", "text": self._with_mesh(self.prompts["describe"], codes)}]
+        """3D to text. options["question"], when given, replaces the preset's question."""
+        question = (options or {}).get("question")
+        question = self.prompts["describe"] if question is None else _check_text(question, "question")
+        content = [{"type": "text", "text": self._with_mesh(question, codes)}]
         sampling = Sampling.from_options(options, self._live().generation_config)
         constraint = self._constraint(allow_blocks=False, in_block=False)
         total = sampling.max_new_tokens
