@@ -228,3 +228,16 @@ def test_release_then_the_next_task_loads_again(tiny_folder):
     p.describe(v, f, {"max_new_tokens": 2}, rec.progress, rec.cancelled)
     assert ("load", 0, 2) in rec.events
     p.release()
+
+
+def test_published_preset_offline_without_weights_names_the_missing_file(tmp_path, monkeypatch):
+    # No hub here: an empty huggingface_hub cache with HF_HUB_OFFLINE=1 stands in for a
+    # machine that never downloaded the published weights.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    p = Pipeline("shapellm-omni-7b", device="cpu")
+    assert p.info()["preset"] == "shapellm-omni-7b"
+    with pytest.raises(TaskError) as err:
+        p.text_to_3d("a chair")
+    assert err.value.code == "model_unavailable"
+    assert "yejunliang23/3DVQVAE" in err.value.message and "3DVQVAE.bin" in err.value.message
