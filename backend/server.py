@@ -182,13 +182,15 @@ class Server:
         log.info("listening on %s (preset %s, queue %d)", self.endpoint, self.config.preset, self.config.queue_size)
         if ready:
             ready(self.endpoint)
+        worker_done = False
         try:
             self._loop(router, events)
         finally:
-            self._shutdown(router, events, worker)
+            worker_done = self._shutdown(router, events, worker)
             if authenticator:
                 authenticator.stop()
-            context.term()
+            if worker_done:
+                context.term()  # would block on the worker's socket otherwise; the process exits anyway
 
     def stop(self) -> None:
         self._stop.set()
@@ -231,7 +233,9 @@ class Server:
         if running is not None:
             running.cancel_reason = "shutdown"
             running.cancel_event.set()
-        deadline = time.monotonic() + 10
+        # A running job stops within one decoding step; wait for its terminal event. A worker
+        # that is only building the pipeline (importing torch) is not worth waiting for.
+        deadline = time.monotonic() + (10 if running is not None else 0.5)
         while worker.is_alive() and time.monotonic() < deadline:
             if events.poll(50):
                 router.send_multipart(events.recv_multipart(copy=False), copy=False)
@@ -239,6 +243,7 @@ class Server:
             router.send_multipart(events.recv_multipart(copy=False), copy=False)
         events.close(linger=0)
         router.close(linger=1000)
+        return not worker.is_alive()
 
     # -- control path (main thread) ----------------------------------------------------------------
 

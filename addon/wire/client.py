@@ -168,8 +168,8 @@ def wait_for(client: Client, job: str, timeout: float = 600.0, on_event=None) ->
                     continue
                 if on_event is not None:
                     on_event(event)
-                if event.type not in ("accepted", "progress", "cancel_ack"):
-                    return event
+                if event.type not in ("accepted", "progress"):
+                    return event  # a terminal event, or the reply to a control request
     finally:
         client._unread = others + client._unread
 

@@ -267,6 +267,8 @@ OPTION_RULES = {
     "top_k": (lambda v: _is_int(v), lambda v: 1 <= v <= 1_000_000, "an integer >= 1"),
     "max_new_tokens": (lambda v: _is_int(v), lambda v: 1 <= v <= 8192, "an integer in [1, 8192]"),
     "mesh_style": (lambda v: isinstance(v, str), lambda v: v in ("smooth", "blocky"), "'smooth' or 'blocky'"),
+    # Up axis of the mesh sent for describe/edit ("z": Blender; "y": glTF-style files).
+    "up": (lambda v: isinstance(v, str), lambda v: v in ("z", "y"), "'z' or 'y'"),
 }
 
 # request type -> (required fields, optional fields, required arrays, required blobs)

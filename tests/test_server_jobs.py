@@ -1,0 +1,195 @@
+"""Jobs on a real backend process running the real pipeline on a tiny random model preset (the
+same loaders as the published weights; only its size differs): results, progress, cancel within
+one decoding step, ownership, release, and a 200-request burst from 4 concurrent clients."""
+
+import os
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from addon.wire import protocol
+from addon.wire.client import run_job, wait_for
+from tests.backend_process import backend_process, tiny_preset
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def box():
+    """A closed unit box, 8 vertices and 12 triangles."""
+    v = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.float32)
+    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], np.int32)
+    return {"vertices": v, "faces": f}
+
+
+@pytest.fixture(scope="module")
+def backend():
+    with backend_process(tiny_preset(), args=["--queue-size", "3"], wait_ready=True) as running:
+        yield running
+
+
+def wait_until(client, predicate, timeout=60):
+    """Poll until an event satisfies predicate; return it. Other events are kept in order."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        for event in client.poll(timeout=0.1):
+            seen.append(event)
+            if predicate(event):
+                return event, seen
+    raise TimeoutError(f"no matching event; saw {[(e.type, e.fields) for e in seen[-5:]]}")
+
+
+def test_text_to_3d_streams_progress_then_one_result(backend):
+    client = backend.client()
+    events = []
+    result = run_job(client, "text_to_3d", {"prompt": "a small table", "options": {"seed": 3}},
+                     timeout=120, on_event=events.append)
+    assert result.type == "result", result.fields
+    assert events[0].type == "accepted" and events[0].fields["position"] == 0
+    stages = [e.fields["stage"] for e in events if e.type == "progress"]
+    assert "tokens" in stages and stages.index("tokens") < stages.index("decode") < stages.index("surface")
+    token_counts = [e.fields["done"] for e in events if e.type == "progress" and e.fields["stage"] == "tokens"]
+    assert token_counts == sorted(token_counts) and token_counts[-1] == 1024
+    vertices, faces, codes = result.arrays["vertices"], result.arrays["faces"], result.arrays["codes"]
+    assert vertices.dtype == np.float32 and vertices.shape[1] == 3 and len(vertices) > 0
+    assert faces.dtype == np.int32 and faces.max() < len(vertices)
+    assert codes.dtype == np.int32 and codes.shape == (1024,) and 0 <= codes.min() and codes.max() < 8192
+    protocol.validate_mesh(vertices, faces)
+    assert result.fields["vertex_count"] == len(vertices)
+    assert events[-1] is result and sum(e.is_terminal for e in events) == 1
+
+
+def test_describe_returns_a_caption_and_edit_a_mesh(backend):
+    client = backend.client()
+    described = run_job(client, "describe", {}, box(), timeout=120)
+    assert described.type == "result" and isinstance(described.fields["caption"], str)
+    edited = run_job(client, "edit", {"instruction": "make it taller"}, box(), timeout=120)
+    assert edited.type == "result", edited.fields
+    protocol.validate_mesh(edited.arrays["vertices"], edited.arrays["faces"])
+
+
+def test_control_answers_during_generation_and_cancel_stops_within_one_step(backend):
+    owner, other = backend.client(), backend.client()
+    job = owner.submit("text_to_3d", {"prompt": "a tall lamp"})
+    wait_until(owner, lambda e: e.job == job and e.type == "progress" and e.fields["stage"] == "tokens"
+               and e.fields["done"] >= 20)
+
+    # Control requests are answered while the worker is busy generating.
+    status = wait_for(other, other.status(), timeout=10)
+    running = status.fields["running"]
+    assert running["stage"] == "tokens" and not running["mine"] and running["job"] is None
+    assert 20 <= running["done"] < 1024
+
+    # Another client cannot cancel it: to them it does not exist.
+    denied = wait_for(other, other.cancel(job), timeout=10)
+    assert denied.type == "error" and denied.fields["code"] == "unknown_job"
+
+    ack = wait_for(owner, owner.cancel(job), timeout=10)
+    assert ack.type == "cancel_ack" and ack.fields["target"] == job
+    assert ack.fields["state"] == "running" and ack.fields["stage"] == "tokens"
+    cancelled, seen = wait_until(owner, lambda e: e.job == job and e.is_terminal)
+    assert cancelled.type == "cancelled"
+    # The step running when the cancel arrived may finish; the next one never starts.
+    assert cancelled.fields["done"] - ack.fields["done"] <= 1
+    assert cancelled.fields["done"] < 1024
+    time.sleep(0.3)
+    assert [e for e in owner.poll() if e.job == job] == []  # nothing after the terminal event
+
+
+def test_cancel_while_queued_and_positions(backend):
+    client = backend.client()
+    first = client.submit("text_to_3d", {"prompt": "a cup"})
+    second = client.submit("describe", {}, box())
+    accepted = {}
+    while len(accepted) < 2:
+        for event in client.poll(timeout=0.1):
+            if event.type == "accepted":
+                accepted[event.job] = event.fields["position"]
+    assert accepted[first] == 0 and accepted[second] == 1
+    wait_for(client, client.cancel(second), timeout=10)
+    cancelled, _ = wait_until(client, lambda e: e.job == second and e.is_terminal)
+    assert cancelled.type == "cancelled" and cancelled.fields["stage"] == "queued"
+    client.cancel(first)
+    assert wait_until(client, lambda e: e.job == first and e.is_terminal)[0].type == "cancelled"
+    unknown = wait_for(client, client.cancel(first), timeout=10)  # already over
+    assert unknown.type == "error" and unknown.fields["code"] == "unknown_job"
+
+
+def test_release_frees_the_model_and_the_next_job_loads_it_again(backend):
+    client = backend.client()
+    released = wait_for(client, client.release(), timeout=30)
+    assert released.type == "released" and released.fields["freed"] is True
+    events = []
+    result = run_job(client, "describe", {}, box(), timeout=120, on_event=events.append)
+    assert result.type == "result"
+    assert any(e.type == "progress" and e.fields["stage"] == "load" for e in events)
+
+
+def test_burst_of_200_requests_from_4_clients_each_end_exactly_once(backend):
+    """4 threads, one client each, 50 requests each as fast as they can, half of them cancelled
+    at once, running ones cancelled later: every request gets exactly one terminal event."""
+    terminals = defaultdict(list)        # job -> terminal event types
+    after_terminal = []                  # (job, event type) seen after that job's terminal event
+    strays = []                          # events for job ids nobody submitted
+    failures = []
+
+    def one_client(seed):
+        rng = random.Random(seed)
+        client = backend.client()
+        mine, done = set(), set()
+        text_jobs, cancel_requests = set(), set()
+
+        def take(events):
+            for event in events:
+                if event.job in cancel_requests:
+                    continue  # cancel_ack, or unknown_job when the job had already ended
+                if event.job not in mine:
+                    strays.append((event.job, event.type))
+                elif event.job in done:
+                    after_terminal.append((event.job, event.type))
+                elif event.is_terminal:
+                    done.add(event.job)
+                    terminals[event.job].append(event.type)
+                elif event.type == "progress" and event.job in text_jobs and event.fields["stage"] == "tokens":
+                    cancel_requests.add(client.cancel(event.job))
+                    text_jobs.discard(event.job)
+
+        try:
+            for i in range(50):
+                if i % 10 == 0:
+                    job = client.submit("text_to_3d", {"prompt": f"thing {seed}-{i}"})
+                    text_jobs.add(job)
+                else:
+                    job = client.submit("describe", {}, box())
+                mine.add(job)
+                if rng.random() < 0.5:
+                    cancel_requests.add(client.cancel(job))
+                take(client.poll())
+            deadline = time.monotonic() + 90
+            while done != mine and time.monotonic() < deadline:
+                take(client.poll(timeout=0.1))
+            time.sleep(0.3)
+            take(client.poll())  # anything late would be a duplicate
+            assert done == mine, f"client {seed}: {len(mine - done)} requests never ended"
+        except Exception as err:  # reported from the main thread
+            failures.append(err)
+
+    threads = [threading.Thread(target=one_client, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures
+    assert len(terminals) == 200
+    assert all(len(kinds) == 1 for kinds in terminals.values())
+    assert after_terminal == [] and strays == []
+    kinds = Counter(kinds[0] for kinds in terminals.values())
+    assert set(kinds) == {"result", "error", "cancelled"}, kinds  # queue_full errors among them
+    client = backend.client()
+    status = wait_for(client, client.status(), timeout=10)
+    assert status.fields["running"] is None and status.fields["queued"] == 0  # nothing leaked
