@@ -16,7 +16,7 @@ from backend.geometry.meshio import load_mesh
 from backend.geometry.normalize import normalize
 from backend.geometry.surface import occupancy_to_mesh
 from backend.models.presets import load_preset
-from backend.models.tiny import write_tiny_preset
+from tests.backend_process import tiny_preset
 from backend.pipeline import Pipeline
 
 torch.set_num_threads(1)
@@ -25,8 +25,10 @@ MESHES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "m
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return write_tiny_preset(tmp_path_factory.mktemp("tiny"))
+def tiny_folder():
+    # Written once per test session by write_tiny_preset and shared with the server tests;
+    # read-only here.
+    return tiny_preset()
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,16 @@ import torch
 from backend.models.checkpoints import load_vqvae
 from backend.models.presets import TASKS, load_preset
 from backend.models.tiny import TINY_VQVAE_CONFIG, write_tiny_preset
+from tests.backend_process import tiny_preset
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return write_tiny_preset(tmp_path_factory.mktemp("tiny"))
+def tiny_folder():
+    # Written once per test session by write_tiny_preset and shared with the server tests;
+    # read-only here.
+    return tiny_preset()
 
 
 def test_tiny_preset_folder_layout(tiny_folder):
