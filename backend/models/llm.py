@@ -432,6 +432,7 @@ class ShapeLLMRuntime:
         _check_cancel(cancelled)
         cache = DynamicCache(config=model.config.text_config)
         logits, position = self._prefill(prompt, pixels, cache)
+        rope = self._rope_table(position, max_new) if self._direct_step else None
         answer: list[int] = []
         while True:
             _check_cancel(cancelled)
@@ -439,8 +440,13 @@ class ShapeLLMRuntime:
             if kind == "force":
                 token = int(allowed)
             elif kind == "ids":
-                sub_seen = seen[allowed] if seen is not None else None
-                token = int(allowed[choose_token(logits[allowed], sub_seen, sampling, generator)])
+                if self.codec.contiguous:  # a slice is a view: cheaper than gathering 8192 ids
+                    first = self.codec.first_code_id
+                    picked = slice(first, first + CODEBOOK_SIZE)
+                else:
+                    picked = allowed
+                sub_seen = seen[picked] if seen is not None else None
+                token = int(allowed[choose_token(logits[picked], sub_seen, sampling, generator)])
             else:
                 token = choose_token(logits.masked_fill(allowed, float("-inf")), seen, sampling, generator)
             answer.append(token)
@@ -456,8 +462,8 @@ class ShapeLLMRuntime:
                 return answer
             if seen is not None:
                 seen[token] = True
-            logits = self._step(token, position, cache)
-            position += 1
+            step = len(answer) - 1  # the token's index in the answer, its row in the rope table
+            logits = self._step(token, position + step, step, cache, rope)
 
     def _prefill(self, prompt: list[int], pixels, cache) -> tuple[torch.Tensor, int]:
         """Runs the prompt (and image); returns the last logits and the next text position."""
@@ -478,18 +484,28 @@ class ShapeLLMRuntime:
         )
         return out.logits[0, -1], len(prompt) + delta
 
-    def _step(self, token: int, position: int, cache) -> torch.Tensor:
-        """One decode step: the new token's logits. Calls the decoder layers directly (no mask
-        building, no output wrappers), which is what makes this loop faster than generate()."""
+    def _rope_table(self, first: int, count: int):
+        """cos/sin of the text positions first..first+count-1, computed once per answer. The
+        same elementwise math as the model's per-call rotary embedding, so results are equal."""
+        text = self.model.model.language_model
+        positions = torch.arange(first, first + count, device=self._device).view(1, 1, -1).expand(3, 1, -1)
+        probe = torch.zeros(1, dtype=text.embed_tokens.weight.dtype, device=self._device)
+        return text.rotary_emb(probe, positions)
+
+    def _step(self, token: int, position: int, row: int, cache, rope_table) -> torch.Tensor:
+        """One decode step at text `position` (row `row` of the rope table): the new token's
+        logits. Calls the decoder layers
+        directly (no mask building, no output wrappers) with precomputed rotary tables, which is
+        what makes this loop faster than generate()."""
         model = self.model
         text = model.model.language_model
         ids = torch.tensor([[token]], device=self._device)
-        positions = torch.full((3, 1, 1), position, dtype=torch.long, device=self._device)
-        if not self._direct_step:
+        if rope_table is None:
+            positions = torch.full((3, 1, 1), position, dtype=torch.long, device=self._device)
             hidden = text(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)[0]
             return model.lm_head(hidden[0, -1])
+        rope = tuple(t[:, row : row + 1] for t in rope_table)
         hidden = text.embed_tokens(ids)
-        rope = text.rotary_emb(hidden, positions)
         for layer in text.layers:
             # A single query token attends to the whole cache: no mask is needed.
             hidden = layer(
