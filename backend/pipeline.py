@@ -31,7 +31,7 @@ MAX_PROMPT_CHARS = 2000  # the wire's limit too (addon/wire/protocol.py)
 PIPELINE_OPTIONS = ("mesh_style", "up", "question")
 
 Progress = Callable[[str, int, int], None]
-Cancelled_ = Callable[[], bool]
+CancelCheck = Callable[[], bool]
 
 # Geometry error codes -> wire error codes, for meshes the caller sent.
 _INPUT_MESH_CODES = {
@@ -78,10 +78,12 @@ class Pipeline:
         }
 
     def text_to_3d(self, prompt: str, options=None, progress=None, cancelled=None) -> MeshResult:
+        self._require("text_to_3d")
         prompt = _checked_text(prompt, "prompt")
         return self._generate("text_to_3d", dict(text=prompt), options, progress, cancelled)
 
     def image_to_3d(self, image_bytes: bytes, options=None, progress=None, cancelled=None) -> MeshResult:
+        self._require("image_to_3d")
         image = decode_image(image_bytes)
         return self._generate("image_to_3d", dict(image=image), options, progress, cancelled)
 
@@ -132,7 +134,7 @@ class Pipeline:
             vertices, faces, codes = self._decode(vqvae, codes, opts, progress, cancelled)
         return MeshResult(vertices, faces, codes)
 
-    def _models(self, progress: Progress, cancelled: Cancelled_):
+    def _models(self, progress: Progress, cancelled: CancelCheck):
         """The (llm, vqvae) pair, loaded on first use."""
         _check(cancelled)
         if self._vqvae is None or self._llm is None:
@@ -266,7 +268,7 @@ def _checked_text(text, name: str) -> str:
     return text.strip()
 
 
-def _check(cancelled: Cancelled_) -> None:
+def _check(cancelled: CancelCheck) -> None:
     if cancelled():
         raise Cancelled()
 
