@@ -89,7 +89,15 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
 
 def _run_serve(args) -> int:
     from backend import auth
+    from backend.errors import TaskError
+    from backend.models.presets import load_preset
     from backend.server import Server, ServerConfig
+
+    try:
+        load_preset(args.preset)  # cheap (reads preset.json): a typo fails here, not at the first job
+    except TaskError as err:
+        print(f"error: {err.code}: {err.message}", file=sys.stderr)
+        return 2
 
     bind = args.bind
     if bind.startswith("tcp://") and bind.endswith(":0"):
@@ -200,13 +208,19 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
 def _run_generate(args) -> int:
     from addon.wire import protocol
 
-    def task(pipe, progress, cancelled):
-        options = _options(args)
+    def prepare():
+        _check_output(args.output)
+        _options(args)
         if args.prompt is not None:
-            return pipe.text_to_3d(protocol.validate_prompt(args.prompt), options, progress, cancelled)
+            return {"prompt": protocol.validate_prompt(args.prompt)}
         image = _read_file(args.image)
         protocol.validate_image(image)
-        return pipe.image_to_3d(image, options, progress, cancelled)
+        return {"image": image}
+
+    def task(pipe, inputs, progress, cancelled):
+        if "prompt" in inputs:
+            return pipe.text_to_3d(inputs["prompt"], _options(args), progress, cancelled)
+        return pipe.image_to_3d(inputs["image"], _options(args), progress, cancelled)
 
     def finish(result):
         _save_mesh(args.output, result.vertices, result.faces)
@@ -216,7 +230,7 @@ def _run_generate(args) -> int:
             np.save(args.codes, np.asarray(result.codes, dtype=np.int32))
         print(f"wrote {args.output}: {len(result.vertices)} vertices, {len(result.faces)} triangles")
 
-    return _run_task(args, task, finish)
+    return _run_task(args, prepare, task, finish)
 
 
 def _configure_describe(p: argparse.ArgumentParser) -> None:
@@ -228,14 +242,18 @@ def _configure_describe(p: argparse.ArgumentParser) -> None:
 def _run_describe(args) -> int:
     from addon.wire import protocol
 
-    def task(pipe, progress, cancelled):
-        vertices, faces = _load_mesh(args.mesh)
-        options = _options(args)
+    def prepare():
+        vertices, faces, up = _load_mesh(args.mesh)
+        options = {"up": up, **_options(args)}
         if args.question is not None:
             options["question"] = protocol.validate_prompt(args.question, "question")
+        return vertices, faces, options
+
+    def task(pipe, inputs, progress, cancelled):
+        vertices, faces, options = inputs
         return pipe.describe(vertices, faces, options, progress, cancelled)
 
-    return _run_task(args, task, lambda caption: print(caption))
+    return _run_task(args, prepare, task, print)
 
 
 def _configure_edit(p: argparse.ArgumentParser) -> None:
@@ -249,30 +267,38 @@ def _configure_edit(p: argparse.ArgumentParser) -> None:
 def _run_edit(args) -> int:
     from addon.wire import protocol
 
-    def task(pipe, progress, cancelled):
+    def prepare():
+        _check_output(args.output)
         instruction = protocol.validate_prompt(args.instruction, "instruction")
-        vertices, faces = _load_mesh(args.mesh)
-        return pipe.edit(vertices, faces, instruction, _options(args), progress, cancelled)
+        vertices, faces, up = _load_mesh(args.mesh)
+        return vertices, faces, instruction, {"up": up, **_options(args)}
+
+    def task(pipe, inputs, progress, cancelled):
+        return pipe.edit(*inputs, progress, cancelled)
 
     def finish(result):
         _save_mesh(args.output, result.vertices, result.faces)
         print(f"wrote {args.output}: {len(result.vertices)} vertices, {len(result.faces)} triangles")
 
-    return _run_task(args, task, finish)
+    return _run_task(args, prepare, task, finish)
 
 
-def _run_task(args, task, finish) -> int:
-    """Run one pipeline task with a progress bar; Ctrl+C cancels it at the next decoding step."""
+def _run_task(args, prepare, task, finish) -> int:
+    """Check the inputs (`prepare`, before any model loads), run one pipeline task with a
+    progress bar, then `finish(result)`. Ctrl+C cancels at the next decoding step."""
     from addon.wire.protocol import ProtocolError
     from backend.errors import Cancelled, TaskError
-    from backend.server import make_pipeline
+    from backend.geometry.errors import GeometryError
 
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     bar = ProgressBar()
     try:
+        inputs = prepare()
+        from backend.server import make_pipeline
+
         pipe = make_pipeline(args.preset, args.device)
-        result = task(pipe, bar, interrupted.is_set)
+        result = task(pipe, inputs, bar, interrupted.is_set)
         bar.close()
         finish(result)
         return 0
@@ -280,7 +306,7 @@ def _run_task(args, task, finish) -> int:
         bar.close()
         print("cancelled", file=sys.stderr)
         return 130
-    except (TaskError, ProtocolError) as err:
+    except (TaskError, ProtocolError, GeometryError) as err:
         bar.close()
         print(f"error: {err.code}: {err.message}", file=sys.stderr)
         return 1
@@ -300,15 +326,25 @@ def _read_file(path: str) -> bytes:
 
 
 def _load_mesh(path: str):
+    """(vertices, faces, up axis of the file's format), checked like a mesh on the wire."""
     import numpy as np
 
     from addon.wire import protocol
-    from backend.geometry.meshio import load_mesh
+    from backend.geometry.meshio import file_up_axis, load_mesh
 
     vertices, faces = load_mesh(path)
     vertices, faces = np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.int32)
-    protocol.validate_mesh(vertices, faces)  # the same checks a mesh gets on the wire
-    return vertices, faces
+    protocol.validate_mesh(vertices, faces)
+    return vertices, faces, file_up_axis(path)
+
+
+def _check_output(path: str) -> None:
+    """Fail before the model runs, not after, when the result could not be written."""
+    from backend.geometry.errors import UNSUPPORTED_FORMAT, GeometryError
+    from backend.geometry.meshio import WRITABLE
+
+    if Path(path).suffix.lower() not in WRITABLE:
+        raise GeometryError(UNSUPPORTED_FORMAT, f"cannot write {path}; use one of {', '.join(WRITABLE)}")
 
 
 def _save_mesh(path: str, vertices, faces) -> None:

@@ -149,6 +149,7 @@ class Server:
         self._pipeline = None
         self._pipeline_info: dict | None = None
         self._pipeline_error: str | None = None
+        self._pipeline_error_code = "model_error"
         self._release_requests: list[tuple[bytes, str]] = []
         self._release_lock = threading.Lock()
         self._waiting_hello: list[tuple[bytes, str]] = []  # hellos answered before the model was ready
@@ -377,7 +378,10 @@ class Server:
             self._pipeline = self._pipeline_factory(self.config.preset, self.config.device)
             self._pipeline_info = dict(self._pipeline.info())
             log.info("pipeline ready: %s", self._pipeline_info)
-        except Exception as err:  # the server keeps answering; every job then reports model_error
+        except TaskError as err:  # the server keeps answering; every job then reports this error
+            log.error("could not create the pipeline: %s: %s", err.code, err.message)
+            self._pipeline_error, self._pipeline_error_code = err.message, err.code
+        except Exception as err:
             log.exception("could not create the pipeline")
             self._pipeline_error = f"{type(err).__name__}: {err}"
         waiting, self._waiting_hello = self._waiting_hello, []
@@ -412,7 +416,7 @@ class Server:
 
         try:
             if self._pipeline is None:
-                raise TaskError("model_error", f"the model preset could not be loaded: {self._pipeline_error}")
+                raise TaskError(self._pipeline_error_code, f"the model preset could not be loaded: {self._pipeline_error}")
             if cancelled():
                 raise Cancelled()
             terminal = self._run_task(job, progress, cancelled)

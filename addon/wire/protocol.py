@@ -57,6 +57,7 @@ ERROR_CODES = {
     "unknown_job": "no job of yours has that id (finished, never submitted, or another client's)",
     "duplicate_job": "a job of yours with that id is still in the queue or running",
     "unsupported": "the loaded model preset does not support this task",
+    "model_unavailable": "the model preset or its weights are not installed or cannot be found",
     "model_error": "the model could not be loaded or failed while running",
     "no_shape": "the model produced no usable shape",
     "shutting_down": "the server is shutting down",
