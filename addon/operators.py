@@ -63,9 +63,10 @@ def ready_session(context):
 
 
 def job_options(context, seed_offset: int = 0) -> dict:
-    settings = context.scene.shapellm
-    return {"seed": int(settings.seed) + seed_offset, "temperature": float(settings.temperature),
-            "mesh_style": preferences.get(context).mesh_style}
+    settings, prefs = context.scene.shapellm, preferences.get(context)
+    options = {"seed": int(settings.seed) + seed_offset, "temperature": float(settings.temperature),
+               "mesh_style": prefs.mesh_style}
+    return options
 
 
 def selected_mesh(context, operator):

@@ -45,7 +45,7 @@ def _apply_result(context, session, job, event) -> None:
     prefs = preferences.get(context)
     try:
         if job.task == "describe":
-            caption = str(event.fields.get("caption", ""))
+            caption = results.clean_caption(str(event.fields.get("caption", "")))
             results.apply_caption(context, job, caption, preset)
             session.history.add(job.task, job.label, caption)
             session.notices.append(("INFO", f'{job.label}: "{caption}"'))

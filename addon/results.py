@@ -94,6 +94,11 @@ def place_mesh_result(context, job, vertices, faces, preset: str, smooth: bool):
     return obj
 
 
+def clean_caption(text: str) -> str:
+    """Blender strings stop at NUL and show control characters badly: keep printable text."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
 def apply_caption(context, job, caption: str, preset: str) -> None:
     context.scene.shapellm.caption = caption
     obj = bpy.data.objects.get(job.place.get("source", ""))

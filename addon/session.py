@@ -17,6 +17,8 @@ from .wire.protocol import ProtocolError
 
 CONNECT_TIMEOUT_S = 5.0           # an already running backend answers hello at once
 STARTUP_TIMEOUT_S = 120.0         # a backend we just started may need to import torch first
+STALL_S = 1.0                     # a gap this long between ticks: Blender itself was busy
+STALL_GRACE_S = 3.5               # then wait this long for heartbeats before judging the backend
 
 
 class Session:
@@ -32,13 +34,15 @@ class Session:
         self.address = ""
         self._hello_key: str | None = None
         self._connect_deadline = 0.0
+        self._last_tick = time.monotonic()
+        self._grace_until = 0.0
         self.results: list[tuple[Job, object]] = []   # (job, result event) for the pump to apply
         self.notices: list[tuple[str, str]] = []      # (INFO|WARNING|ERROR, text) to report
 
     # -- connection --------------------------------------------------------------------------
 
     def connect(self, address: str, server_public_key=None, client_keys=None,
-                timeout: float = CONNECT_TIMEOUT_S) -> None:
+                timeout: float | None = None) -> None:
         """Open the client and say hello; `tick()` sees the answer (or its absence)."""
         if self.client is not None and self.address == address and self.state in ("connecting", "connected"):
             return
@@ -46,7 +50,7 @@ class Session:
         self.address = address
         self.client = Client(address, server_public_key=server_public_key, client_keys=client_keys)
         self._hello_key = self.client.hello()
-        self._connect_deadline = time.monotonic() + timeout
+        self._connect_deadline = time.monotonic() + (CONNECT_TIMEOUT_S if timeout is None else timeout)
         self.state, self.message = "connecting", f"Connecting to {address}"
 
     def disconnect(self) -> None:
@@ -113,6 +117,12 @@ class Session:
 
     def tick(self) -> bool:
         """Read what has arrived and check the backend's health. True when something changed."""
+        now = time.monotonic()
+        if now - self._last_tick > STALL_S:
+            # No heartbeats were exchanged while Blender was busy (a long operator, a file
+            # load): silence from that time says nothing about the backend.
+            self._grace_until = now + STALL_GRACE_S
+        self._last_tick = now
         changed = self._check_process()
         if self.client is None:
             return changed
@@ -187,7 +197,7 @@ class Session:
             self.state, self.message = "offline", why
             self.notices.append(("ERROR", why + ": press Start or check the address"))
             return True
-        if self.state == "connected" and not self.client.alive:
+        if self.state == "connected" and now > self._grace_until and not self.client.alive:
             why = f"The backend at {self.address} stopped answering"
             failed = self.book.fail_active(why)
             self.state, self.message = "lost", why

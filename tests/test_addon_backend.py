@@ -1,0 +1,319 @@
+"""The add-on end to end under the real bpy module, against real backend processes over real
+ZeroMQ sockets, with the tiny test preset (backend.models.tiny: a real model of the published
+formats, random weights) in place of the published checkpoints, which cannot run here.
+
+Timers do not fire in the bpy module, so the tests drive the add-on's job pump directly, as
+the timer would. The tests share one add-on-supervised backend and run in file order.
+"""
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import tests.addon_harness as harness  # noqa: E402
+
+FULL_GENERATION_S = 120   # generous: a 1024-token tiny generation takes ~10 s on a busy CPU
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tmp_path_factory):
+    from backend.models.tiny import write_tiny_preset
+
+    return write_tiny_preset(tmp_path_factory.mktemp("tiny") / "preset")
+
+
+@pytest.fixture(scope="module")
+def bpy(tiny_preset):
+    bpy = harness.installed_blender()
+    harness.clear_scene(bpy)
+    prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
+    prefs.backend_python = sys.executable
+    prefs.backend_args = f'-m backend serve --preset "{tiny_preset}" --bind {{address}}'
+    prefs.backend_folder = str(harness.REPO)
+    prefs.address = f"tcp://127.0.0.1:{free_port()}"
+    prefs.auto_start = True
+    yield bpy
+    session = harness.module("session").get()
+    if session is not None:
+        session.stop_backend()
+        session.disconnect()
+
+
+def session():
+    return harness.module("session").get()
+
+
+def prefs(bpy):
+    return bpy.context.preferences.addons[harness.PACKAGE].preferences
+
+
+def newest_jobs(n):
+    return list(session().book.jobs.values())[-n:]
+
+
+def wait_done(job, timeout=FULL_GENERATION_S):
+    assert harness.pump_until(lambda: not job.active and not session().results, timeout), \
+        f"{job.task} still {job.state} after {timeout} s"
+    assert job.state == "done", job.message
+
+
+def select(bpy, obj):
+    bpy.ops.object.select_all(action="DESELECT")
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+
+
+def test_generate_auto_starts_the_backend_and_places_the_result(bpy):
+    settings = bpy.context.scene.shapellm
+    settings.prompt, settings.seed, settings.variations = "a chair with four legs", 3, 2
+    bpy.context.scene.cursor.location = (1.0, 2.0, 0.5)
+    try:
+        assert bpy.ops.shapellm.generate() == {"FINISHED"}   # returns at once; the backend starts
+    finally:
+        settings.variations = 1
+    assert session().backend_running
+    job, second = newest_jobs(2)
+    seen = set()
+    assert harness.pump_until(lambda: seen.add((job.stage, job.total)) or not job.active, FULL_GENERATION_S)
+    wait_done(second)
+    assert job.state == "done", job.message
+    assert ("tokens", 1024) in seen                    # real progress, tokens of 1024
+    assert session().connected and session().server_info["preset"] == "tiny"
+    obj = bpy.data.objects[job.result_name]
+    assert obj.name.startswith("Chair with four legs")
+    assert obj.users_collection[0].name == "ShapeLLM"
+    assert tuple(obj.location) == pytest.approx((1.0, 2.0, 0.5))
+    assert max(obj.dimensions) == pytest.approx(prefs(bpy).object_size, rel=1e-4)
+    assert len(obj.data.polygons) > 100
+    assert obj["shapellm_prompt"] == "a chair with four legs" and obj["shapellm_seed"] == 3
+    assert obj["shapellm_preset"] == "tiny" and obj["shapellm_task"] == "text_to_3d"
+    assert session().history.entries[1]["result"] == obj.name
+    # The second variation: next seed, laid out beside the first.
+    other = bpy.data.objects[second.result_name]
+    assert other["shapellm_seed"] == 4 and other.location.y == obj.location.y
+    assert other.location.x - obj.location.x == pytest.approx(prefs(bpy).object_size * 1.25)
+
+
+def test_describe_puts_the_caption_in_the_panel_the_report_and_the_object(bpy, capfd):
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=1.0, location=(-3, 0, 0))
+    obj = bpy.context.active_object
+    assert bpy.ops.shapellm.describe() == {"FINISHED"}
+    (job,) = newest_jobs(1)
+    wait_done(job)
+    caption = bpy.context.scene.shapellm.caption
+    assert caption and obj["shapellm_caption"] == caption and obj["shapellm_task"] == "describe"
+    assert caption[:20] in capfd.readouterr().out    # the info report
+
+
+def test_edit_makes_a_copy_where_the_source_stands_and_keeps_the_source(bpy):
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(4, -2, 1), rotation=(0, 0, 0.5), scale=(1, 2, 1))
+    source = bpy.context.active_object
+    source.modifiers.new("Bevel", "BEVEL")
+    before = np.array([list(v.co) for v in source.data.vertices])
+    bpy.context.scene.shapellm.instruction = "make it taller"
+    assert bpy.ops.shapellm.edit() == {"FINISHED"}
+    (job,) = newest_jobs(1)
+    wait_done(job)
+    edited = bpy.data.objects[job.result_name]
+    assert edited.name.startswith(source.name) and edited["shapellm_instruction"] == "make it taller"
+    np.testing.assert_allclose(np.array(edited.matrix_world), np.array(source.matrix_world), atol=1e-6)
+    # The source is untouched: same vertices, same modifier, still visible.
+    np.testing.assert_array_equal(np.array([list(v.co) for v in source.data.vertices]), before)
+    assert [m.name for m in source.modifiers] == ["Bevel"] and not source.hide_get()
+    # The edit stands where the source stands (in world space, within the source's size).
+    bpy.context.view_layer.update()
+    world = np.array([list(edited.matrix_world @ v.co) for v in edited.data.vertices])
+    centre = (world.min(0) + world.max(0)) / 2
+    assert np.linalg.norm(centre - np.array([4, -2, 1])) < 1.5
+
+
+def test_cancel_stops_a_running_job_and_adds_nothing(bpy):
+    objects = len(bpy.data.objects)
+    bpy.context.scene.shapellm.prompt = "a long generation to cancel"
+    bpy.ops.shapellm.generate()
+    (job,) = newest_jobs(1)
+    assert harness.pump_until(lambda: job.stage == "tokens", FULL_GENERATION_S)
+    bpy.ops.shapellm.cancel_job(key=job.key)
+    assert harness.pump_until(lambda: not job.active, 10)
+    assert job.state == "cancelled"
+    assert len(bpy.data.objects) == objects
+
+
+def test_history_re_imports_a_past_result(bpy):
+    index = next(i for i, e in enumerate(session().history.entries) if e["file"])
+    bpy.context.scene.cursor.location = (0, 9, 0)
+    objects = set(bpy.data.objects)
+    assert bpy.ops.shapellm.reimport(index=index) == {"FINISHED"}
+    (new,) = set(bpy.data.objects) - objects
+    vertices, _ = session().history.geometry(index)
+    assert len(new.data.vertices) == len(vertices)
+
+
+def test_release_gpu_memory_is_acknowledged(bpy, capfd):
+    assert bpy.ops.shapellm.release_gpu() == {"FINISHED"}
+    assert harness.pump_until(lambda: "released its model memory" in capfd.readouterr().out, 10)
+
+
+def test_blend_saved_and_reopened_during_a_job(bpy, tmp_path):
+    settings = bpy.context.scene.shapellm
+    settings.prompt = "a lamp"
+    bpy.ops.shapellm.generate()
+    (job,) = newest_jobs(1)
+    path = str(tmp_path / "during_job.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    wait_done(job)
+    obj = bpy.data.objects[job.result_name]   # in the reopened file's data
+    assert obj.name in bpy.context.scene.objects and bpy.context.scene.shapellm.prompt == "a lamp"
+
+
+def test_two_million_triangles_warn_then_work(bpy, capfd):
+    bridge = harness.module("mesh_bridge")
+    n = 1001   # a 1000 x 1000 quad grid, two triangles a quad: 2,000,000 triangles
+    xs, ys = np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, n), indexing="ij")
+    vertices = np.stack([xs.ravel(), ys.ravel(), 0.3 * np.sin(3 * xs.ravel())], 1).astype(np.float32)
+    grid = np.arange(n * n).reshape(n, n)
+    a, b, c, d = grid[:-1, :-1].ravel(), grid[1:, :-1].ravel(), grid[1:, 1:].ravel(), grid[:-1, 1:].ravel()
+    faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)]).astype(np.int32)
+    obj = bpy.data.objects.new("Big", bridge.build_mesh("Big", vertices, faces))
+    bpy.context.scene.collection.objects.link(obj)
+    select(bpy, obj)
+    capfd.readouterr()
+    assert bpy.ops.shapellm.describe() == {"FINISHED"}
+    assert "2,000,000 triangles" in capfd.readouterr().out
+    (job,) = newest_jobs(1)
+    wait_done(job)
+    assert obj["shapellm_caption"]
+
+
+def test_backend_killed_mid_job_fails_the_job_fast_and_restarts_on_request(bpy):
+    bpy.context.scene.shapellm.prompt = "a generation that the crash interrupts"
+    bpy.ops.shapellm.generate()
+    (job,) = newest_jobs(1)
+    assert harness.pump_until(lambda: job.stage == "tokens", FULL_GENERATION_S)
+    session().supervisor.process.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    assert harness.pump_until(lambda: job.state == "failed", 3.0), "not marked failed within 3 s"
+    assert "exited" in job.message and time.monotonic() - killed < 3.0
+    assert session().state == "lost" and not session().backend_running
+    # Restart on request: Start brings a fresh backend up.
+    assert bpy.ops.shapellm.backend_start() == {"FINISHED"}
+    assert harness.pump_until(lambda: session().connected, 60), session().message
+
+
+def test_external_backend_killed_mid_job_is_noticed(bpy, tiny_preset):
+    from tests.backend_process import backend_process
+
+    session().stop_backend()
+    saved = prefs(bpy).backend_python, prefs(bpy).address
+    with backend_process(tiny_preset) as backend:
+        prefs(bpy).backend_python, prefs(bpy).address = "", backend.address
+        try:
+            bpy.ops.shapellm.backend_start()   # no backend to start: connects to the address
+            assert harness.pump_until(lambda: session().connected, 30), session().message
+            bpy.context.scene.shapellm.prompt = "a job on a backend that dies"
+            bpy.ops.shapellm.generate()
+            (job,) = newest_jobs(1)
+            assert harness.pump_until(lambda: job.stage == "tokens", FULL_GENERATION_S)
+            backend.process.kill()
+            killed = time.monotonic()
+            # Only silence tells: the client's heartbeat window is 3 s (addon.wire.client).
+            assert harness.pump_until(lambda: job.state == "failed", 5.0)
+            print(f"external backend death noticed after {time.monotonic() - killed:.2f} s")
+            assert "stopped answering" in job.message and session().state == "lost"
+        finally:
+            prefs(bpy).backend_python, prefs(bpy).address = saved
+            session().disconnect()
+
+
+def _fake_backend_of_version(version, stop):
+    """A ROUTER that answers every request with a message of another protocol version."""
+    import zmq
+
+    from addon.wire import protocol
+
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def serve():
+        while not stop.is_set():
+            if router.poll(50):
+                identity, header, *_ = router.recv_multipart()
+                import json
+
+                job = json.loads(header)["job"]
+                reply = protocol.Message("hello", job, {"server": {"protocol": version}}, version=version)
+                router.send_multipart([identity, *protocol.encode(reply)])
+        router.close(0)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"tcp://127.0.0.1:{port}", thread
+
+
+def test_backend_of_another_protocol_version_is_refused_clearly(bpy):
+    stop = threading.Event()
+    address, thread = _fake_backend_of_version(99, stop)
+    saved = prefs(bpy).backend_python, prefs(bpy).address
+    prefs(bpy).backend_python, prefs(bpy).address = "", address
+    try:
+        bpy.ops.shapellm.backend_start()
+        assert harness.pump_until(lambda: session().state == "incompatible", 10)
+        assert "version 99" in session().message
+        bpy.context.scene.shapellm.prompt = "anything"
+        with pytest.raises(RuntimeError, match="Incompatible backend"):
+            bpy.ops.shapellm.generate()
+    finally:
+        stop.set()
+        thread.join(5)
+        prefs(bpy).backend_python, prefs(bpy).address = saved
+        session().disconnect()
+
+
+def test_no_backend_gives_a_clear_message_and_start_connects(bpy, monkeypatch):
+    monkeypatch.setattr(harness.module("session"), "CONNECT_TIMEOUT_S", 1.0)
+    saved = prefs(bpy).backend_python, prefs(bpy).address
+    prefs(bpy).backend_python, prefs(bpy).address = "", f"tcp://127.0.0.1:{free_port()}"
+    try:
+        bpy.context.scene.shapellm.prompt = "a chair"
+        with pytest.raises(RuntimeError, match="No backend running: press Start"):
+            bpy.ops.shapellm.generate()
+        bpy.ops.shapellm.backend_start()
+        assert session().state == "connecting"
+        assert harness.pump_until(lambda: session().state == "offline", 5)
+        assert session().message.startswith("No backend answers at tcp://127.0.0.1:")
+    finally:
+        prefs(bpy).backend_python, prefs(bpy).address = saved
+
+
+def test_disabling_the_add_on_during_a_job_leaves_no_timer_socket_or_process(bpy):
+    import addon_utils
+
+    bpy.context.scene.shapellm.prompt = "a job the add-on outlives"
+    bpy.ops.shapellm.generate()                     # auto-starts our backend again
+    (job,) = newest_jobs(1)
+    assert harness.pump_until(lambda: job.state == "running", FULL_GENERATION_S)
+    timer, live = harness.module("pump").timer, session()
+    process, socket_ = live.supervisor.process, live.client._socket
+    addon_utils.disable(harness.PACKAGE, default_set=True)
+    assert not bpy.app.timers.is_registered(timer)
+    assert socket_.closed
+    assert process.poll() is not None               # stopped and reaped, not orphaned
+    assert harness.module("session").get() is None
+    addon_utils.enable(harness.PACKAGE, default_set=True)
+    assert harness.module("session").get().state == "offline"
