@@ -6,9 +6,16 @@ separating-axis test for a triangle and a box (Akenine-Moller): a triangle misse
 one of 13 axes separates them (3 box normals, the triangle normal, 9 edge x box-axis cross
 products). Touching counts as overlap.
 
-Vectorised over triangles: each triangle gets the block of voxels its bounding box touches;
-triangles with the same block shape are tested together as one matrix product, in chunks
-that bound memory (a 2-million-triangle mesh runs in a few hundred MB at most).
+Vectorised over triangles, with work in proportion to the surface, not its bounding boxes:
+  - a triangle whose candidate block (the voxels its bounding box touches) is at most 2 voxels
+    wide on every axis is tested against the 8 octants around the block's centre point in
+    one go (the triangle lies inside the block, so octant = voxel); a block one voxel thick on
+    two axes is a row that the triangle touches everywhere;
+  - a bigger triangle is handled one voxel column at a time: the voxels it touches in a
+    column form one run, whose ends follow from the separating axes in closed form;
+  - a triangle that crosses the grid's border is tested against each voxel of its clipped
+    block (rare: only for meshes that do not fit the unit cube).
+Everything runs in chunks that bound memory.
 
 Output: bool [R, R, R], dims (x, y, z) of a right-handed Z-up frame; voxel (i, j, k) has its
 centre at ((i, j, k) + 0.5) / R - 0.5.
@@ -21,7 +28,9 @@ from .errors import INVALID_ARGUMENT, INVALID_MESH, GeometryError
 from .normalize import normalize
 from .validate import as_faces, as_vertices, check_finite, clean_mesh
 
-# Upper bound on the floats of one [triangles x 10 axes x block voxels] test batch (~64 MB).
+# Triangles handled at once (bounds the corner arrays of 2-million-triangle meshes).
+_TRIANGLE_CHUNK = 500_000
+# Upper bound on the floats of one [triangles x 13 axes x block voxels] test batch (~64 MB).
 _MAX_BATCH_ELEMENTS = 8_000_000
 
 
@@ -37,10 +46,11 @@ def voxelize_surface(v_unit, f, resolution: int = 64, fill_interior: bool = Fals
     grid = np.zeros((resolution,) * 3, dtype=bool)
     if len(f) == 0:
         return grid
-    # Voxel units: voxel i spans [i, i + 1] on each axis.
-    p = (v + 0.5) * resolution
-    for start in range(0, len(f), 1_000_000):  # keeps the [M,3,3] corner array bounded
-        _mark_triangles(grid, p[f[start:start + 1_000_000]])
+    # Voxel units (voxel i spans [i, i + 1]), one row per coordinate: the triangle arrays
+    # below are [3 coordinates, M triangles, 3 corners], so each coordinate is contiguous.
+    coords = np.ascontiguousarray(((v + 0.5) * resolution).T)
+    for start in range(0, len(f), _TRIANGLE_CHUNK):
+        _mark_triangles(grid, coords[:, f[start:start + _TRIANGLE_CHUNK]])
     if fill_interior:
         grid = fill_enclosed(grid)
     return grid
@@ -79,46 +89,226 @@ def _checked_resolution(resolution) -> int:
     return int(resolution)
 
 
+# Octant o = 4*bx + 2*by + bz, where b = 1 is the upper side of the split point on that axis.
+_OCTANT_BITS = np.array([[(o >> 2) & 1, (o >> 1) & 1, o & 1] for o in range(8)])
+
+
+def _sign_masks() -> np.ndarray:
+    """[27] uint8: for an axis with component signs (sx, sy, sz) (code 9(sx+1) + 3(sy+1) +
+    (sz+1)), the octants whose points all project to >= 0 (s_i * a_i >= 0 on every axis)."""
+    masks = np.zeros(27, dtype=np.uint8)
+    for code in range(27):
+        signs = (code // 9 - 1, (code // 3) % 3 - 1, code % 3 - 1)
+        for o, bits in enumerate(_OCTANT_BITS):
+            if all(s == 0 or bits[i] == (s > 0) for i, s in enumerate(signs)):
+                masks[code] |= np.uint8(1 << o)
+    return masks
+
+
+_POSITIVE_OCTANTS = _sign_masks()
+_NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # code of -a is 26 - code of a
+_SIGN_WEIGHT = np.array([9, 3, 1])
+# Pieces of bisected triangles tested in one go: bounds memory at roughly 100 MB.
+_MAX_PIECES = 400_000
+
+
 def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
-    """Occupy in `grid` every voxel touched by a triangle of `tri` [M, 3 corners, 3] (voxel units)."""
+    """Occupy every voxel touched by a triangle of `tri` [3 coords, M, 3 corners] (voxel units)."""
     res = grid.shape[0]
-    lo = tri.min(axis=1)
-    hi = tri.max(axis=1)
-    touches_grid = ((lo <= res) & (hi >= 0)).all(axis=1)
+    lo, hi = _corner_min(tri), _corner_max(tri)  # [3, M]
+    touches_grid = ((lo <= res) & (hi >= 0)).all(axis=0)
     if not touches_grid.all():
-        tri, lo, hi = tri[touches_grid], lo[touches_grid], hi[touches_grid]
-    if len(tri) == 0:
-        return
+        tri, lo, hi = tri[:, touches_grid], lo[:, touches_grid], hi[:, touches_grid]
     # Candidate voxels per axis: floor(lo) .. floor(hi), as open3d does. Voxel i spans
     # [i, i + 1], touching counts, but a triangle never marks the layer that lies wholly
     # below its lowest point, so a face exactly on a grid plane marks one layer, not two.
     first = np.floor(lo).astype(np.int64)
     last = np.floor(hi).astype(np.int64)
-    clipped = ((first < 0) | (last > res - 1)).any(axis=1)
-    first = np.clip(first, 0, res - 1)
-    last = np.clip(last, 0, res - 1)
-    dims = last - first + 1
-    flat = grid.reshape(-1)
-    base = (first[:, 0] * res + first[:, 1]) * res + first[:, 2]
+    clipped = ((first < 0) | (last > res - 1)).any(axis=0)
+    if clipped.any():
+        _mark_clipped(grid, tri[:, clipped], first[:, clipped], last[:, clipped])
+        keep = ~clipped
+        tri, first, last = tri[:, keep], first[:, keep], last[:, keep]
+    small = (last - first <= 1).all(axis=0)
+    _mark_small(grid, tri[:, small], first[:, small], last[:, small])
 
-    # A block that is one voxel thick along two axes is a row of voxels, and the triangle's
-    # projection on the third axis is an interval: every voxel of the row is touched.
-    # (Only for triangles inside the grid: a clipped block no longer contains its triangle.)
-    row = ((dims > 1).sum(axis=1) <= 1) & ~clipped
-    if row.any():
-        length = dims[row].max(axis=1)
-        step = np.where(dims[row, 0] > 1, res * res, np.where(dims[row, 1] > 1, res, 1))
-        owner = np.repeat(np.arange(len(length)), length)
-        along = np.arange(len(owner)) - np.repeat(np.cumsum(length) - length, length)
-        flat[base[row][owner] + along * step[owner]] = True
+    big = ~small
+    if big.any():
+        _mark_columns(grid, tri[:, big], first[:, big], last[:, big])
+
+
+def _corner_min(tri):
+    return np.minimum(np.minimum(tri[:, :, 0], tri[:, :, 1]), tri[:, :, 2])
+
+
+def _corner_max(tri):
+    return np.maximum(np.maximum(tri[:, :, 0], tri[:, :, 1]), tri[:, :, 2])
+
+
+def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
+    """Triangles inside the grid whose candidate block is at most 2x2x2 voxels."""
+    if tri.shape[1] == 0:
+        return
+    res = grid.shape[0]
+    flat = grid.reshape(-1)
+    base = (first[0] * res + first[1]) * res + first[2]
+    wide = last - first  # 0 or 1 per axis
+
+    # A block one voxel thick on two axes is a row, and the triangle's projection on the
+    # third axis is an interval: it touches every voxel of the row.
+    row = wide.sum(axis=0) <= 1
+    flat[base[row]] = True
+    flat[(base + (wide[0] * res + wide[1]) * res + wide[2])[row]] = True
 
     rest = ~row
     if not rest.any():
         return
-    tri, first, dims, base = tri[rest], first[rest], dims[rest], base[rest]
-    axes, lower, upper = _separating_axes(tri, first)
+    touched = _octants_touched(tri[:, rest] - (first[:, rest] + 1.0)[:, :, None])
+    hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
+    offsets = (_OCTANT_BITS[:, 0] * res + _OCTANT_BITS[:, 1]) * res + _OCTANT_BITS[:, 2]
+    flat[(base[rest][:, None] + offsets[None, :])[hit]] = True
 
-    # Same block shape -> same voxel offsets -> one matrix product for the whole group.
+
+def _octants_touched(t: np.ndarray) -> np.ndarray:
+    """Which of the 8 closed octants around the origin each triangle touches: uint8 bits.
+
+    t: [3 coords, T, 3 corners], corners relative to the split point. Separating-axis test
+    between a triangle and an octant (a box unbounded away from the origin): axis a
+    separates octant s when the octant projects onto [0, inf) (s_i a_i >= 0 on every axis)
+    and the triangle wholly below 0, or the mirror case. The 13 axes are those of the box
+    test: 3 coordinate axes, the triangle normal, 9 coordinate axis x edge products.
+    """
+    separated = np.zeros(t.shape[1], dtype=np.uint8)
+    below, above = _corner_max(t) < 0, _corner_min(t) > 0  # [3, T]
+    for d in range(3):
+        separated |= _POSITIVE_OCTANTS[13 + _SIGN_WEIGHT[d]] * below[d]
+        separated |= _NEGATIVE_OCTANTS[13 + _SIGN_WEIGHT[d]] * above[d]
+
+    e = t[:, :, [1, 2, 0]] - t       # [3, T, 3]: edge m runs from corner m to m + 1
+    opposite = t[:, :, [2, 0, 1]]    # the corner not on edge m
+    # Triangle normal (e0 x e1): every corner projects to the same value q.
+    (ax, ay, az), (bx, by, bz) = e[:, :, 0], e[:, :, 1]
+    normal = (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx)
+    q = normal[0] * t[0, :, 0] + normal[1] * t[1, :, 0] + normal[2] * t[2, :, 0]
+    code = _sign_code(normal)
+    separated |= _POSITIVE_OCTANTS[code] * (q < 0)
+    separated |= _NEGATIVE_OCTANTS[code] * (q > 0)
+
+    # Coordinate axis d x edge m: component -e_b on axis a and e_a on axis b, (d, a, b) cyclic.
+    for d, a, b in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+        comp = [None, None, None]
+        comp[a], comp[b] = -e[b], e[a]                                     # [T, 3 edges]
+        comp[d] = np.zeros_like(comp[a])
+        q1 = comp[a] * t[a] + comp[b] * t[b]
+        q2 = comp[a] * opposite[a] + comp[b] * opposite[b]
+        code = _sign_code(comp)
+        bits = (_POSITIVE_OCTANTS[code] * ((q1 < 0) & (q2 < 0))
+                | _NEGATIVE_OCTANTS[code] * ((q1 > 0) & (q2 > 0)))
+        separated |= bits[:, 0] | bits[:, 1] | bits[:, 2]
+    return ~separated
+
+
+def _sign_code(components) -> np.ndarray:
+    """9 (sx + 1) + 3 (sy + 1) + (sz + 1) for the signs of an axis's three components."""
+    x, y, z = components
+    return ((np.sign(x) * 9 + np.sign(y) * 3 + np.sign(z)) + 13).astype(np.intp)
+
+
+def _mark_columns(grid, tri, first, last) -> None:
+    """Triangles inside the grid with a bigger block, one voxel column at a time.
+
+    Columns run along the block's longest axis w; (u, v, w) is a cyclic order of x, y, z.
+    Three separating axes (w x edge) do not involve w: they pass or fail a whole column (the
+    2D test of the projected triangle against the column's cell). In a column the voxels a
+    triangle touches form one run (the triangle's part over the column is convex), and each
+    of the other 7 axes bounds that run by a linear inequality in the voxel's w offset. All
+    in coordinates relative to the block's first voxel centre, so grid-aligned geometry is
+    computed exactly; elsewhere runs are widened by _TOUCH_TOLERANCE against rounding.
+    """
+    res = grid.shape[0]
+    dims = last - first + 1                                   # [3, T]
+    w = dims.argmax(axis=0)
+    order = np.stack([(w + 1) % 3, (w + 2) % 3, w])           # [3, T]: u, v, w
+    du, dv, dw = np.take_along_axis(dims, order, axis=0)
+    # Chunks of triangles with a bounded number of columns.
+    cost = np.cumsum(du * dv)
+    starts = np.searchsorted(cost, np.arange(0, cost[-1], _MAX_COLUMNS), side="right")
+    for a, b in zip(starts, np.append(starts[1:], len(w))):
+        if b > a:
+            part = slice(a, b)
+            rel = tri[:, part] - (first[:, part] + 0.5)[:, :, None]
+            rel = np.take_along_axis(rel, order[:, part, None], axis=0)   # [u/v/w, T, corner]
+            runs = _column_runs(rel, du[part], dv[part], dw[part])
+            owner, offsets = runs                                          # offsets [3, K] in u, v, w
+            index = np.empty_like(offsets)
+            np.put_along_axis(index, order[:, part][:, owner], offsets, axis=0)
+            index += first[:, part][:, owner]
+            grid[index[0], index[1], index[2]] = True
+
+
+def _column_runs(rel, du, dv, dw):
+    """-> (triangle of each touched voxel, its (u, v, w) offset in the block [3, K])."""
+    e = rel[:, :, [1, 2, 0]] - rel            # [3, T, 3]: edge m runs from corner m to m + 1
+    opposite = rel[:, :, [2, 0, 1]]           # the corner not on edge m
+    eu, ev, ew = e
+    # Axis (a_u, a_v, a_w) with triangle projection [lo, hi] widened by the box radius.
+    def bounds(au, av, aw, q1, q2):
+        r = 0.5 * (np.abs(au) + np.abs(av) + np.abs(aw))
+        return au, av, aw, np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
+
+    (au, av, aw), (bu, bv, bw) = e[:, :, 0], e[:, :, 1]
+    normal = (av * bw - aw * bv, aw * bu - au * bw, au * bv - av * bu)
+    qn = normal[0] * rel[0, :, 0] + normal[1] * rel[1, :, 0] + normal[2] * rel[2, :, 0]
+    zero = np.zeros_like(eu)
+    axes = [
+        bounds(*[c[:, None] for c in normal], qn[:, None], qn[:, None]),      # normal
+        bounds(zero, -ew, ev, -ew * rel[1] + ev * rel[2], -ew * opposite[1] + ev * opposite[2]),
+        bounds(ew, zero, -eu, ew * rel[0] - eu * rel[2], ew * opposite[0] - eu * opposite[2]),
+    ]
+    flat = bounds(-ev, eu, zero, -ev * rel[0] + eu * rel[1], -ev * opposite[0] + eu * opposite[1])
+    # Per triangle: 7 run-bounding axes and 3 column tests, gathered per column in one go.
+    table = np.concatenate([np.concatenate(parts, axis=1) for parts in zip(*axes)]
+                           + [flat[0], flat[1], flat[3], flat[4]], axis=1)  # [T, 35 + 12]
+
+    ncol = du * dv
+    owner = np.repeat(np.arange(len(du)), ncol)
+    local = np.arange(len(owner)) - np.repeat(np.cumsum(ncol) - ncol, ncol)
+    iu, iv = np.divmod(local, dv[owner])
+    t = table[owner]
+    fu, fv, flo, fhi = t[:, 35:38], t[:, 38:41], t[:, 41:44], t[:, 44:47]
+    s = fu * iu[:, None] + fv * iv[:, None]
+    inside = ((flo <= s) & (s <= fhi)).all(axis=1)
+    owner, iu, iv, t = owner[inside], iu[inside], iv[inside], t[inside]
+
+    a_u, a_v, a_w, lo, hi = (t[:, 7 * k:7 * k + 7] for k in range(5))
+    s = a_u * iu[:, None] + a_v * iv[:, None]
+    lo_b, hi_b = lo - s, hi - s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q1, q2 = lo_b / a_w, hi_b / a_w
+    level = a_w == 0  # the axis ignores w after all: pass or fail the whole column
+    passes = (lo_b <= 0) & (hi_b >= 0)
+    low = np.where(level, np.where(passes, -np.inf, np.inf), np.minimum(q1, q2))
+    high = np.where(level, np.where(passes, np.inf, -np.inf), np.maximum(q1, q2))
+    start = np.maximum(np.ceil(low.max(axis=1) - _TOUCH_TOLERANCE), 0)
+    stop = np.minimum(np.floor(high.min(axis=1) + _TOUCH_TOLERANCE), dw[owner] - 1)
+    run = np.where(stop >= start, stop - start + 1, 0).astype(np.int64)
+    start = np.where(run > 0, start, 0).astype(np.int64)
+
+    column = np.repeat(np.arange(len(owner)), run)
+    iw = np.arange(len(column)) - np.repeat(np.cumsum(run) - run, run) + start[column]
+    return owner[column], np.stack([iu[column], iv[column], iw])
+
+
+def _mark_clipped(grid, tri, first, last) -> None:
+    """Triangles that cross the grid's border: the separating-axis test against every voxel
+    of the clipped candidate block, blocks of one shape tested as one matrix product."""
+    res = grid.shape[0]
+    tri = tri.transpose(1, 2, 0)  # [M, 3 corners, 3 coords]
+    first = np.clip(first.T, 0, res - 1)
+    dims = np.clip(last.T, 0, res - 1) - first + 1
+    flat = grid.reshape(-1)
+    base = (first[:, 0] * res + first[:, 1]) * res + first[:, 2]
+    axes, lower, upper = _separating_axes(tri - (first + 0.5)[:, None, :])
     key = (dims[:, 0] * (res + 1) + dims[:, 1]) * (res + 1) + dims[:, 2]
     order = np.argsort(key, kind="stable")
     bounds = np.flatnonzero(np.diff(key[order])) + 1
@@ -127,32 +317,57 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
         ox, oy, oz = np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij")
         offsets = np.stack([ox.ravel(), oy.ravel(), oz.ravel()]).astype(np.float64)  # [3, K]
         offset_index = (ox.ravel() * res + oy.ravel()) * res + oz.ravel()
-        per_chunk = max(1, _MAX_BATCH_ELEMENTS // (10 * offsets.shape[1]))
+        per_chunk = max(1, _MAX_BATCH_ELEMENTS // (13 * offsets.shape[1]))
         for start in range(0, len(group), per_chunk):
             g = group[start:start + per_chunk]
-            proj = (axes[g].reshape(-1, 3) @ offsets).reshape(len(g), 10, -1)  # [T, 10, K]
+            proj = (axes[g].reshape(-1, 3) @ offsets).reshape(len(g), 13, -1)  # [T, 13, K]
             hit = ((proj >= lower[g][:, :, None]) & (proj <= upper[g][:, :, None])).all(axis=1)
             flat[(base[g][:, None] + offset_index[None, :])[hit]] = True
 
 
-def _separating_axes(tri: np.ndarray, first: np.ndarray):
-    """The 10 non-box axes of each triangle and the interval its candidate boxes must hit.
+def _separating_axes(rel: np.ndarray):
+    """The 13 separating axes of triangles against voxel boxes of half size 1/2, and the
+    interval into which a box centre's projection must fall.
 
-    For axis a and a box with centre c and half size 1/2, the box projects to
-    [a.c - r, a.c + r] with r = |a|_1 / 2, the triangle to [pmin, pmax]; they overlap iff
-    pmin - r <= a.c <= pmax + r. With c = c0 + offset (c0: centre of the block's first
-    voxel), the test on a.offset uses bounds shifted by a.c0. Returns axes [T,10,3] and
-    lower/upper [T,10].
+    rel: [T, 3 corners, 3] relative to the centre c0 of the block's first voxel. For axis a
+    the box at c0 + offset projects to a.offset +- r with r = |a|_1 / 2, the triangle to
+    [pmin, pmax]; they overlap iff pmin - r <= a.offset <= pmax + r.
+    -> axes [T, 13, 3], lower and upper [T, 13].
     """
-    e = np.stack([tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 1], tri[:, 0] - tri[:, 2]], axis=1)
-    zero = np.zeros(len(tri))
-    axes = [np.cross(e[:, 0], e[:, 1])]  # triangle normal
-    for j in range(3):                    # box axis x, y, z crossed with each edge
+    e = rel[:, [1, 2, 0]] - rel
+    zero, one = np.zeros(len(rel)), np.ones(len(rel))
+    axes = [np.stack([one, zero, zero], 1), np.stack([zero, one, zero], 1),
+            np.stack([zero, zero, one], 1), np.cross(e[:, 0], e[:, 1])]
+    for j in range(3):
         ex, ey, ez = e[:, j, 0], e[:, j, 1], e[:, j, 2]
         axes += [np.stack([zero, -ez, ey], 1), np.stack([ez, zero, -ex], 1),
                  np.stack([-ey, ex, zero], 1)]
-    axes = np.stack(axes, axis=1)                             # [T, 10, 3]
-    proj = np.einsum("tad,tkd->tak", axes, tri)               # [T, 10, 3 corners]
+    axes = np.stack(axes, axis=1)                             # [T, 13, 3]
+    proj = np.einsum("tad,tkd->tak", axes, rel)               # [T, 13, 3 corners]
     r = 0.5 * np.abs(axes).sum(axis=2)
-    shift = np.einsum("tad,td->ta", axes, first + 0.5)
-    return axes, proj.min(axis=2) - r - shift, proj.max(axis=2) + r - shift
+    return axes, proj.min(axis=2) - r, proj.max(axis=2) + r
+
+
+# Octant o = 4 bx + 2 by + bz, where b = 1 is the upper side of the split point on that axis.
+_OCTANT_BITS = np.array([[(o >> 2) & 1, (o >> 1) & 1, o & 1] for o in range(8)])
+_SIGN_WEIGHT = (9, 3, 1)
+
+
+def _sign_masks() -> np.ndarray:
+    """[27] uint8: for an axis whose components have signs (sx, sy, sz) (see _sign_code),
+    the octants whose points all project to >= 0: s_i a_i >= 0 on every axis."""
+    masks = np.zeros(27, dtype=np.uint8)
+    for code in range(27):
+        signs = (code // 9 - 1, (code // 3) % 3 - 1, code % 3 - 1)
+        for o, bits in enumerate(_OCTANT_BITS):
+            if all(s == 0 or bits[i] == (s > 0) for i, s in enumerate(signs)):
+                masks[code] |= np.uint8(1 << o)
+    return masks
+
+
+_POSITIVE_OCTANTS = _sign_masks()
+_NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # the code of -a is 26 - the code of a
+# Voxel columns tested in one go: bounds memory to roughly 100 MB.
+_MAX_COLUMNS = 200_000
+# Runs in a column are widened by this many voxels, so that touching survives rounding.
+_TOUCH_TOLERANCE = 1e-9
