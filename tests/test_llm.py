@@ -145,6 +145,30 @@ def test_describe_takes_a_custom_question(rt):
     assert err.value.code == "bad_prompt"
 
 
+def test_image_task_matches_generate_so_the_3d_rope_positions_are_right(rt):
+    from backend.models.images import prepare_image
+
+    ours = rt.generate_shape(image=red_box_image(), options=GREEDY)
+    pixels = rt.image_processor(images=[prepare_image(red_box_image())], return_tensors="pt")
+    content = [{"type": "image"}, {"type": "text", "text": PROMPTS["image_to_3d"]}]
+    prompt = rt._prompt_ids(content, pixels) + [rt.codec.start_id]
+    ids = torch.tensor([prompt])
+    processor = MeshBlockLogitsProcessor(rt._constraint(allow_blocks=True, in_block=True), len(prompt))
+    out = rt.model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        pixel_values=pixels["pixel_values"],
+        image_grid_thw=pixels["image_grid_thw"],
+        mm_token_type_ids=(ids == rt.image_token_id).int(),
+        max_new_tokens=NUM_CODES + 1,
+        do_sample=False,
+        repetition_penalty=rt.model.generation_config.repetition_penalty,
+        logits_processor=[processor],
+        eos_token_id=[rt.codec.end_id],
+    )[0, len(prompt) :].tolist()
+    np.testing.assert_array_equal(rt.codec.parse_ids(out).codes, ours)
+
+
 def test_seeded_sampling_is_reproducible(rt):
     codes = np.random.default_rng(0).integers(0, 8192, NUM_CODES).astype(np.int32)
     a = rt.describe(codes, options={"seed": 3, "max_new_tokens": 20})
