@@ -266,31 +266,35 @@ def _column_runs(rel, du, dv, dw):
         bounds(ew, zero, -eu, ew * rel[0] - eu * rel[2], ew * opposite[0] - eu * opposite[2]),
     ]
     flat = bounds(-ev, eu, zero, -ev * rel[0] + eu * rel[1], -ev * opposite[0] + eu * opposite[1])
-    # Per triangle: 7 run-bounding axes and 3 column tests, gathered per column in one go.
-    table = np.concatenate([np.concatenate(parts, axis=1) for parts in zip(*axes)]
-                           + [flat[0], flat[1], flat[3], flat[4]], axis=1)  # [T, 35 + 12]
+    # Per triangle, as rows [k, T] (so that per-column copies are contiguous rows): 10
+    # column tests (the 3 w x edge axes, and any of the other 7 that happens to have
+    # a_w = 0) and 7 run bounds (neutral where the axis went to the column tests).
+    a_u, a_v, a_w, lo, hi = (np.concatenate(parts, axis=1).T for parts in zip(*axes))  # [7, T]
+    level = a_w == 0
+    col_u = np.concatenate([flat[0].T, np.where(level, a_u, 0.0)])
+    col_v = np.concatenate([flat[1].T, np.where(level, a_v, 0.0)])
+    col_lo = np.concatenate([flat[3].T, np.where(level, lo, -np.inf)])
+    col_hi = np.concatenate([flat[4].T, np.where(level, hi, np.inf)])
+    columns = np.concatenate([col_u, col_v, col_lo, col_hi])                     # [40, T]
+    runs = np.concatenate([np.where(level, 0.0, a_u), np.where(level, 0.0, a_v),
+                           np.where(level, 1.0, a_w), np.where(level, -np.inf, lo),
+                           np.where(level, np.inf, hi)])                         # [35, T]
 
     ncol = du * dv
     owner = np.repeat(np.arange(len(du)), ncol)
     local = np.arange(len(owner)) - np.repeat(np.cumsum(ncol) - ncol, ncol)
     iu, iv = np.divmod(local, dv[owner])
-    t = table[owner]
-    fu, fv, flo, fhi = t[:, 35:38], t[:, 38:41], t[:, 41:44], t[:, 44:47]
-    s = fu * iu[:, None] + fv * iv[:, None]
-    inside = ((flo <= s) & (s <= fhi)).all(axis=1)
-    owner, iu, iv, t = owner[inside], iu[inside], iv[inside], t[inside]
+    c = columns[:, owner]                                                       # [40, C]
+    s = c[0:10] * iu + c[10:20] * iv
+    inside = ((c[20:30] <= s) & (s <= c[30:40])).all(axis=0)
+    owner, iu, iv = owner[inside], iu[inside], iv[inside]
 
-    a_u, a_v, a_w, lo, hi = (t[:, 7 * k:7 * k + 7] for k in range(5))
-    s = a_u * iu[:, None] + a_v * iv[:, None]
-    lo_b, hi_b = lo - s, hi - s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q1, q2 = lo_b / a_w, hi_b / a_w
-    level = a_w == 0  # the axis ignores w after all: pass or fail the whole column
-    passes = (lo_b <= 0) & (hi_b >= 0)
-    low = np.where(level, np.where(passes, -np.inf, np.inf), np.minimum(q1, q2))
-    high = np.where(level, np.where(passes, np.inf, -np.inf), np.maximum(q1, q2))
-    start = np.maximum(np.ceil(low.max(axis=1) - _TOUCH_TOLERANCE), 0)
-    stop = np.minimum(np.floor(high.min(axis=1) + _TOUCH_TOLERANCE), dw[owner] - 1)
+    r = runs[:, owner]                                                          # [35, C']
+    s = r[0:7] * iu + r[7:14] * iv
+    q1 = (r[21:28] - s) / r[14:21]
+    q2 = (r[28:35] - s) / r[14:21]
+    start = np.maximum(np.ceil(np.minimum(q1, q2).max(axis=0) - _TOUCH_TOLERANCE), 0)
+    stop = np.minimum(np.floor(np.maximum(q1, q2).min(axis=0) + _TOUCH_TOLERANCE), dw[owner] - 1)
     run = np.where(stop >= start, stop - start + 1, 0).astype(np.int64)
     start = np.where(run > 0, start, 0).astype(np.int64)
 
