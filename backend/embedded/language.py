@@ -1,0 +1,186 @@
+"""Words for the procedural dataset: prompts, captions, describe answers and edit instructions.
+
+Wording varies by templates x synonyms x attributes. Sentence frames and edit phrasings come in
+two disjoint pools, "train" and "held_out": held-out prompts never share a frame with training
+ones. Category nouns are shared (a model cannot learn a noun it never saw).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .shape import Shape
+
+NOUNS = {
+    "chair": ["chair", "dining chair", "side chair", "desk chair"],
+    "table": ["table", "dining table", "kitchen table", "rectangular table"],
+    "stool": ["stool", "bar stool", "round stool"],
+    "bench": ["bench", "park bench", "long bench"],
+    "shelf": ["shelf", "bookshelf", "shelving unit", "bookcase"],
+    "bed": ["bed", "double bed", "single bed"],
+    "sofa": ["sofa", "couch", "settee"],
+    "cabinet": ["cabinet", "cupboard", "storage cabinet"],
+    "ladder": ["ladder", "step ladder", "wooden ladder"],
+    "lamp": ["lamp", "table lamp", "desk lamp"],
+    "mug": ["mug", "coffee mug", "cup"],
+    "vase": ["vase", "flower vase", "ceramic vase"],
+    "bowl": ["bowl", "salad bowl", "soup bowl"],
+    "bottle": ["bottle", "wine bottle", "glass bottle"],
+}
+
+FRAMES = {
+    "train": ["{d}", "a {d}", "a 3D model of a {d}", "generate a {d}", "make a {d}", "I need a {d}",
+              "a simple {d}", "create a {d}", "a {d} for my scene", "build a {d}", "one {d}",
+              "a low-poly {d}", "please make a {d}", "a plain {d}", "give me a {d}"],
+    "held_out": ["could you model a {d} for me?", "I would like a {d}", "show me a {d}",
+                 "something like a {d}", "design a {d} please", "what about a {d}", "an object: {d}",
+                 "sculpt a {d}"],
+}
+
+DESCRIBE_QUESTIONS = {
+    "train": ["Give a quick overview of the object represented by this 3D mesh.",
+              "What kind of structure does this 3D object depict?", "What is this object?",
+              "Describe this 3D shape briefly.", "Which object does this mesh show?"],
+    "held_out": ["Can you tell me what this 3D model is?", "Name the object in this mesh."],
+}
+
+ANSWER_FRAMES = ["A {c}{a}.", "This is a {c}{a}.", "It looks like a {c}{a}.", "A 3D model of a {c}{a}."]
+
+EDIT_PHRASES = {
+    "taller": {"train": ["make it taller", "increase the height", "make it higher", "stretch it vertically",
+                         "raise its height", "taller please"],
+               "held_out": ["could you give it more height?", "I want it to be taller", "extend it upward"]},
+    "shorter": {"train": ["make it shorter", "reduce the height", "make it lower", "squash it vertically",
+                          "lower its height", "shorter please"],
+                "held_out": ["could you cut down its height?", "I want it to be shorter", "compress it downward"]},
+    "wider": {"train": ["make it wider", "increase the width", "stretch it sideways", "broaden it",
+                        "make it broader", "wider please"],
+              "held_out": ["could you give it more width?", "I want it to be wider", "widen it"]},
+    "thinner": {"train": ["make it thinner", "make it narrower", "reduce the width", "slim it down",
+                          "squeeze it sideways", "thinner please"],
+                "held_out": ["could you narrow it?", "I want it to be slimmer", "take some width off"]},
+    "add": {"train": ["add {p}", "give it {p}", "put {p} on it", "it needs {p}"],
+            "held_out": ["could you attach {p}?", "I want it to have {p}", "include {p} too"]},
+    "remove": {"train": ["remove the {p}", "take off the {p}", "delete the {p}", "drop the {p}",
+                         "make it without the {p}"],
+               "held_out": ["could you get rid of the {p}?", "I want it without its {p}", "strip away the {p}"]},
+}
+
+# How much an edit stretches the object before re-normalising (longest side back to 1).
+EDIT_FACTOR = 1.35
+ROUND_CATEGORIES = {"stool", "lamp", "mug", "vase", "bowl", "bottle"}
+
+
+def edit_stretch(category: str, kind: str) -> tuple[float, float, float]:
+    f = EDIT_FACTOR if kind in ("taller", "wider") else 1 / EDIT_FACTOR
+    if kind in ("taller", "shorter"):
+        return (1.0, 1.0, f)
+    return (f, f, 1.0) if category in ROUND_CATEGORIES else (f, 1.0, 1.0)
+
+
+def attributes(shape: Shape) -> list[str]:
+    """Phrases true of this shape, from its parameters and stretch."""
+    p, c = shape.params, shape.category
+    out = []
+    sx, _, sz = shape.stretch
+    if sz > 1.15:
+        out.append("tall")
+    elif sz < 0.87:
+        out.append("short")
+    if sx > 1.15:
+        out.append("wide")
+    elif sx < 0.87:
+        out.append("narrow")
+    return out
+
+
+def part_phrases(shape: Shape) -> list[str]:
+    from .categories import CATEGORIES  # local import keeps this module's top light
+    p, c = shape.params, shape.category
+    out = []
+    part = CATEGORIES[c].part
+    if part and "part" in p:
+        out.append(f"with {with_article(part)}" if p["part"] else f"without {with_article(part)}")
+    if c in ("chair", "table") and p.get("round_legs"):
+        out.append("with round legs")
+    if c == "stool":
+        out.append("with three legs" if p["legs"] == 3 else "with four legs")
+    if c == "shelf":
+        out.append(f"with {p['boards']} boards")
+    if c == "cabinet":
+        out.append("with one door" if p["doors"] == 1 else "with two doors")
+    if c == "ladder":
+        out.append(f"with {p['rungs']} rungs")
+    return out
+
+
+def _describe_phrase(shape: Shape, noun: str, rng: np.random.Generator, adjective_first: bool = True) -> str:
+    adjs = [a for a in attributes(shape) if rng.random() < 0.8]
+    parts = [x for x in part_phrases(shape) if rng.random() < 0.5]
+    words = " ".join(adjs + [noun])
+    if parts:
+        words += " " + " and ".join(parts[:2])
+    return words
+
+
+def text_prompt(shape: Shape, rng: np.random.Generator, pool: str = "train") -> str:
+    noun = NOUNS[shape.category][rng.integers(len(NOUNS[shape.category]))]
+    frame = FRAMES[pool][rng.integers(len(FRAMES[pool]))]
+    return frame.format(d=_describe_phrase(shape, noun, rng))
+
+
+def describe_answer(shape: Shape, rng: np.random.Generator) -> str:
+    """Names the category with its canonical noun, so "names the right category" is checkable."""
+    parts = part_phrases(shape)[: int(rng.integers(0, 3))]
+    attr = (" " + " and ".join(parts)) if parts else ""
+    frame = ANSWER_FRAMES[rng.integers(len(ANSWER_FRAMES))]
+    adjs = attributes(shape)
+    c = " ".join(adjs + [shape.category]) if adjs and rng.random() < 0.7 else shape.category
+    return frame.format(c=c, a=attr)
+
+
+def describe_question(rng: np.random.Generator, pool: str = "train") -> str:
+    qs = DESCRIBE_QUESTIONS[pool]
+    return qs[rng.integers(len(qs))]
+
+
+def possible_edits(shape: Shape) -> list[str]:
+    from .categories import CATEGORIES
+    kinds = ["taller", "shorter", "wider", "thinner"]
+    if CATEGORIES[shape.category].part:
+        kinds.append("remove" if shape.params.get("part") else "add")
+    return kinds
+
+
+def apply_edit(shape: Shape, kind: str) -> Shape:
+    if kind in ("add", "remove"):
+        return shape.with_params(part=(kind == "add"))
+    return shape.with_stretch(edit_stretch(shape.category, kind))
+
+
+def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str = "train") -> str:
+    from .categories import CATEGORIES
+    phrases = EDIT_PHRASES[kind][pool]
+    text = phrases[rng.integers(len(phrases))]
+    part = CATEGORIES[shape.category].part or ""
+    return text.format(p=part if kind == "remove" else with_article(part))
+
+
+def with_article(part: str) -> str:
+    """"armrests" stays plural; "handle" becomes "a handle"."""
+    return part if part.endswith("s") else f"a {part}"
+
+
+def category_in_text(text: str) -> str | None:
+    """The category a free-text answer names (its canonical noun or a synonym), if exactly one."""
+    low = text.lower()
+    found = set()
+    # longest phrases first, blanked once matched, so "table lamp" is a lamp and not a table
+    for phrase, category in sorted(((n, c) for c, ns in NOUNS.items() for n in ns), key=lambda x: -len(x[0])):
+        pattern = r"\b" + re.escape(phrase) + r"s?\b"
+        if re.search(pattern, low):
+            found.add(category)
+            low = re.sub(pattern, " ", low)
+    return found.pop() if len(found) == 1 else None

@@ -1,0 +1,238 @@
+"""Training of the small embedded LLM: Qwen2_5_VLForConditionalGeneration at a tiny size, our
+own tokenizer with the 8194 mesh tokens, the published prompt format and chat template.
+
+Three tasks share one model, mixed in every run of steps:
+  text -> 3D   user: text_to_3d template with a caption   assistant: mesh block
+  describe     user: mesh block + "\n" + question           assistant: a caption
+  edit         user: mesh block + "\n" + edit template     assistant: edited mesh block
+The loss covers the assistant turn only (its tokens and the closing <|im_end|>).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+from backend.models.codec import codes_to_text
+from backend.models.presets import REFERENCE_PROMPTS
+from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
+from backend.models.tokenizer_build import build_tokenizer
+
+from . import language as L
+from .categories import CATEGORIES
+from .shape import Shape, sample_shape
+
+
+@dataclass
+class LLMTrainSettings:
+    hidden: int = 192
+    layers: int = 3
+    steps: int = 100_000
+    batch: int = 2
+    lr: float = 2e-3
+    warmup: int = 50
+    task_weights: tuple[float, float, float] = (0.5, 0.25, 0.25)  # text->3D, describe, edit
+    checkpoint_every_s: float = 180.0
+    max_minutes: float = 45.0
+    seed: int = 0
+
+
+def corpus() -> list[str]:
+    """Training wordings only: the BPE never sees the held-out frames."""
+    texts = list(REFERENCE_PROMPTS.values()) + ["You are a helpful assistant."]
+    texts += L.FRAMES["train"] + L.DESCRIBE_QUESTIONS["train"] + L.ANSWER_FRAMES
+    texts += [n for ns in L.NOUNS.values() for n in ns] + list(CATEGORIES)
+    texts += [p for e in L.EDIT_PHRASES.values() for p in e["train"]]
+    texts += [c.part for c in CATEGORIES.values() if c.part]
+    texts += ["tall", "short", "wide", "narrow", "with", "without", "and", "legs", "boards", "rungs", "doors"]
+    return texts * 4
+
+
+def make_tokenizer():
+    return build_tokenizer(corpus(), vocab_size=600)
+
+
+def chat_prompt(tokenizer, user_text: str) -> str:
+    messages = [{"role": "user", "content": [{"type": "text", "text": user_text}]}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def mesh_user_text(codes: np.ndarray, request: str) -> str:
+    """The describe/edit user turn: the mesh block, a newline, then the request (reference demo)."""
+    return codes_to_text(codes) + "\n" + request
+
+
+def encode_example(tokenizer, user_text: str, answer: str) -> tuple[list[int], int]:
+    """Token ids of the whole conversation and where the assistant answer starts."""
+    prompt_ids = tokenizer(chat_prompt(tokenizer, user_text), add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    return prompt_ids + answer_ids, len(prompt_ids)
+
+
+class ExampleSampler:
+    """Draws fresh wordings every time, over the encoded shapes and edit pairs."""
+
+    def __init__(self, tokenizer, data: dict, prompts: dict, seed: int):
+        self.tok, self.data, self.prompts = tokenizer, data, prompts
+        self.rng = np.random.default_rng(seed)
+        self.shapes = [shape_from_meta(m) for m in data["shape_meta"]]
+        self.edit_src = [shape_from_meta(m) for m in data["edit_meta"]]
+
+    def sample(self, task: str) -> tuple[list[int], int]:
+        rng = self.rng
+        if task == "text_to_3d":
+            i = int(rng.integers(len(self.shapes)))
+            text = L.text_prompt(self.shapes[i], rng)
+            user = self.prompts["text_to_3d"].format(text=text)
+            return encode_example(self.tok, user, codes_to_text(self.data["shape_codes"][i]))
+        if task == "describe":
+            i = int(rng.integers(len(self.shapes)))
+            question = self.prompts["describe"] if rng.random() < 0.5 else L.describe_question(rng)
+            user = mesh_user_text(self.data["shape_codes"][i], question)
+            return encode_example(self.tok, user, L.describe_answer(self.shapes[i], rng))
+        i = int(rng.integers(len(self.edit_src)))
+        kind = self.data["edit_meta"][i]["edit"]
+        instruction = L.edit_instruction(self.edit_src[i], kind, rng)
+        user = mesh_user_text(self.data["edit_src"][i], self.prompts["edit"].format(instruction=instruction))
+        return encode_example(self.tok, user, codes_to_text(self.data["edit_tgt"][i]))
+
+
+def shape_meta(shape: Shape) -> dict:
+    return {"category": shape.category, "seed": shape.seed, "stretch": list(shape.stretch),
+            "part": bool(shape.params.get("part", False))}
+
+
+def shape_from_meta(meta: dict) -> Shape:
+    s = sample_shape(meta["category"], meta["seed"])
+    if "part" in s.params:
+        s = s.with_params(part=meta["part"])
+    return s.with_stretch(meta["stretch"])
+
+
+def new_model(tokenizer, settings: LLMTrainSettings) -> Qwen2_5_VLForConditionalGeneration:
+    torch.manual_seed(settings.seed)
+    config = tiny_config(tokenizer, hidden=settings.hidden, layers=settings.layers)
+    config.text_config.max_position_embeddings = 4096
+    return Qwen2_5_VLForConditionalGeneration(config)
+
+
+class ActiveVocab:
+    """The softmax used in training: every text token, the mesh codes the data uses, and ONE
+    row standing for all never-used mesh codes, its logit counted once per such code. Tying
+    those rows (see `tie_unused_rows`) makes this exactly the full-vocabulary softmax, at a
+    fraction of the cost of the 8.8k-row LM head."""
+
+    def __init__(self, tokenizer, used_codes: np.ndarray):
+        mesh0 = tokenizer.convert_tokens_to_ids("<mesh0>")
+        markers = tokenizer.convert_tokens_to_ids(["<mesh-start>", "<mesh-end>"])
+        used = np.unique(used_codes)
+        unused = np.setdiff1d(np.arange(8192), used)
+        self.ids = torch.tensor(np.concatenate([np.arange(mesh0), mesh0 + used, markers]), dtype=torch.long)
+        self.unused_ids = torch.tensor(mesh0 + unused, dtype=torch.long)
+        self.index = torch.full((len(tokenizer),), -1, dtype=torch.long)
+        self.index[self.ids] = torch.arange(len(self.ids))
+
+    def logits(self, lm_head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+        w = lm_head.weight
+        logits = hidden @ w[self.ids].t()
+        if len(self.unused_ids):
+            shared = hidden @ w[self.unused_ids[0]] + float(np.log(len(self.unused_ids)))
+            logits = torch.cat([logits, shared[:, None]], dim=1)
+        return logits
+
+    @torch.no_grad()
+    def tie_unused_rows(self, lm_head: torch.nn.Linear) -> None:
+        if len(self.unused_ids):
+            lm_head.weight[self.unused_ids] = lm_head.weight[self.unused_ids[0]].clone()
+
+
+def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: ActiveVocab) -> torch.Tensor:
+    """Mean next-token loss over the assistant answers of a right-padded batch."""
+    length = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), length), dtype=torch.long)
+    labels = torch.full((len(batch), length), -100, dtype=torch.long)
+    for b, (ids, start) in enumerate(batch):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        attention[b, : len(ids)] = 1
+        labels[b, start: len(ids)] = torch.tensor(ids[start:])
+    # hidden states first, then the LM head only where there is a label: most prompt
+    # positions (the mesh block of describe/edit) need no logits at all
+    hidden = model.model(input_ids=input_ids, attention_mask=attention).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = vocab.logits(model.lm_head, hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), vocab.index[targets[keep]])
+
+
+def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, snapshot=None):
+    """Trains (or resumes) and returns (model, tokenizer). `snapshot(model, tokenizer, step)` is
+    called at every checkpoint so a usable preset exists early."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = workdir / "llm_resume.pt"
+    tokenizer = make_tokenizer()
+    model = new_model(tokenizer, settings)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    step = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
+        step = state["step"]
+        log(f"resumed LLM at step {step}")
+    sampler = ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, settings.seed + step)
+    tasks = ["text_to_3d", "describe", "edit"]
+    weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
+    pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    vocab = ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
+    log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
+    start, last_ckpt = time.time(), time.time()
+    running = {t: [] for t in tasks}
+
+    def save():
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step), ckpt_path)
+        vocab.tie_unused_rows(model.lm_head)  # the saved model's full softmax = the trained one
+        if snapshot:
+            snapshot(model, tokenizer, step)
+
+    model.train()
+    while step < settings.steps and (time.time() - start) < settings.max_minutes * 60:
+        task = tasks[int(sampler.rng.choice(3, p=weights))]
+        batch = [sampler.sample(task) for _ in range(settings.batch)]
+        lr = settings.lr * min(1.0, (step + 1) / settings.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = batch_loss(model, batch, pad_id, vocab)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        running[task].append(loss.item())
+        if step % 20 == 0:
+            summary = " ".join(f"{t} {np.mean(v[-20:]):.3f}" for t, v in running.items() if v)
+            log(f"llm step {step} {summary} {time.time() - start:.0f}s")
+        if time.time() - last_ckpt > settings.checkpoint_every_s:
+            save()
+            last_ckpt = time.time()
+    save()
+    return model.eval(), tokenizer
+
+
+def export_llm(model, tokenizer, folder: Path, generation: dict) -> None:
+    """A save_pretrained folder (safetensors + config + processor), like the published one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = tokenizer.convert_tokens_to_ids
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids("<|endoftext|>"), eos_token_id=[ids("<|im_end|>"), ids("<|endoftext|>")],
+        pad_token_id=ids("<|endoftext|>"), do_sample=True, repetition_penalty=1.0,
+        temperature=generation["temperature"], top_p=generation["top_p"], top_k=generation["top_k"])
+    model.save_pretrained(str(folder))
+    write_processor_files(folder, tokenizer, TINY_MIN_PIXELS, TINY_MAX_PIXELS)
+    (folder / "embedded_training.json").write_text(json.dumps({"note": "see docs/embedded-model.md"}) + "\n")
