@@ -200,6 +200,35 @@ def test_two_million_triangles_warn_then_work(bpy, capfd):
     assert obj["shapellm_caption"]
 
 
+def test_generate_from_a_blender_image(bpy):
+    settings = bpy.context.scene.shapellm
+    image = bpy.data.images.new("Reference photo", 96, 64)
+    image.generated_type = "UV_GRID"
+    settings.image_source, settings.image = "IMAGE", image
+    bpy.context.scene.cursor.location = (0, -6, 0)
+    images = set(bpy.data.images)
+    assert bpy.ops.shapellm.generate_image() == {"FINISHED"}
+    assert set(bpy.data.images) == images   # the temporary PNG copy is gone again
+    (job,) = newest_jobs(1)
+    wait_done(job)
+    obj = bpy.data.objects[job.result_name]
+    assert obj.name.startswith("Reference photo") and obj["shapellm_task"] == "image_to_3d"
+    assert tuple(obj.location) == pytest.approx((0, -6, 0))
+
+
+def test_missing_image_file_is_refused_before_sending(bpy, tmp_path):
+    settings = bpy.context.scene.shapellm
+    settings.image_source, settings.image_path = "FILE", str(tmp_path / "nowhere.png")
+    jobs = len(session().book.jobs)
+    with pytest.raises(RuntimeError, match="Image file not found"):
+        bpy.ops.shapellm.generate_image()
+    (tmp_path / "not_an_image.png").write_bytes(b"plain text")
+    settings.image_path = str(tmp_path / "not_an_image.png")
+    with pytest.raises(RuntimeError, match="bad_image"):
+        bpy.ops.shapellm.generate_image()
+    assert len(session().book.jobs) == jobs
+
+
 def test_backend_killed_mid_job_fails_the_job_fast_and_restarts_on_request(bpy):
     bpy.context.scene.shapellm.prompt = "a generation that the crash interrupts"
     bpy.ops.shapellm.generate()
