@@ -84,7 +84,8 @@ def test_text_to_3d_is_seeded_and_reports_stages(pipe):
     rec = Recorder()
     a = pipe.text_to_3d("a wooden chair", {"seed": 3}, rec.progress, rec.cancelled)
     check_mesh(a)
-    assert np.abs(a.vertices).max() <= 0.5  # the unit frame
+    # The unit frame; a surface may reach a voxel beyond the outer voxel centres.
+    assert np.abs(a.vertices).max() <= 0.5 + 1 / 64
     stages = rec.stages()
     assert stages[stages.index("tokens"):] == ["tokens", "decode", "surface"]
     assert ("tokens", 1024, 1024) in rec.events
@@ -132,7 +133,7 @@ def test_edit_lands_where_the_original_stood(pipe):
     centre = (v.min(0) + v.max(0)) / 2
     half = (v.max(0) - v.min(0)).max() / 2
     # Inside the original's bounding cube (the unit cube mapped back), not in the unit frame.
-    assert np.all(np.abs(result.vertices - centre) <= half * 1.01)
+    assert np.all(np.abs(result.vertices - centre) <= half * (1 + 2 / 64))
     assert np.abs(result.vertices - centre).max() > half * 0.3
 
 
