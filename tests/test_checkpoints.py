@@ -134,3 +134,31 @@ def test_repo_with_safetensors_from_offline_cache(offline_cache):
     fake_hub_cache(offline_cache, "someone/tiny", {"model.safetensors": lambda p: save_file(state, str(p))})
     loaded = load_state_dict("someone/tiny", "model.safetensors")
     assert all(torch.equal(loaded[k], state[k]) for k in state)
+
+
+def test_our_folder_format_from_an_offline_hub_repo(offline_cache):
+    from safetensors.torch import save_file
+
+    model = small_model(4)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    fake_hub_cache(offline_cache, "someone/small-vqvae", {
+        "config.json": lambda p: SMALL.save(p),
+        "model.safetensors": lambda p: save_file(state, str(p)),
+    })
+    loaded = load_vqvae("someone/small-vqvae", device="cpu")
+    assert loaded.config == SMALL
+    codes = torch.randint(0, 8192, (1, 1024), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(loaded.decode(codes), model.decode(codes))
+    with pytest.raises(TaskError) as err:
+        load_vqvae("someone/missing-vqvae", device="cpu")
+    assert err.value.code == "model_unavailable" and "config.json" in err.value.message
+
+
+def test_published_file_in_a_local_folder(tmp_path):
+    # A local folder holding the published file name loads with the published config; wrong
+    # shapes (our small model's tensors) are a clear model_error, not a crash.
+    torch.save(small_model().state_dict(), tmp_path / PUBLISHED_VQVAE_FILE)
+    with pytest.raises(TaskError) as err:
+        load_vqvae(tmp_path, device="cpu")
+    assert err.value.code == "model_error" and "shape mismatches" in err.value.message
+    assert "missing keys: Encoder.blocks.1.norm1.weight" in err.value.message  # fewer blocks

@@ -134,20 +134,27 @@ def load_vqvae(
 ) -> VQVAE3D:
     """A VQVAE ready for inference on `device` (fp16 inner blocks on CUDA, fp32 on CPU).
 
-    `source` is a folder written by `save_vqvae`, or the published checkpoint: the repo id
-    `yejunliang23/3DVQVAE` (file `3DVQVAE.bin`), a local copy of that file, or a folder holding it;
-    those use the published config.
+    `source` is either
+    - our folder format (`config.json` + `model.safetensors`, written by save_vqvae), as a local
+      folder or a hub repo id; or
+    - the published checkpoint, with the published config: the repo `yejunliang23/3DVQVAE`
+      (file `3DVQVAE.bin`), a local copy of that file, or a folder holding it. A hub repo is
+      read this way when it is the published repo or `filename` is the published file name.
     """
     path = Path(str(source)).expanduser()
-    if path.is_dir() and (path / VQVAE_CONFIG_FILE).is_file():
+    if path.is_file():
+        config, state = PUBLISHED_VQVAE_CONFIG, load_state_dict(path)
+    elif path.is_dir() and not (path / VQVAE_CONFIG_FILE).is_file():
+        config, state = PUBLISHED_VQVAE_CONFIG, load_state_dict(path, filename or PUBLISHED_VQVAE_FILE)
+    elif is_repo_id(source) and (str(source) == PUBLISHED_VQVAE_REPO or filename == PUBLISHED_VQVAE_FILE):
+        config, state = PUBLISHED_VQVAE_CONFIG, load_state_dict(source, filename or PUBLISHED_VQVAE_FILE)
+    else:  # our folder format, local or on the hub
+        config_path = resolve_file(source, VQVAE_CONFIG_FILE)
         try:
-            config = VQVAEConfig.load(path / VQVAE_CONFIG_FILE)
+            config = VQVAEConfig.load(config_path)
         except (ValueError, TypeError) as err:
-            raise TaskError(MODEL_ERROR, f"bad VQVAE config in {path / VQVAE_CONFIG_FILE}: {err}") from err
-        state = load_state_dict(path, filename or VQVAE_WEIGHTS_FILE)
-    else:
-        config = PUBLISHED_VQVAE_CONFIG
-        state = load_state_dict(source, None if path.is_file() else filename or PUBLISHED_VQVAE_FILE)
+            raise TaskError(MODEL_ERROR, f"bad VQVAE config in {config_path}: {err}") from err
+        state = load_state_dict(source, filename or VQVAE_WEIGHTS_FILE)
     return build_vqvae(config, state, device, origin=str(source))
 
 
@@ -156,13 +163,25 @@ def build_vqvae(config: VQVAEConfig, state: dict, device: str | torch.device, or
     # 133 M parameters that the checkpoint overwrites anyway.
     with torch.device("meta"):
         model = VQVAE3D(config)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as err:
-        raise TaskError(MODEL_ERROR, f"weights from {origin} do not fit the VQVAE: {_short(err)}") from err
+    mismatch = describe_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise TaskError(MODEL_ERROR, f"weights from {origin} do not fit the VQVAE config: {mismatch}")
+    model.load_state_dict(state, strict=True, assign=True)
     return model.prepare(resolve_device(device))
 
 
-def _short(err: Exception, limit: int = 600) -> str:
-    text = str(err)
-    return text if len(text) <= limit else text[:limit] + " ..."
+def describe_mismatch(expected: dict, given: dict, show: int = 3) -> str:
+    """"" when keys and shapes agree; else a short account of what differs."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
+        for k in expected
+        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        if items:
+            more = f", ... ({len(items)} in all)" if len(items) > show else ""
+            parts.append(f"{label}: {', '.join(items[:show])}{more}")
+    return "; ".join(parts)
