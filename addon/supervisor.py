@@ -6,6 +6,7 @@ calls `stop()` so that no backend outlives the add-on.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
 import subprocess
@@ -58,6 +59,7 @@ class BackendSupervisor:
             log.close()  # the child holds its own handle
         self.exit_code = None
         self._stopping = False
+        atexit.register(self.stop)   # Blender quitting without disabling add-ons still stops it
 
     def check(self) -> int | None:
         """The exit code when the backend died on its own since the last check, else None."""
@@ -74,6 +76,7 @@ class BackendSupervisor:
         process, self.process = self.process, None
         if process is None:
             return
+        atexit.unregister(self.stop)
         self._stopping = True
         if process.poll() is None:
             process.terminate()

@@ -47,6 +47,9 @@ def test_install_from_zip_enables_the_add_on_with_its_ui():
     assert hasattr(bpy.context.scene, "shapellm")
     prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
     assert prefs.address.startswith("tcp://") and prefs.mesh_style == "smooth"
+    # Blender unpacked the bundled pyzmq wheel into the extensions' own site-packages.
+    site = os.path.join(bpy.utils.user_resource("EXTENSIONS"), ".local", "lib", "python3.11", "site-packages")
+    assert os.path.isfile(os.path.join(site, "zmq", "__init__.py"))
     # The add-on's files live in the user's extension repository, its data elsewhere.
     user_dir = bpy.utils.extension_path_user(harness.PACKAGE, create=False)
     install_dir = os.path.dirname(harness.module("session").__file__)
