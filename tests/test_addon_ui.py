@@ -1,0 +1,160 @@
+"""The sidebar, context menu and status-bar drawing code, run against Blender's own UI API
+description. Background Blender has no window, so no real UILayout can exist here: the layout
+below records the calls and checks each one against bpy.types.UILayout's RNA (function names,
+keyword names, icon names), the drawn properties against their data's RNA, and the operators
+against the registered operators and their properties."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+import tests.addon_harness as harness  # noqa: E402
+
+
+class OperatorProperties:
+    def __init__(self, rna):
+        object.__setattr__(self, "_names", set(rna.properties.keys()))
+
+    def __setattr__(self, name, value):
+        assert name in self._names, f"operator has no property {name!r}"
+
+
+class RecordingLayout:
+    def __init__(self, bpy, log):
+        self._bpy, self.log = bpy, log
+        self._rna = bpy.types.UILayout.bl_rna
+        self._icons = set(self._rna.functions["label"].parameters["icon"].enum_items.keys())
+
+    def __setattr__(self, name, value):
+        if not name.startswith("_") and name != "log":
+            assert name in self._rna.properties, f"UILayout has no attribute {name!r}"
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        function = self._rna.functions.get(name)
+        assert function is not None, f"UILayout has no function {name!r}"
+
+        def call(*args, **kwargs):
+            params = function.parameters.keys()
+            for key in kwargs:
+                assert key in params, f"UILayout.{name} takes no keyword {key!r}"
+            if "icon" in kwargs:
+                assert kwargs["icon"] in self._icons, f"unknown icon {kwargs['icon']!r}"
+            if name in ("prop", "template_ID"):
+                data, prop = args[:2]
+                assert prop in data.bl_rna.properties, f"{data} has no property {prop!r}"
+            self.log.append((name, args, kwargs))
+            if name == "operator":
+                module, op = args[0].split(".")
+                operator = getattr(getattr(self._bpy.ops, module), op)
+                return OperatorProperties(operator.get_rna_type())
+            if name == "progress":
+                assert 0.0 <= kwargs["factor"] <= 1.0
+            if name in ("row", "column", "box", "split"):
+                return RecordingLayout(self._bpy, self.log)
+            return None
+
+        return call
+
+
+def draw(bpy, draw_function):
+    log = []
+    holder = type("Holder", (), {})()
+    holder.layout = RecordingLayout(bpy, log)
+    draw_function(holder, bpy.context)
+    return log
+
+
+def texts(log):
+    return " | ".join(str(kw.get("text", "")) for _, _, kw in log)
+
+
+@pytest.fixture()
+def bpy():
+    bpy = harness.installed_blender()
+    harness.clear_scene(bpy)
+    yield bpy
+    session = harness.module("session").get()
+    session.book.jobs.clear()
+    session.disconnect()
+
+
+def panels(bpy):
+    return [getattr(bpy.types, name) for name in
+            ("SHAPELLM_PT_main", "SHAPELLM_PT_generate", "SHAPELLM_PT_object", "SHAPELLM_PT_jobs",
+             "SHAPELLM_PT_history")]
+
+
+def test_offline_panel_offers_start(bpy):
+    log = draw(bpy, bpy.types.SHAPELLM_PT_main.draw)
+    assert ("operator", ("shapellm.backend_start",), {"icon": "PLAY"}) in log
+    assert "Not connected" in texts(log)
+    for panel in panels(bpy):
+        draw(bpy, panel.draw)
+
+
+def test_connected_panel_shows_model_jobs_progress_and_cancel(bpy):
+    session = harness.module("session").get()
+    jobs = harness.module("jobs")
+    session.state, session.message = "connected", "Connected"
+    session.server_info = {"preset": "tiny", "device": "cpu", "version": "0.1.0"}
+    running = session.book.add(jobs.Job(key="a1", task="text_to_3d", label="a chair", options={}))
+    running.state, running.stage, running.done, running.total = "running", "tokens", 512, 1024
+    failed = session.book.add(jobs.Job(key="b2", task="edit", label="taller", options={}))
+    failed.finish("failed", "the backend exited with code -9")
+    bpy.context.scene.shapellm.image_source = "IMAGE"
+    bpy.context.scene.shapellm.caption = "a round shape"
+    bpy.ops.mesh.primitive_cube_add()
+    main = texts(draw(bpy, bpy.types.SHAPELLM_PT_main.draw))
+    assert "Model: tiny" in main and "Device: cpu" in main and "Version: 0.1.0" in main
+    jobs_log = draw(bpy, bpy.types.SHAPELLM_PT_jobs.draw)
+    progress = [kw for name, _, kw in jobs_log if name == "progress"]
+    assert progress == [{"factor": pytest.approx(0.5), "type": "BAR", "text": "tokens 512/1024"}]
+    assert any(args == ("shapellm.cancel_job",) for name, args, _ in jobs_log if name == "operator")
+    assert "exited with code -9" in texts(jobs_log)
+    assert "a round shape" in texts(draw(bpy, bpy.types.SHAPELLM_PT_object.draw))
+    draw(bpy, bpy.types.SHAPELLM_PT_generate.draw)
+    ui = harness.module("ui")
+    status = draw(bpy, ui.draw_status_bar)
+    assert status[0][0] == "progress" and "tokens 512/1024" in status[0][2]["text"]
+
+
+def test_context_menu_offers_describe_and_edit_for_meshes_only(bpy):
+    ui = harness.module("ui")
+    bpy.ops.mesh.primitive_cube_add()
+    ops = [args[0] for name, args, _ in draw(bpy, ui.draw_context_menu) if name == "operator"]
+    assert ops == ["shapellm.describe", "shapellm.edit"]
+    bpy.ops.object.camera_add()
+    assert draw(bpy, ui.draw_context_menu) == []
+
+
+def test_history_lists_past_jobs_with_re_import(bpy, tmp_path):
+    import numpy as np
+
+    session = harness.module("session").get()
+    history = harness.module("history").History(tmp_path)
+    history.add("text_to_3d", "a lamp", "Lamp", np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.int32))
+    history.add("describe", "Cube", "a box")
+    saved, session.history = session.history, history
+    try:
+        log = draw(bpy, bpy.types.SHAPELLM_PT_history.draw)
+    finally:
+        session.history = saved
+    assert "describe: Cube -> a box" in texts(log) and "text_to_3d: a lamp -> Lamp" in texts(log)
+    assert [args for name, args, _ in log if name == "operator"] == [("shapellm.reimport",)]
+
+
+def test_the_recording_layout_rejects_what_blender_would(bpy):
+    layout = RecordingLayout(bpy, [])
+    with pytest.raises(AssertionError, match="no function 'lable'"):
+        layout.lable(text="x")
+    with pytest.raises(AssertionError, match="unknown icon"):
+        layout.label(text="x", icon="NOT_AN_ICON")
+    with pytest.raises(AssertionError, match="no property 'promt'"):
+        layout.prop(bpy.context.scene.shapellm, "promt")
+    with pytest.raises(AssertionError, match="no property 'job'"):
+        layout.operator("shapellm.cancel_job").job = "x"
+    with pytest.raises(AssertionError, match="no keyword 'txt'"):
+        layout.operator("shapellm.generate", txt="x")
