@@ -124,7 +124,8 @@ def test_thin_rod_survives_smoothing():
     v, f = occupancy_to_mesh(occ, "smooth")
     assert _components(f) == 1 and _edges_ok(f)
     extent = (v.max(axis=0) - v.min(axis=0)) * 32
-    assert extent[2] > 22 and 0.4 < extent[0] < 1.2
+    # A one-voxel shell rod is thinner than a voxel; it keeps a visible thickness.
+    assert extent[2] > 22 and 0.25 < extent[0] < 1.0 and 0.25 < extent[1] < 1.0
 
 
 def test_logits_and_bad_grids():

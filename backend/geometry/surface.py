@@ -8,8 +8,11 @@ one outward surface instead of a double wall), drop tiny floating components, th
           1-2-1 blur per axis, then every occupied voxel held above the iso level and every
           empty one below it. The surface thus separates exactly the same voxel centres as
           the blocky one (thin parts survive) but its vertices slide along the grid edges
-          into a smooth shape. smoothing="constrained" uses PyMCubes' optimisation instead
-          (seconds, not milliseconds);
+          into a smooth shape. The iso level 0.75 (a flat wall's boundary voxels blur to
+          0.75) puts the surface near the centres of the outermost voxels rather than on
+          their outer faces: the grids are surface shells, so that is where the surface
+          was (about 28% lower Chamfer distance on the fixtures than level 0.5).
+          smoothing="constrained" uses PyMCubes' optimisation instead (seconds, not ms);
   blocky: the exact boundary faces of the voxels, two triangles each, corners shared, no
           faces between two occupied voxels.
 Winding is outward (positive signed volume) in both modes. Vertex (i, j, k) in voxel index
@@ -25,9 +28,10 @@ from .voxelize import fill_enclosed
 
 MODES = ("smooth", "blocky")
 SMOOTHING = ("fast", "constrained")
-# How far the blurred value of a voxel must stay on its side of the 0.5 iso level. Larger
-# keeps thin parts thicker, smaller lets corners round off more.
-_SIGN_MARGIN = 0.15
+_ISO_LEVEL = 0.75
+# How far the blurred value of a voxel must stay on its side of the iso level. Larger keeps
+# thin parts thicker, smaller follows the voxels' shape more closely.
+_SIGN_MARGIN = 0.12
 _BLUR = np.array([0.25, 0.5, 0.25], dtype=np.float32)
 
 
@@ -140,7 +144,7 @@ def _smooth_surface(occ: np.ndarray, smoothing: str):
     if smoothing == "constrained":
         field, level = mcubes.smooth_constrained(box), 0.0
     else:
-        field, level = _sign_preserving_blur(box), 0.5
+        field, level = _sign_preserving_blur(box), _ISO_LEVEL
     v, f = mcubes.marching_cubes(field, level)
     v += lo - 1.0  # undo the crop and the margin
     return v, f.astype(np.int64)
@@ -150,8 +154,8 @@ def _sign_preserving_blur(box: np.ndarray) -> np.ndarray:
     field = box.astype(np.float32)
     for axis in range(3):
         field = ndimage.correlate1d(field, _BLUR, axis=axis, mode="constant")
-    np.maximum(field, np.float32(0.5 + _SIGN_MARGIN), out=field, where=box)
-    np.minimum(field, np.float32(0.5 - _SIGN_MARGIN), out=field, where=~box)
+    np.maximum(field, np.float32(_ISO_LEVEL + _SIGN_MARGIN), out=field, where=box)
+    np.minimum(field, np.float32(_ISO_LEVEL - _SIGN_MARGIN), out=field, where=~box)
     return field
 
 
