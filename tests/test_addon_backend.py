@@ -330,6 +330,54 @@ def test_no_backend_gives_a_clear_message_and_start_connects(bpy, monkeypatch):
         prefs(bpy).backend_python, prefs(bpy).address = saved
 
 
+def test_remote_backend_over_curvezmq(bpy, tiny_preset, tmp_path, monkeypatch):
+    import subprocess
+
+    from tests.backend_process import start_backend
+
+    for name in ("server", "artist"):
+        subprocess.run([sys.executable, "-m", "backend", "keygen", "--out", str(tmp_path), "--name", name],
+                       check=True, cwd=harness.REPO, capture_output=True)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "artist.key").write_bytes((tmp_path / "artist.key").read_bytes())
+    process = start_backend(tiny_preset, ["--curve-secret", tmp_path / "server.key_secret",
+                                          "--allowed-clients", allowed])
+    p = prefs(bpy)
+    try:
+        address = process.stdout.readline().split()[-1]
+        p.use_remote, p.remote_address = True, address
+        p.server_public_key, p.client_key_file = "", str(tmp_path / "artist.key_secret")
+        with pytest.raises(RuntimeError, match="needs the server's public key"):
+            bpy.ops.shapellm.backend_start()
+        p.server_public_key = str(tmp_path / "server.key")
+        bpy.context.preferences.system.use_online_access = False
+        with pytest.raises(RuntimeError, match="Online access is off"):
+            bpy.ops.shapellm.backend_start()
+        bpy.context.preferences.system.use_online_access = True
+        bpy.ops.shapellm.backend_start()
+        assert harness.pump_until(lambda: session().connected, 30), session().message
+        assert session().server_info["authenticated"] is True
+        bpy.ops.mesh.primitive_cone_add()
+        bpy.ops.shapellm.describe()
+        (job,) = newest_jobs(1)
+        wait_done(job)
+        # A client key the server does not know gets no answer at all.
+        session().disconnect()
+        monkeypatch.setattr(harness.module("session"), "CONNECT_TIMEOUT_S", 1.5)
+        p.client_key_file = str(tmp_path / "server.key_secret")
+        bpy.ops.shapellm.backend_start()
+        assert harness.pump_until(lambda: session().state == "offline", 5)
+        assert "No backend answers" in session().message
+    finally:
+        p.use_remote, p.client_key_file, p.server_public_key = False, "", ""
+        bpy.context.preferences.system.use_online_access = False
+        session().disconnect()
+        process.terminate()
+        process.wait(20)
+        process.stdout.close()
+
+
 def test_disabling_the_add_on_during_a_job_leaves_no_timer_socket_or_process(bpy):
     import addon_utils
 
