@@ -36,8 +36,9 @@ def test_fixture_round_trip_lands_where_the_input_stood(name):
     grid, norm = mesh_to_grid(v, f, "training", file_up_axis(path))
     assert grid.shape == (64, 64, 64) and grid.any()
     for mode in ("smooth", "blocky"):
-        unit, faces = occupancy_to_mesh(grid, mode)
-        back = norm.from_unit(unit)
+        back, faces = occupancy_to_mesh(grid, mode, normalization=norm)
+        unit, _ = occupancy_to_mesh(grid, mode)
+        np.testing.assert_allclose(back, norm.from_unit(unit), rtol=1e-6, atol=1e-6)
         assert back.dtype == np.float32 and faces.dtype == np.int32
         size = np.ptp(v, axis=0).max()
         # Within about a voxel and a half of the input's bounding box.

@@ -36,11 +36,15 @@ _BLUR = np.array([0.25, 0.5, 0.25], dtype=np.float32)
 
 
 def occupancy_to_mesh(occ, mode: str = "smooth", min_component_voxels: int = 8,
-                      target_faces=None, fill_cavities: bool = True, smoothing: str = "fast"):
+                      target_faces=None, fill_cavities: bool = True, smoothing: str = "fast",
+                      normalization=None):
     """Mesh an occupancy grid. `occ`: [R,R,R] bool, or numbers occupied where > 0 (logits).
 
     min_component_voxels: components (26-connected) smaller than this are removed, except
     the largest one, which is always kept. target_faces: decimate to at most this many faces.
+    normalization: a Normalization; when given, vertices come back in its input's frame
+    (from_unit) instead of the unit cube. from_unit is a rotation and a uniform scale, so
+    the outward winding survives.
     """
     if mode not in MODES:
         raise GeometryError(INVALID_ARGUMENT, f"mode must be one of {MODES}, got {mode!r}")
@@ -60,7 +64,10 @@ def occupancy_to_mesh(occ, mode: str = "smooth", min_component_voxels: int = 8,
     if target_faces is not None:
         v, f = decimate(v, f, target_faces)
     res = occ.shape[0]
-    return ((v + 0.5) / res - 0.5).astype(np.float32), f.astype(np.int32)
+    v = ((v + 0.5) / res - 0.5).astype(np.float32)
+    if normalization is not None:
+        v = normalization.from_unit(v)
+    return v, f.astype(np.int32)
 
 
 def remove_small_components(occ: np.ndarray, min_voxels: int) -> np.ndarray:
