@@ -75,6 +75,7 @@ def texts(log):
 def bpy():
     bpy = harness.installed_blender()
     harness.clear_scene(bpy)
+    harness.module("session").get().disconnect()
     yield bpy
     session = harness.module("session").get()
     session.book.jobs.clear()
