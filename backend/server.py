@@ -167,6 +167,7 @@ class Server:
         router = context.socket(zmq.ROUTER)
         router.linger = 1000
         router.router_mandatory = False  # events for a client that went away are dropped
+        router.sndhwm = 0  # never drop events (a terminal one above all) for a slow reader
         # ZeroMQ drops the connection of a peer that sends a frame over this; below it, we answer
         # "too_large" with an error event (see decode()).
         router.maxmsgsize = 2 * self.config.max_message_bytes
@@ -277,6 +278,10 @@ class Server:
             job = getattr(err, "job", None) or (msg.job if "msg" in locals() else None)
             log.info("rejected request %s: %s %s", job, err.code, err.message)
             self._send(identity, protocol.error_event(job, err.code, err.message))
+        except Exception as err:  # a bug here must not take the service down
+            log.exception("request failed")
+            job = msg.job if "msg" in locals() else None
+            self._send(identity, protocol.error_event(job, "internal", f"{type(err).__name__}: {err}"))
 
     def _on_hello(self, owner, identity, msg: Message) -> None:
         if self._pipeline_info is None and self._pipeline_error is None:
@@ -327,8 +332,12 @@ class Server:
         if msg.type == "image_to_3d":
             _check_image_decodes(msg.blobs["image"])
         job = Job(owner=owner, identity=identity, id=msg.job, msg=msg)
-        ahead = self.queue.put(job)
-        self.jobs[(owner, msg.job)] = job
+        self.jobs[(owner, msg.job)] = job  # before put(): the worker may finish it at once
+        try:
+            ahead = self.queue.put(job)
+        except TaskError:
+            del self.jobs[(owner, msg.job)]
+            raise
         self._send(identity, protocol.event("accepted", msg.job, {"task": msg.type, "position": ahead}))
 
     def info(self) -> dict:
@@ -395,8 +404,11 @@ class Server:
             return
         freed = False
         if self._pipeline is not None:
-            self._pipeline.release()
-            freed = True
+            try:
+                self._pipeline.release()
+                freed = True
+            except Exception:
+                log.exception("release failed")
         for identity, request in requests:
             send(identity, protocol.event("released", request, {"freed": freed}))
 
@@ -441,7 +453,11 @@ class Server:
             terminal = protocol.error_event(job.id, code, f"{type(err).__name__}: {err}")
         log.info("job %s %s -> %s in %.2fs", job.id, job.task, terminal.type, time.monotonic() - started)
         if job.finish():
-            send(job.identity, terminal)
+            try:
+                send(job.identity, terminal)
+            except Exception as err:  # e.g. a result the wire cannot carry: still one terminal event
+                log.exception("job %s: cannot send its result", job.id)
+                send(job.identity, protocol.error_event(job.id, "internal", f"cannot send the result: {err}"))
 
     def _run_task(self, job: Job, progress, cancelled) -> Message:
         pipe, msg = self._pipeline, job.msg

@@ -41,6 +41,7 @@ class Client:
         self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._socket.linger = 0
         self._socket.sndhwm = SEND_QUEUE_LIMIT
+        self._socket.rcvhwm = 0  # keep every event until poll() reads it
         if server_public_key is not None:
             self._use_curve(server_public_key, client_keys)
         self._socket.connect(address)
