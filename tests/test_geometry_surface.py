@@ -157,3 +157,19 @@ def test_decimation_to_a_face_budget():
 def test_constrained_smoothing_option():
     v, f = occupancy_to_mesh(_ball(12, 0.3), "smooth", smoothing="constrained")
     assert _edges_ok(f) and _volume(v, f) > 0
+
+
+def test_decimate_keeps_a_sphere_on_its_surface():
+    from backend.geometry.decimate import decimate
+    u, w = np.meshgrid(np.linspace(0, np.pi, 80), np.linspace(0, 2 * np.pi, 160, endpoint=False),
+                       indexing="ij")
+    v = np.stack([np.sin(u) * np.cos(w), np.sin(u) * np.sin(w), np.cos(u)], -1).reshape(-1, 3)
+    idx = np.arange(80 * 160).reshape(80, 160)
+    nxt = np.roll(idx, -1, axis=1)
+    f = np.concatenate([np.stack([idx[:-1], idx[1:], nxt[1:]], -1).reshape(-1, 3),
+                        np.stack([idx[:-1], nxt[1:], nxt[:-1]], -1).reshape(-1, 3)])
+    dv, df = decimate(v, f, 1000)
+    assert 500 < len(df) <= 1000
+    r = np.linalg.norm(dv, axis=1)
+    assert np.abs(r - 1).mean() < 0.01 and np.abs(r - 1).max() < 0.05
+    assert _volume(dv, df) == pytest.approx(4 / 3 * np.pi, rel=0.05)

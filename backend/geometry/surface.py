@@ -23,6 +23,7 @@ import mcubes
 import numpy as np
 from scipy import ndimage
 
+from .decimate import decimate
 from .errors import EMPTY_MESH, INVALID_ARGUMENT, INVALID_GRID, GeometryError
 from .voxelize import fill_enclosed
 
@@ -83,50 +84,6 @@ def remove_small_components(occ: np.ndarray, min_voxels: int) -> np.ndarray:
     keep[np.argmax(sizes)] = True
     keep[0] = False
     return keep[labels]
-
-
-def decimate(v: np.ndarray, f: np.ndarray, target_faces: int):
-    """Vertex-clustering decimation to at most target_faces faces.
-
-    Vertices are merged per cell of a uniform grid (at their mean position); the cell size is
-    the smallest of a bisection whose result fits the budget. Coarse but fast and vectorised.
-    """
-    if isinstance(target_faces, bool) or not isinstance(target_faces, (int, np.integer)) \
-            or target_faces < 4:
-        raise GeometryError(INVALID_ARGUMENT, f"target_faces must be an int >= 4, got {target_faces!r}")
-    if len(f) <= target_faces:
-        return v, f
-    extent = float(np.ptp(v, axis=0).max())
-    lo_cell, hi_cell = 0.0, extent  # hi: everything in one cell (always fits)
-    best = None
-    for _ in range(14):
-        cell = (lo_cell + hi_cell) / 2
-        result = _cluster(v, f, cell)
-        if len(result[1]) <= target_faces:
-            best, hi_cell = result, cell
-        else:
-            lo_cell = cell
-    if best is None or len(best[1]) == 0:
-        best = _cluster(v, f, hi_cell)
-    return best
-
-
-def _cluster(v, f, cell):
-    keys = np.floor(v / cell).astype(np.int64)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
-    merged = np.zeros((len(counts), 3))
-    np.add.at(merged, inverse, v)
-    merged /= counts[:, None]
-    nf = inverse[f]
-    nf = nf[(nf[:, 0] != nf[:, 1]) & (nf[:, 1] != nf[:, 2]) & (nf[:, 0] != nf[:, 2])]
-    # Two faces on the same three vertices (any order) are the same face or its back side.
-    _, first = np.unique(np.sort(nf, axis=1), axis=0, return_index=True)
-    nf = nf[np.sort(first)]
-    used = np.zeros(len(merged), dtype=bool)
-    used[nf.ravel()] = True
-    remap = np.cumsum(used) - 1
-    return merged[used], remap[nf]
 
 
 def _binary_grid(occ) -> np.ndarray:
