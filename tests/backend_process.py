@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -78,9 +79,9 @@ def start_backend(preset, args=(), log_dir=None, env=None) -> subprocess.Popen:
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, "-m", "backend", "serve", "--preset", str(preset),
                "--bind", "tcp://127.0.0.1:0", *map(str, args)]
-    log = open(log_dir / "backend.log", "w")
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE,
-                               stderr=log, text=True)
+    with open(log_dir / "backend.log", "w") as log:  # the child keeps its own handle
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE,
+                                   stderr=log, text=True)
     process.log_path = log_dir / "backend.log"
     return process
 
@@ -98,6 +99,8 @@ def backend_process(preset, args=(), timeout: float = 60, wait_ready: bool = Fal
             raise RuntimeError(f"backend did not start (exit {process.returncode}):\n"
                                f"{line}{Path(process.log_path).read_text()}")
         backend = BackendProcess(process, line.split()[-1], Path(process.log_path))
+        # Keep reading stdout so a chatty library can never fill the pipe and stall the server.
+        threading.Thread(target=_copy_lines, args=(process.stdout, backend.log_path), daemon=True).start()
         _wait_for_hello(backend, timeout, wait_ready)
         yield backend
     finally:
@@ -106,7 +109,12 @@ def backend_process(preset, args=(), timeout: float = 60, wait_ready: bool = Fal
         elif process.poll() is None:
             process.kill()
             process.wait()
-        process.stdout.close()
+
+
+def _copy_lines(stream, log_path: Path) -> None:
+    with open(log_path, "a") as log:
+        for line in stream:
+            log.write(line)
 
 
 def _wait_for_hello(backend: BackendProcess, timeout: float, wait_ready: bool) -> None:
