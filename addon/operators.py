@@ -309,7 +309,7 @@ class SHAPELLM_OT_reimport(ShapeLLMOperator):
         prefs = preferences.get(context)
         job = Job(key="history", task=entry["task"], label=entry["label"], options={},
                   place={**entry.get("place", {}), "location": tuple(context.scene.cursor.location),
-                         "variation": 0, "size": prefs.object_size})
+                         "variation": 0, "size": prefs.object_size, "hide_source": False})
         if job.task == "edit" and "matrix" not in job.place:
             job.place["matrix"] = np.eye(4).tolist()
         job.finish("done")

@@ -110,5 +110,8 @@ def apply_caption(context, job, caption: str, preset: str) -> None:
 
 def push_undo(message: str) -> None:
     """Make the result one undo step (operators do it themselves; a timer does not)."""
-    if bpy.ops.ed.undo_push.poll():
-        bpy.ops.ed.undo_push(message=message)
+    try:
+        if bpy.ops.ed.undo_push.poll():
+            bpy.ops.ed.undo_push(message=message)
+    except RuntimeError:
+        pass  # no undo stack in this context (background mode): the result still stands

@@ -78,7 +78,9 @@ class SHAPELLM_PT_object(ShapeLLMPanel, bpy.types.Panel):
         if settings.caption:
             layout.label(text=settings.caption)
         layout.prop(settings, "instruction", text="")
-        layout.operator("shapellm.edit", text="Apply Edit", icon="MODIFIER").instruction = settings.instruction
+        row = layout.row()
+        row.operator_context = "EXEC_DEFAULT"   # the instruction is right above: no popup
+        row.operator("shapellm.edit", text="Apply Edit", icon="MODIFIER").instruction = settings.instruction
 
 
 class SHAPELLM_PT_jobs(ShapeLLMPanel, bpy.types.Panel):

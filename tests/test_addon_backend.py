@@ -394,3 +394,14 @@ def test_disabling_the_add_on_during_a_job_leaves_no_timer_socket_or_process(bpy
     assert harness.module("session").get() is None
     addon_utils.enable(harness.PACKAGE, default_set=True)
     assert harness.module("session").get().state == "offline"
+
+
+def test_nothing_was_written_into_the_add_on_folder(bpy):
+    import zipfile
+
+    folder = os.path.dirname(harness.module("session").__file__)
+    on_disk = {os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
+               for root, _, names in os.walk(folder) for name in names}
+    with zipfile.ZipFile(harness.linux_zip()) as z:
+        shipped = {n for n in z.namelist() if not n.endswith("/")}
+    assert on_disk == shipped
