@@ -4,6 +4,7 @@ one decoding step, ownership, release, and a 200-request burst from 4 concurrent
 
 import os
 import random
+import signal
 import threading
 import time
 from collections import Counter, defaultdict
@@ -215,3 +216,36 @@ def test_burst_of_200_requests_from_4_clients_each_end_exactly_once(backend):
     client = backend.client()
     status = wait_for(client, client.status(), timeout=10)
     assert status.fields["running"] is None and status.fields["queued"] == 0  # nothing leaked
+
+
+def test_image_to_3d_from_png_bytes(backend):
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(image).ellipse((12, 12, 52, 52), fill="red")
+    data = io.BytesIO()
+    image.save(data, format="PNG")
+    client = backend.client()
+    result = run_job(client, "image_to_3d", {"options": {"seed": 5}}, blobs={"image": data.getvalue()}, timeout=120)
+    assert result.type == "result", result.fields
+    assert result.arrays["codes"].shape == (1024,)
+    protocol.validate_mesh(result.arrays["vertices"], result.arrays["faces"])
+
+
+def test_sigterm_during_a_job_ends_it_and_exits_cleanly():
+    with backend_process(tiny_preset(), wait_ready=True) as backend:
+        client = backend.client()
+        running = client.submit("text_to_3d", {"prompt": "a vase"})
+        queued = client.submit("describe", {}, box())
+        wait_until(client, running, lambda e: e.type == "progress" and e.fields["stage"] == "tokens")
+        backend.process.send_signal(signal.SIGTERM)
+        assert backend.process.wait(20) == 0
+        ends = {}
+        deadline = time.monotonic() + 5
+        while len(ends) < 2 and time.monotonic() < deadline:
+            for event in client.poll(timeout=0.1):
+                if event.is_terminal:
+                    ends[event.job] = (event.type, event.fields.get("code"))
+        assert ends == {running: ("error", "shutting_down"), queued: ("error", "shutting_down")}
