@@ -173,3 +173,8 @@ def test_decimate_keeps_a_sphere_on_its_surface():
     r = np.linalg.norm(dv, axis=1)
     assert np.abs(r - 1).mean() < 0.01 and np.abs(r - 1).max() < 0.05
     assert _volume(dv, df) == pytest.approx(4 / 3 * np.pi, rel=0.05)
+
+
+def test_decimate_to_an_unreachable_budget_keeps_a_surface():
+    v, f = occupancy_to_mesh(_ball(16), "blocky", target_faces=4)
+    assert 0 < len(f) and f.max() < len(v)

@@ -1,6 +1,7 @@
 """Reduce a triangle mesh to a face budget by vertex clustering with quadric placement.
 
-decimate(v, f, target_faces) -> (v float64 [N,3], f int64 [M,3]) with M <= target_faces.
+decimate(v, f, target_faces) -> (v float64 [N,3], f int64 [M,3]) with M <= target_faces,
+or, for a budget too small to keep any face, the coarsest result that still has faces.
 
 Vertices are merged per cell of a uniform grid (Lindstrom, "Out-of-core simplification of
 large polygonal models", 2000): each cell's vertex goes where the planes of the faces
@@ -34,17 +35,22 @@ def decimate(v, f, target_faces: int):
     area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1).sum()
     guess = np.sqrt(2.0 * area / target_faces)
     lo_cell, hi_cell = guess / 8, min(guess * 8, extent * 1.01)
-    best = None
+    best = coarsest = None
     for _ in range(_BISECTION_STEPS):
         cell = np.sqrt(lo_cell * hi_cell)  # bisect in log scale
         clusters, faces = _cluster(v, f, origin, cell)
-        if len(faces) <= target_faces:
+        if len(faces) and (coarsest is None or len(faces) < len(coarsest[2])):
+            coarsest = (cell, clusters, faces)
+        if 0 < len(faces) <= target_faces:
             best, hi_cell = (cell, clusters, faces), cell
-        else:
+        elif len(faces) > target_faces:
             lo_cell = cell
+        else:
+            hi_cell = cell  # merged away every face: too coarse
     if best is None:
-        cell = extent * 1.01  # one cell: nothing left but what one vertex can hold
-        best = (cell, *_cluster(v, f, origin, cell))
+        if coarsest is None:
+            return v, f
+        best = coarsest
     cell, clusters, faces = best
     positions = _quadric_positions(v, f, origin, cell, clusters)
     used = np.zeros(len(positions), dtype=bool)
