@@ -1,9 +1,8 @@
-"""Axis-aligned solid primitives that know both their mesh and their exact inside test.
+"""Axis-aligned solid primitives: boxes, cylinders and hollow lathes, as trimesh meshes.
 
 Every primitive is a unit shape in local coordinates [-1, 1]^3 mapped to the world by a
-per-axis scale and a translation. That keeps two things cheap and exact: anisotropic edits
-("taller", "wider") are a multiplication, and occupancy is an analytic test per voxel centre,
-which is much faster than voxelising the mesh and gives the same solid.
+per-axis scale and a translation, so anisotropic edits ("taller", "wider") are a
+multiplication and bounds are exact.
 """
 
 from __future__ import annotations
@@ -44,27 +43,6 @@ class Primitive:
         if self.kind == "lathe":
             h[:2] *= max(self.radii)
         return c - h, c + h
-
-    # -- exact inside test ---------------------------------------------------------------
-    def inside(self, points: np.ndarray) -> np.ndarray:
-        """Bool mask of which world `points` [..., 3] lie inside the solid."""
-        u = (points - np.asarray(self.center)) / np.asarray(self.half)
-        ax = np.abs(u)
-        if self.kind == "box":
-            return (ax <= 1.0).all(axis=-1)
-        if self.kind.startswith("cyl_"):
-            axis = "xyz".index(self.kind[-1])
-            others = [i for i in range(3) if i != axis]
-            r2 = u[..., others[0]] ** 2 + u[..., others[1]] ** 2
-            return (r2 <= 1.0) & (ax[..., axis] <= 1.0)
-        if self.kind == "lathe":
-            t = (u[..., 2] + 1.0) / 2.0  # 0 at the bottom, 1 at the top
-            r = np.sqrt(u[..., 0] ** 2 + u[..., 1] ** 2)
-            outer = np.interp(t, np.linspace(0.0, 1.0, len(self.radii)), self.radii)
-            in_height = (t >= 0.0) & (t <= 1.0)
-            in_wall = (r <= outer) & ((r >= outer - self.wall) | (t <= self.floor))
-            return in_height & in_wall
-        raise ValueError(f"unknown primitive kind {self.kind!r}")
 
     # -- mesh ----------------------------------------------------------------------------
     def mesh(self) -> trimesh.Trimesh:

@@ -4,7 +4,7 @@
 
 Stages (each resumes from its files in --workdir, so a rerun continues where it stopped):
   data   procedural occupancies of the train and held-out shapes
-  vqvae  the small VQVAE3D
+  vqvae  the small VQVAE3D (structured encoder/decoder, codebook fitted to the data)
   codes  every training shape encoded to 1024 codes
   llm    the small Qwen2.5-VL model on text->3D, describe and edit
   export the preset folder (preset.json, vqvae/, llm/)
@@ -13,6 +13,7 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -20,8 +21,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .splits import occupancy_array, split_shapes
-from .train_vqvae import VQTrainSettings, train_vqvae
+from backend.models.checkpoints import save_vqvae
+from backend.models.presets import REFERENCE_PROMPTS, Preset
+from backend.models.vqvae import VQVAE3D, VQVAEConfig
+
+from . import language as L
+from .splits import occupancy_array, split_shapes, unpack
+from .train_llm import LLMTrainSettings, export_llm, shape_meta, train_llm
+from .metrics import round_trip_iou
+from .vqvae_fit import CONFIG as VQVAE_CONFIG
+from .vqvae_fit import build_structured_vqvae, encode_fast, fit_codebook
+
+# Sampling defaults of the embedded preset: a small model does best close to its mode.
+EMBEDDED_GENERATION = {"max_new_tokens": 1100, "top_k": 20, "top_p": 0.9, "temperature": 0.6, "seed": 42}
+EMBEDDED_TASKS = ("text_to_3d", "describe", "edit")  # image to 3D: not trained (no budget)
 
 
 def _logger(path: Path):
@@ -44,15 +57,96 @@ def stage_data(workdir: Path, per_category: int, held_per_category: int, log) ->
     log(f"data: {len(train)} train, {len(held)} held-out occupancies in {time.time() - t:.0f}s")
 
 
+def load_trained_vqvae(workdir: Path) -> VQVAE3D:
+    model = VQVAE3D(VQVAEConfig(**VQVAE_CONFIG))
+    model.load_state_dict(torch.load(workdir / "vqvae_final.pt", weights_only=True))
+    return model.eval()
+
+
+def encode_all(model: VQVAE3D, occupancies: np.ndarray) -> np.ndarray:
+    return encode_fast(model, occupancies).astype(np.int16)
+
+
+def stage_vqvae(workdir: Path, per_category: int, fit_per_category: int, log) -> None:
+    if (workdir / "vqvae_final.pt").exists():
+        return
+    t = time.time()
+    data = np.load(workdir / "occupancy.npz")
+    shapes = split_shapes(per_category, held_out=False, stretch_fraction=0.5)  # same list as stage_data
+    pick = np.array([i for i in range(len(shapes)) if i % per_category < fit_per_category])
+    model = build_structured_vqvae()
+    info = fit_codebook(model, unpack(data["train"][pick]), [shapes[i].category for i in pick], log=log)
+    ious = round_trip_iou(model, unpack(data["held"][::5]))
+    info.update(heldout_iou=float(np.mean(ious)), heldout_shapes=len(ious), fit_shapes=len(pick))
+    torch.save(model.state_dict(), workdir / "vqvae_final.pt")
+    (workdir / "vqvae_metrics.json").write_text(json.dumps(info, indent=2))
+    log(f"vqvae: codebook fitted in {time.time() - t:.0f}s; held-out round-trip IoU {info['heldout_iou']:.4f}")
+
+
+def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_per_category: int, log) -> None:
+    """Codes of the first `llm_per_category` training shapes of each category, and of edit
+    pairs (an unstretched training shape, one edit of it)."""
+    path = workdir / "codes.npz"
+    if path.exists():
+        return
+    t = time.time()
+    vqvae = load_trained_vqvae(workdir)
+    shapes = split_shapes(per_category, held_out=False, stretch_fraction=0.5)  # same list as stage_data
+    keep = [i for i, s in enumerate(shapes) if (i % per_category) < llm_per_category]
+    packed = np.load(workdir / "occupancy.npz")["train"]
+    shape_codes = np.concatenate([encode_all(vqvae, unpack(packed[keep[i:i + 64]])) for i in range(0, len(keep), 64)])
+    log(f"codes: {len(keep)} shapes encoded in {time.time() - t:.0f}s")
+    rng = np.random.default_rng(1)
+    plain = [i for i in keep if shapes[i].stretch == (1.0, 1.0, 1.0)]
+    by_cat = {}
+    for i in plain:
+        by_cat.setdefault(shapes[i].category, []).append(i)
+    src, kinds = [], []
+    for cat, idx in by_cat.items():
+        for i in rng.choice(idx, size=min(edits_per_category, len(idx)), replace=False):
+            src.append(int(i))
+            options = L.possible_edits(shapes[i])
+            kinds.append(options[rng.integers(len(options))])
+    targets = [L.apply_edit(shapes[i], k) for i, k in zip(src, kinds)]
+    tgt_codes = np.concatenate([encode_all(vqvae, np.stack([s.occupancy() for s in targets[i:i + 32]]))
+                                for i in range(0, len(targets), 32)])
+    src_codes = shape_codes[[keep.index(i) for i in src]]
+    edit_meta = [dict(shape_meta(shapes[i]), edit=k) for i, k in zip(src, kinds)]
+    np.savez(path, shape_codes=shape_codes, shape_meta=json.dumps([shape_meta(shapes[i]) for i in keep]),
+             edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta))
+    log(f"codes: {len(keep)} shapes, {len(src)} edit pairs in {time.time() - t:.0f}s; "
+        f"{len(np.unique(shape_codes))} distinct codes")
+
+
+def load_codes(workdir: Path) -> dict:
+    raw = np.load(workdir / "codes.npz")
+    return {"shape_codes": raw["shape_codes"].astype(np.int64), "edit_src": raw["edit_src"].astype(np.int64),
+            "edit_tgt": raw["edit_tgt"].astype(np.int64), "shape_meta": json.loads(str(raw["shape_meta"])),
+            "edit_meta": json.loads(str(raw["edit_meta"]))}
+
+
+def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict) -> None:
+    """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
+    save_vqvae(out / "vqvae", vqvae)
+    export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
+    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(REFERENCE_PROMPTS), normalization="training",
+           up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS).save(out)
+    (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(".cache/embedded"))
     ap.add_argument("--out", type=Path, default=Path("backend/weights/embedded"))
-    ap.add_argument("--stages", default="data,vqvae", help="comma-separated subset of the stages")
+    ap.add_argument("--stages", default="data,vqvae,codes,llm", help="comma-separated subset of the stages")
     ap.add_argument("--per-category", type=int, default=250)
     ap.add_argument("--held-per-category", type=int, default=20)
-    ap.add_argument("--vq-steps", type=int, default=1200)
-    ap.add_argument("--vq-minutes", type=float, default=45)
+    ap.add_argument("--fit-per-category", type=int, default=150, help="shapes per category for the codebook")
+    ap.add_argument("--llm-per-category", type=int, default=100)
+    ap.add_argument("--edits-per-category", type=int, default=40)
+    ap.add_argument("--llm-minutes", type=float, default=50)
+    ap.add_argument("--llm-hidden", type=int, default=128)
+    ap.add_argument("--llm-layers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -63,10 +157,21 @@ def main(argv=None) -> None:
     if "data" in stages:
         stage_data(args.workdir, args.per_category, args.held_per_category, log)
     if "vqvae" in stages:
-        data = np.load(args.workdir / "occupancy.npz")
-        settings = VQTrainSettings(steps=args.vq_steps, max_minutes=args.vq_minutes)
-        model = train_vqvae(data["train"], data["held"], args.workdir, settings, log)
-        torch.save(model.state_dict(), args.workdir / "vqvae_final.pt")
+        stage_vqvae(args.workdir, args.per_category, args.fit_per_category, log)
+    if "codes" in stages:
+        stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log)
+    if "llm" in stages or "export" in stages:
+        vqvae = load_trained_vqvae(args.workdir)
+        settings = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes)
+        if "llm" not in stages:
+            settings.steps = 0  # export only: resume the checkpoint and write it out
+        note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()), "llm": settings.__dict__}
+
+        def snapshot(model, tokenizer, step):
+            export_preset(args.out, vqvae, model, tokenizer, {**note, "llm_step": step})
+            log(f"exported the preset at LLM step {step} to {args.out}")
+
+        train_llm(load_codes(args.workdir), args.workdir, settings, log, snapshot)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ class LLMTrainSettings:
     batch: int = 2
     lr: float = 2e-3
     warmup: int = 50
-    task_weights: tuple[float, float, float] = (0.5, 0.25, 0.25)  # text->3D, describe, edit
-    checkpoint_every_s: float = 180.0
+    task_weights: tuple[float, float, float] = (0.5, 0.2, 0.3)  # text->3D, describe, edit
+    checkpoint_every_s: float = 420.0
     max_minutes: float = 45.0
     seed: int = 0
 
