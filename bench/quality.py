@@ -1,0 +1,209 @@
+"""Quality of a model preset (the embedded one by default) on held-out data.
+
+    python bench/quality.py [--preset backend/weights/embedded] [--prompts bench/embedded_prompts.tsv]
+
+Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
+- text -> 3D: accuracy per category on a prompt file (prompt <TAB> expected category per line),
+  judged by nearest neighbour on occupancy against training-split reference shapes
+  (backend/embedded/judge.py; no learned weights, separate from the generator);
+- VQVAE round-trip voxel IoU on held-out procedural shapes and on ../shared/fixtures/meshes;
+- describe accuracy (the answer names the shape's category) on held-out shapes;
+- edit success on held-out shapes with held-out instruction wording: the asked proportion
+  changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
+  add/remove: occupied voxels up/down) and the judge still sees the same category;
+- tokens/s of mesh generation and seconds per text -> 3D end to end;
+and writes a PNG contact sheet of the generated shapes (default out/quality/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+
+def parse_prompt_file(path: Path) -> list[tuple[str, str]]:
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise SystemExit(f"{path}:{n}: expected 'prompt<TAB>category', got {line!r}")
+        rows.append((parts[0].strip(), parts[1].strip()))
+    return rows
+
+
+class Timer:
+    """Progress callback that records when mesh tokens start and stop arriving."""
+
+    def __init__(self):
+        self.first = self.last = None
+        self.tokens = 0
+
+    def __call__(self, stage, done, total):
+        if stage == "tokens":
+            now = time.perf_counter()
+            self.first = self.first or now
+            self.last, self.tokens = now, done
+
+    def rate(self) -> float | None:
+        if self.first is None or self.last <= self.first or self.tokens < 2:
+            return None
+        return (self.tokens - 1) / (self.last - self.first)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default=str(ROOT / "backend/weights/embedded"))
+    ap.add_argument("--prompts", type=Path, default=ROOT / "bench/embedded_prompts.tsv")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0 = all)")
+    ap.add_argument("--describe-per-category", type=int, default=2)
+    ap.add_argument("--edits-per-category", type=int, default=2)
+    ap.add_argument("--iou-per-category", type=int, default=4)
+    ap.add_argument("--fixtures", type=Path, default=ROOT.parent / "shared/fixtures/meshes")
+    ap.add_argument("--out", type=Path, default=ROOT / "out/quality")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from backend.embedded import language as L
+    from backend.embedded.judge import NearestShapeJudge
+    from backend.embedded.metrics import aspect, decode_occupancy, round_trip_iou, voxel_iou, width_ratio
+    from backend.embedded.render import contact_sheet
+    from backend.embedded.shape import sample_shape
+    from backend.embedded.splits import CATEGORY_NAMES, shape_seed
+    from backend.geometry.meshio import file_up_axis, load_mesh
+    from backend.geometry.normalize import normalize
+    from backend.geometry.voxelize import voxelize_surface
+    from backend.models.checkpoints import load_vqvae
+    from backend.pipeline import Pipeline
+
+    prompts = parse_prompt_file(args.prompts)
+    if args.limit:
+        prompts = prompts[: args.limit]
+    unknown = {c for _, c in prompts} - set(CATEGORY_NAMES)
+    if unknown:
+        raise SystemExit(f"unknown categories in {args.prompts}: {sorted(unknown)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    pipe = Pipeline(args.preset, device="cpu")
+    vqvae = load_vqvae(pipe.preset.vqvae_source(), device="cpu")
+    judge = NearestShapeJudge()
+    report: dict = {"preset": str(args.preset), "supports": pipe.info()["supports"]}
+    rng = np.random.default_rng(args.seed)
+
+    def held_out(category, k):
+        return sample_shape(category, shape_seed(category, 100 + k, held_out=True))
+
+    # -- the judge itself, on held-out ground truth -----------------------------------------
+    truth = [(c, held_out(c, k).occupancy()) for c in CATEGORY_NAMES for k in range(3)]
+    report["judge_accuracy_on_ground_truth"] = float(np.mean([judge.category(o) == c for c, o in truth]))
+
+    # -- VQVAE round trip ---------------------------------------------------------------------
+    occs = np.stack([held_out(c, k).occupancy() for c in CATEGORY_NAMES for k in range(args.iou_per_category)])
+    ious = round_trip_iou(vqvae, occs)
+    per_cat = {c: float(np.mean(ious[i * args.iou_per_category:(i + 1) * args.iou_per_category]))
+               for i, c in enumerate(CATEGORY_NAMES)}
+    report["vqvae_iou_heldout"] = {"mean": float(np.mean(ious)), "per_category": per_cat}
+    fixtures = {}
+    for path in sorted(args.fixtures.glob("*")) if args.fixtures.is_dir() else []:
+        try:
+            v, f = load_mesh(str(path))
+            v_unit, _ = normalize(v, convention="training", up=file_up_axis(str(path)))
+            grid = voxelize_surface(v_unit, f, resolution=64)
+            fixtures[path.name] = round_trip_iou(vqvae, grid[None])[0]
+        except Exception as err:  # a fixture our loader rejects is reported, not fatal
+            fixtures[path.name] = f"error: {err}"
+    numeric = [x for x in fixtures.values() if isinstance(x, float)]
+    report["vqvae_iou_fixtures"] = {"mean": float(np.mean(numeric)) if numeric else None, "per_mesh": fixtures}
+    print(f"VQVAE round-trip IoU: held-out {np.mean(ious):.3f}, fixtures {report['vqvae_iou_fixtures']['mean']}",
+          flush=True)
+
+    # -- text -> 3D -----------------------------------------------------------------------------
+    hits, seconds, rates, sheet, labels = defaultdict(list), [], [], [], []
+    for i, (prompt, expected) in enumerate(prompts):
+        timer = Timer()
+        t = time.perf_counter()
+        result = pipe.text_to_3d(prompt, {"seed": args.seed + i}, progress=timer)
+        seconds.append(time.perf_counter() - t)
+        if timer.rate():
+            rates.append(timer.rate())
+        occ = decode_occupancy(vqvae, result.codes[None])[0]
+        got = judge.category(occ)
+        hits[expected].append(got == expected)
+        sheet.append(occ)
+        labels.append(f"{expected}->{got}")
+        print(f"text->3D {i + 1}/{len(prompts)} {prompt!r}: expected {expected}, judged {got}, "
+              f"{seconds[-1]:.1f}s", flush=True)
+    if prompts:
+        report["text_to_3d"] = {
+            "accuracy": float(np.mean([h for v in hits.values() for h in v])),
+            "per_category": {c: float(np.mean(v)) for c, v in sorted(hits.items())},
+            "prompts": len(prompts),
+            "seconds_end_to_end": {"mean": float(np.mean(seconds)), "max": float(np.max(seconds))},
+            "mesh_tokens_per_s": float(np.mean(rates)) if rates else None,
+        }
+        path = args.out / "text_to_3d_contact_sheet.png"
+        contact_sheet(sheet, labels, columns=8, size=128).save(path)
+        report["contact_sheet"] = str(path)
+
+    # -- describe -------------------------------------------------------------------------------
+    if report["supports"].get("describe") and args.describe_per_category:
+        answers, ok = [], []
+        for c in CATEGORY_NAMES:
+            for k in range(args.describe_per_category):
+                shape = held_out(c, 50 + k)
+                v, f = shape.mesh()
+                question = L.describe_question(rng, "held_out")
+                answer = pipe.describe(v, f, {"seed": args.seed, "question": question})
+                ok.append(L.category_in_text(answer) == c)
+                answers.append({"category": c, "question": question, "answer": answer})
+        report["describe"] = {"accuracy": float(np.mean(ok)), "shapes": len(ok), "examples": answers[:: max(1, len(answers) // 8)]}
+        print(f"describe accuracy {np.mean(ok):.3f} over {len(ok)}", flush=True)
+
+    # -- edit -----------------------------------------------------------------------------------
+    if report["supports"].get("edit") and args.edits_per_category:
+        results = defaultdict(list)
+        for c in CATEGORY_NAMES:
+            for k in range(args.edits_per_category):
+                shape = held_out(c, 70 + k)
+                kinds = L.possible_edits(shape)
+                kind = kinds[(CATEGORY_NAMES.index(c) + k) % len(kinds)]
+                instruction = L.edit_instruction(shape, kind, rng, "held_out")
+                v, f = shape.mesh()
+                before = shape.occupancy()
+                after = decode_occupancy(vqvae, pipe.edit(v, f, instruction, {"seed": args.seed}).codes[None])[0]
+                measure = {"taller": aspect, "shorter": aspect, "wider": width_ratio, "thinner": width_ratio}
+                if kind in measure:
+                    ratio = measure[kind](after) / max(measure[kind](before), 1e-6)
+                    changed = ratio > 1.05 if kind in ("taller", "wider") else ratio < 1 / 1.05
+                else:
+                    ratio = after.sum() / max(before.sum(), 1)
+                    changed = ratio > 1.0 if kind == "add" else ratio < 1.0
+                kept = judge.category(after) == c
+                results[kind].append(bool(changed and kept))
+        report["edit"] = {"success": float(np.mean([x for v in results.values() for x in v])),
+                          "per_kind": {k: float(np.mean(v)) for k, v in results.items()},
+                          "cases": sum(len(v) for v in results.values())}
+        print(f"edit success {report['edit']['success']:.3f}", flush=True)
+
+    (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k not in ("describe",)}, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    main()

@@ -1,0 +1,93 @@
+"""Training of the embedded LLM: examples, the reduced-but-exact softmax, a few real steps, and
+the exported folder loading through the runtime the published 7B model uses."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+import torch
+
+from backend.embedded import train_llm as T
+from backend.embedded.splits import split_shapes
+from backend.models.codec import MeshCodec
+from backend.models.llm import ShapeLLMRuntime
+from backend.models.presets import REFERENCE_PROMPTS
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tokenizer = T.make_tokenizer()
+    shapes = split_shapes(1, held_out=False)[:4]
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 50, (len(shapes), 1024))  # stand-in codes: only the format matters here
+    data = dict(shape_meta=[T.shape_meta(s) for s in shapes], shape_codes=codes,
+                edit_meta=[dict(T.shape_meta(s), edit="taller") for s in shapes], edit_src=codes, edit_tgt=codes[::-1])
+    return tokenizer, data
+
+
+def test_examples_follow_the_published_prompt_format(setup):
+    tokenizer, data = setup
+    sampler = T.ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, seed=0)
+    codec = MeshCodec(tokenizer)
+    ids, start = sampler.sample("text_to_3d")
+    prompt = tokenizer.decode(ids[:start])
+    assert "Please generate a 3D asset based on the prompt I provided: " in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+    answer = codec.parse_ids(ids[start:])
+    assert answer.exact and (answer.codes == data["shape_codes"]).all(axis=1).any()
+    ids, start = sampler.sample("edit")
+    user = tokenizer.decode(ids[:start])
+    assert "<mesh-end>\nEdit this 3D mesh: " in user
+    assert codec.parse_ids(ids[start:]).exact
+    ids, start = sampler.sample("describe")
+    assert tokenizer.decode(ids[start:]).endswith("<|im_end|>") and "<mesh" not in tokenizer.decode(ids[start:])
+
+
+def test_reduced_softmax_equals_the_full_one_after_tying(setup):
+    tokenizer, data = setup
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1))
+    vocab = T.ActiveVocab(tokenizer, data["shape_codes"])
+    sampler = T.ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, seed=1)
+    ids, start = sampler.sample("text_to_3d")
+    with torch.no_grad():
+        torch.nn.init.normal_(model.lm_head.weight, std=0.5)
+        vocab.tie_unused_rows(model.lm_head)
+        x = torch.tensor([ids])
+        full = model(input_ids=x).logits[0, start - 1:-1].log_softmax(-1)
+        hidden = model.model(input_ids=x).last_hidden_state[0, start - 1:-1]
+        reduced = vocab.logits(model.lm_head, hidden).log_softmax(-1)
+    target = torch.tensor(ids[start:])
+    rows = torch.arange(len(target))
+    assert torch.allclose(full[rows, target], reduced[rows, vocab.index[target]], atol=1e-4)
+
+
+def test_a_few_training_steps_reduce_the_loss(setup):
+    tokenizer, data = setup
+    torch.manual_seed(0)
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1))
+    vocab = T.ActiveVocab(tokenizer, data["shape_codes"])
+    sampler = T.ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, seed=2)
+    batch = [sampler.sample("text_to_3d") for _ in range(2)]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = T.batch_loss(model, batch, tokenizer.convert_tokens_to_ids("<|endoftext|>"), vocab)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.5, losses
+
+
+def test_exported_model_loads_in_the_runtime_and_answers(tmp_path, setup):
+    tokenizer, data = setup
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
+    T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.6, "top_p": 0.9, "top_k": 20})
+    assert (tmp_path / "llm" / "model.safetensors").is_file()
+    runtime = ShapeLLMRuntime.load(tmp_path / "llm", dict(REFERENCE_PROMPTS), device="cpu")
+    answer = runtime.describe(data["shape_codes"][0], {"max_new_tokens": 5, "seed": 1})
+    assert isinstance(answer, str)
