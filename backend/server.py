@@ -375,10 +375,12 @@ class Server:
                 if job is None:
                     continue
                 try:
-                    self._run(job, send)
+                    terminal = self._run(job, send)
                 finally:
+                    # Idle again before the client hears the end, so what it asks next sees that.
                     self.queue.done()
                     self.jobs.pop((job.owner, job.id), None)
+                self._send_terminal(job, terminal, send)
         finally:
             out.close(linger=1000)
 
@@ -412,7 +414,8 @@ class Server:
         for identity, request in requests:
             send(identity, protocol.event("released", request, {"freed": freed}))
 
-    def _run(self, job: Job, send) -> None:
+    def _run(self, job: Job, send) -> Message:
+        """Run one job; returns its terminal event (result, error or cancelled)."""
         started = time.monotonic()
         last_sent = [0.0, None]
 
@@ -452,6 +455,9 @@ class Server:
             code = code if code in protocol.ERROR_CODES else "internal"
             terminal = protocol.error_event(job.id, code, f"{type(err).__name__}: {err}")
         log.info("job %s %s -> %s in %.2fs", job.id, job.task, terminal.type, time.monotonic() - started)
+        return terminal
+
+    def _send_terminal(self, job: Job, terminal: Message, send) -> None:
         if job.finish():
             try:
                 send(job.identity, terminal)

@@ -106,3 +106,20 @@ def test_keys_load_from_keygen_files_and_z85(tmp_path):
         load_key_pair(public_file)  # no secret in the public file
     with pytest.raises(ValueError):
         load_public_key(tmp_path / "missing.key")
+
+
+def test_wait_for_keeps_events_that_arrive_with_the_reply(listener):
+    socket, address = listener
+    client = Client(address)
+    request = client.status()
+    while True:
+        identity, *frames = socket.recv_multipart()
+        if protocol.decode(frames).type != "ping":
+            break
+    # The reply and a later event in one batch: the later one must not be lost.
+    socket.send_multipart([identity] + protocol.encode(protocol.event("status", request)))
+    socket.send_multipart([identity] + protocol.encode(protocol.event("cancelled", "other-job")))
+    time.sleep(0.2)
+    assert wait_for(client, request, timeout=5).type == "status"
+    assert [(e.type, e.job) for e in client.poll(timeout=1)] == [("cancelled", "other-job")]
+    client.close()

@@ -163,13 +163,15 @@ def wait_for(client: Client, job: str, timeout: float = 600.0, on_event=None) ->
             if left <= 0:
                 client.cancel(job)
                 raise TimeoutError(f"job {job} had no terminal event within {timeout} s")
-            for event in client.poll(timeout=min(left, 0.2)):
+            events = client.poll(timeout=min(left, 0.2))
+            for index, event in enumerate(events):
                 if event.job != job:
                     others.append(event)
                     continue
                 if on_event is not None:
                     on_event(event)
                 if event.type not in ("accepted", "progress"):
+                    others.extend(events[index + 1:])  # later events stay for the next poll()
                     return event  # a terminal event, or the reply to a control request
     finally:
         client._unread = others + client._unread
