@@ -64,9 +64,14 @@ def test_big_endian_and_int64_arrays_are_converted_to_the_wire_dtypes():
     back = roundtrip(protocol.event("result", "a", arrays={"vertices": vertices}))
     assert back.arrays["vertices"].dtype == np.dtype("<f4")
     np.testing.assert_array_equal(back.arrays["vertices"], vertices.astype("<f4"))
-    with pytest.raises(ProtocolError) as info:
-        protocol.encode(protocol.event("result", "a", arrays={"x": np.zeros(3, np.complex64)}))
-    assert info.value.code == "bad_buffer"
+    faces = np.array([[0, 1, 2]], np.int64)
+    back = roundtrip(protocol.event("result", "a", arrays={"faces": faces, "v": vertices.astype(np.float64)}))
+    assert back.arrays["faces"].dtype == np.dtype("<i4") and back.arrays["v"].dtype == np.dtype("<f4")
+    np.testing.assert_array_equal(back.arrays["faces"], faces)
+    for bad in (np.zeros(3, np.complex64), np.array([2**40], np.int64), np.array(["a"])):
+        with pytest.raises(ProtocolError) as info:
+            protocol.encode(protocol.event("result", "a", arrays={"x": bad}))
+        assert info.value.code == "bad_buffer"
 
 
 def test_blobs_and_valid_requests_pass():

@@ -125,9 +125,7 @@ def encode(msg: Message) -> list:
     frames: list = [b""]
     for name, array in msg.arrays.items():
         array = np.asarray(array)
-        dtype_name = _dtype_name(array.dtype)
-        if dtype_name is None:
-            raise ProtocolError("bad_buffer", f"array {name!r}: dtype {array.dtype} is not allowed on the wire")
+        dtype_name = _dtype_name(array.dtype) or _nearest_wire_dtype(name, array)
         array = np.ascontiguousarray(array, dtype=DTYPES[dtype_name])
         buffers_meta.append({"name": name, "dtype": dtype_name, "shape": list(array.shape), "nbytes": array.nbytes})
         frames.append(memoryview(array).cast("B") if array.nbytes else b"")
@@ -138,6 +136,17 @@ def encode(msg: Message) -> list:
     header = {"v": msg.version, "type": msg.type, "job": msg.job, "fields": msg.fields, "buffers": buffers_meta}
     frames[0] = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     return frames
+
+
+def _nearest_wire_dtype(name: str, array: np.ndarray) -> str:
+    """float64 -> float32 and int64 -> int32 (when the values fit), the common numpy defaults."""
+    if array.dtype.kind == "f":
+        return "float32"
+    if array.dtype.kind in "iu":
+        if array.size == 0 or (int(array.min()) >= -2**31 and int(array.max()) < 2**31):
+            return "int32"
+        raise ProtocolError("bad_buffer", f"array {name!r}: values do not fit in int32")
+    raise ProtocolError("bad_buffer", f"array {name!r}: dtype {array.dtype} is not allowed on the wire")
 
 
 def _dtype_name(dtype: np.dtype) -> str | None:
