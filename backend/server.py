@@ -226,7 +226,8 @@ class Server:
                         break
                     self._handle(frames)
 
-    def _shutdown(self, router, events, worker) -> None:
+    def _shutdown(self, router, events, worker) -> bool:
+        """Stop taking work, end every job with one terminal event; True once the worker is gone."""
         log.info("shutting down")
         self.stop()
         for job in self.queue.drain():
