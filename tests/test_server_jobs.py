@@ -249,3 +249,15 @@ def test_sigterm_during_a_job_ends_it_and_exits_cleanly():
                 if event.is_terminal:
                     ends[event.job] = (event.type, event.fields.get("code"))
         assert ends == {running: ("error", "shutting_down"), queued: ("error", "shutting_down")}
+
+
+def test_closing_a_client_cancels_its_unfinished_jobs(backend):
+    leaving = backend.client()
+    job = leaving.submit("text_to_3d", {"prompt": "a bench"})
+    wait_until(leaving, job, lambda e: e.type == "progress" and e.fields["stage"] == "tokens")
+    leaving.close()
+    deadline = time.monotonic() + 30
+    while f"job {job} text_to_3d -> " not in backend.log():
+        assert time.monotonic() < deadline, "the job never ended"
+        time.sleep(0.1)
+    assert f"job {job} text_to_3d -> cancelled" in backend.log()

@@ -38,6 +38,7 @@ class Client:
         self._last_seen = None
         self._last_ping = 0.0
         self._unread: list[Event] = []
+        self._active_jobs: set[str] = set()  # submitted, no terminal event seen yet
         self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._socket.linger = 0
         self._socket.sndhwm = SEND_QUEUE_LIMIT
@@ -67,7 +68,9 @@ class Client:
         when the request is invalid, so bad input is reported before it leaves this process."""
         if task not in protocol.TASKS:
             raise ProtocolError("unknown_type", f"unknown task {task!r}; tasks are {', '.join(protocol.TASKS)}")
-        return self._send(task, fields, arrays, blobs)
+        job = self._send(task, fields, arrays, blobs)
+        self._active_jobs.add(job)
+        return job
 
     def cancel(self, job_id: str) -> str:
         return self._send("cancel", {"target": job_id})
@@ -112,6 +115,8 @@ class Client:
                 continue
             if event.type == "pong":
                 continue  # heartbeats only refresh `alive`
+            if event.is_terminal:
+                self._active_jobs.discard(event.job)
             if event.type in ("hello", "status") and event.fields.get("server"):
                 self.server_info = event.fields["server"]
                 self.max_message_bytes = self.server_info.get("max_message_bytes", self.max_message_bytes)
@@ -134,8 +139,20 @@ class Client:
         self._ping_if_due()
         return self._last_seen is not None and time.monotonic() - self._last_seen < ALIVE_WINDOW_S
 
-    def close(self) -> None:
-        self._socket.close(linger=0)
+    def close(self, cancel_jobs: bool = True) -> None:
+        """Close the connection; by default first cancel this client's unfinished jobs, so the
+        GPU does not keep working for nobody (waits at most 0.2 s for that to be sent)."""
+        if self._socket.closed:
+            return
+        linger = 0
+        if cancel_jobs and self._active_jobs:
+            for job in sorted(self._active_jobs):
+                try:
+                    self.cancel(job)
+                    linger = 200
+                except (ConnectionError, ProtocolError):
+                    break
+        self._socket.close(linger=linger)
 
     def __enter__(self):
         return self
