@@ -226,3 +226,18 @@ def test_decoding_never_unpickles():
     expect("bad_header", [payload])
     head = header(type="describe", buffers=[{"name": "vertices", "dtype": "object", "shape": [1], "nbytes": len(payload)}])
     expect("bad_buffer", frames_of(head, payload))
+
+
+def test_every_task_error_code_raised_in_the_backend_is_a_wire_error_code():
+    """TaskError codes travel to clients as they are, so each must be in ERROR_CODES."""
+    import re
+    from pathlib import Path
+
+    backend = Path(__file__).resolve().parents[1] / "backend"
+    pattern = re.compile(r'TaskError\(\s*"([A-Za-z_]+)"')
+    used = {code for path in backend.rglob("*.py") for code in pattern.findall(path.read_text())}
+    assert used, "no TaskError found: the pattern is stale"
+    assert used <= set(protocol.ERROR_CODES), used - set(protocol.ERROR_CODES)
+    from backend.models import checkpoints
+
+    assert {checkpoints.MODEL_UNAVAILABLE, checkpoints.MODEL_ERROR} <= set(protocol.ERROR_CODES)
