@@ -141,3 +141,21 @@ def test_curve_settings_are_checked_before_starting(tmp_path):
     assert result.returncode == 2 and "no secret key" in result.stderr
     result = run_cli("serve", "--preset", tiny_preset(), "--curve-secret", secret)
     assert result.returncode == 2 and "both" in result.stderr
+
+
+def test_hello_answers_before_the_model_is_ready_then_again_when_it_is():
+    with backend_process(tiny_preset()) as backend:
+        # backend_process already had its hello answered; a fresh server is still importing torch.
+        client = backend.client()
+        first = wait_for(client, hello := client.hello(), timeout=10).fields["server"]
+        if not first["ready"]:
+            assert first["supports"] is None and first["load_error"] is None
+            deadline = time.monotonic() + 60
+            second = None
+            while second is None and time.monotonic() < deadline:
+                second = next((e for e in client.poll(timeout=0.2) if e.job == hello and e.type == "hello"), None)
+            assert second is not None, "no second hello once the model pipeline was ready"
+            first = second.fields["server"]
+        assert first["ready"] and first["preset"] == "tiny" and first["device"] == "cpu"
+        assert first["supports"] == {task: True for task in protocol.TASKS}
+        assert client.server_info == first
