@@ -173,6 +173,7 @@ class Server:
         router.maxmsgsize = 2 * self.config.max_message_bytes
         if self._curve:
             auth.make_curve_server(router, self._curve)
+        router.ipv6 = "[" in self.config.bind  # e.g. tcp://[::1]:5577
         router.bind(self.config.bind)
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         events = context.socket(zmq.PULL)

@@ -45,6 +45,7 @@ class Client:
         self._socket.rcvhwm = 0  # keep every event until poll() reads it
         if server_public_key is not None:
             self._use_curve(server_public_key, client_keys)
+        self._socket.ipv6 = "[" in address  # e.g. tcp://[::1]:5577
         self._socket.connect(address)
 
     def _use_curve(self, server_public_key, client_keys) -> None:
