@@ -114,6 +114,7 @@ def test_header_not_json_or_not_an_object():
     expect("bad_header", [b"{not json"])
     expect("bad_header", [b"\xff\xfe\x00"])
     expect("bad_header", [b"[1, 2]"])
+    expect("bad_header", [b"[" * 50000])  # nesting deep enough to exhaust the parser's recursion
     expect("bad_header", [b'{"v": 1, "type": "status", "job": "j", "fields": {"x": NaN}}'])
 
 

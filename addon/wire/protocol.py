@@ -190,6 +190,8 @@ def _parse_header(view: memoryview) -> dict:
         header = json.loads(bytes(view).decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as err:
         raise ProtocolError("bad_header", f"header is not UTF-8 JSON: {err}") from None
+    except RecursionError:
+        raise ProtocolError("bad_header", "header JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_header", "header must be a JSON object")
     return header
