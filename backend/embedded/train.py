@@ -147,6 +147,8 @@ def main(argv=None) -> None:
     ap.add_argument("--llm-minutes", type=float, default=50)
     ap.add_argument("--llm-hidden", type=int, default=128)
     ap.add_argument("--llm-layers", type=int, default=2)
+    ap.add_argument("--text-shapes-per-category", type=int, default=8)
+    ap.add_argument("--task-weights", default="0.6,0.25,0.15", help="text->3D, describe, edit")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -162,7 +164,9 @@ def main(argv=None) -> None:
         stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log)
     if "llm" in stages or "export" in stages:
         vqvae = load_trained_vqvae(args.workdir)
-        settings = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes)
+        settings = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
+                                    text_shapes_per_category=args.text_shapes_per_category,
+                                    task_weights=tuple(float(w) for w in args.task_weights.split(",")))
         if "llm" not in stages:
             settings.steps = 0  # export only: resume the checkpoint and write it out
         note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()), "llm": settings.__dict__}

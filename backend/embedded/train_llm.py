@@ -40,6 +40,7 @@ class LLMTrainSettings:
     warmup: int = 50
     task_weights: tuple[float, float, float] = (0.5, 0.2, 0.3)  # text->3D, describe, edit
     checkpoint_every_s: float = 420.0
+    text_shapes_per_category: int = 0  # text -> 3D on only the first N shapes per category (0 = all)
     max_minutes: float = 45.0
     seed: int = 0
 
@@ -79,16 +80,24 @@ def encode_example(tokenizer, user_text: str, answer: str) -> tuple[list[int], i
 class ExampleSampler:
     """Draws fresh wordings every time, over the encoded shapes and edit pairs."""
 
-    def __init__(self, tokenizer, data: dict, prompts: dict, seed: int):
+    def __init__(self, tokenizer, data: dict, prompts: dict, seed: int, text_shapes_per_category: int = 0):
         self.tok, self.data, self.prompts = tokenizer, data, prompts
         self.rng = np.random.default_rng(seed)
         self.shapes = [shape_from_meta(m) for m in data["shape_meta"]]
         self.edit_src = [shape_from_meta(m) for m in data["edit_meta"]]
+        # A small model learns a few shapes per category far sooner than the whole variety:
+        # text -> 3D may be limited to them; describe and edit still see every shape.
+        seen: dict[str, int] = {}
+        self.text_shapes = []
+        for i, s in enumerate(self.shapes):
+            seen[s.category] = seen.get(s.category, 0) + 1
+            if not text_shapes_per_category or seen[s.category] <= text_shapes_per_category:
+                self.text_shapes.append(i)
 
     def sample(self, task: str) -> tuple[list[int], int]:
         rng = self.rng
         if task == "text_to_3d":
-            i = int(rng.integers(len(self.shapes)))
+            i = self.text_shapes[int(rng.integers(len(self.text_shapes)))]
             text = L.text_prompt(self.shapes[i], rng)
             user = self.prompts["text_to_3d"].format(text=text)
             return encode_example(self.tok, user, codes_to_text(self.data["shape_codes"][i]))
@@ -186,7 +195,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
         step = state["step"]
         log(f"resumed LLM at step {step}")
-    sampler = ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, settings.seed + step)
+    sampler = ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, settings.seed + step, settings.text_shapes_per_category)
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
