@@ -100,12 +100,18 @@ def bench_pump(bpy, preset: str) -> None:
     bpy.context.scene.shapellm.prompt = "a chair with four legs"
     bpy.ops.shapellm.generate()
     job = list(session.book.jobs.values())[-1]
-    running, applying = [], []
+    running, running_cpu, applying = [], [], []
     deadline = time.monotonic() + 600
     while (job.active or session.results) and time.monotonic() < deadline:
+        cpu = time.thread_time()
         tick = timed(pump.pump)
+        cpu = time.thread_time() - cpu
         # The tick that ends the job also builds its mesh: counted apart.
-        (running if job.active else applying).append(tick)
+        if job.active:
+            running.append(tick)
+            running_cpu.append(cpu)
+        else:
+            applying.append(tick)
         time.sleep(0.01)   # the timer's interval while busy is 50 ms; poll more often here
     if job.state != "done":
         raise SystemExit(f"generation {job.state}: {job.message}")
@@ -114,6 +120,8 @@ def bench_pump(bpy, preset: str) -> None:
           f"{len(bpy.data.objects[job.result_name].data.polygons):,} triangles in the result)")
     print(f"  tick while running: median {np.median(ms):.3f} ms, p99 {np.percentile(ms, 99):.3f} ms, "
           f"worst {ms.max():.3f} ms (target <= 2 ms)")
+    cpu_ms = np.array(running_cpu) * 1000   # wall time minus time the OS gave to other processes
+    print(f"  same ticks in this thread's CPU time: p99 {np.percentile(cpu_ms, 99):.3f} ms, worst {cpu_ms.max():.3f} ms")
     print(f"  tick that receives and builds the result: {statistics.fmean(applying) * 1000:.1f} ms")
     session.stop_backend()
 
