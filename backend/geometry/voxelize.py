@@ -217,30 +217,28 @@ def _sign_code(components) -> np.ndarray:
 def _mark_columns(grid, tri, first, last) -> None:
     """Triangles inside the grid with a bigger block, one voxel column at a time.
 
-    Columns run along the axis w where the triangle's normal is largest, so that the
-    triangle crosses a column in at most 4 voxels; rows run along the shorter of the other
-    two axes, u, and v is the third. The 3 separating axes w x edge ignore w: they decide
-    which columns of a row the triangle reaches (the 2D test of the projected triangle
-    against the column's cell), one run of v per row. Columns whose cell lies wholly inside
-    the projected triangle (most of them, for a big triangle) meet it in a full plane patch,
-    so only the normal axis bounds their run of voxels; the columns along the edges also
-    take the 6 axes u x edge and v x edge. Each axis bounds the run by a linear inequality
-    in w. An axis along a coordinate axis repeats the candidate-range test and is left out.
-    All in coordinates relative to the block's first voxel centre, so grid-aligned geometry
-    is computed exactly; elsewhere runs are widened by _TOUCH_TOLERANCE against rounding.
+    Columns run along the block's longest axis w (the fewest columns), rows along the
+    shorter of the other two, u, and v is the third. The 3 separating axes w x edge ignore
+    w: they decide which columns of a row the triangle reaches (the 2D test of the
+    projected triangle against the column's cell), one run of v per row. Columns whose cell
+    lies wholly inside the projected triangle meet it in a full plane patch, so only the
+    normal axis bounds their run of voxels; the columns along the edges also take the 6 axes
+    u x edge and v x edge. Each axis bounds the run by a linear inequality in w. In a column
+    the touched voxels form one run (the triangle's part over the column is convex). An
+    axis along u or v repeats the candidate-range test and is left out; a normal with no w
+    component is covered by the 2D tests. All in coordinates relative to the block's first
+    voxel centre, so grid-aligned geometry is computed exactly; elsewhere runs are widened
+    by _TOUCH_TOLERANCE against rounding.
     """
     res = grid.shape[0]
     rel = tri - (first + 0.5)[:, :, None]
-    e = rel[:, :, [1, 2, 0]] - rel
-    (ax, ay, az), (bx, by, bz) = e[:, :, 0], e[:, :, 1]
-    normal = np.abs([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx])
     dims = last - first + 1
-    w = normal.argmax(axis=0)
+    w = dims.argmax(axis=0)
     # Row axis u: the shorter of the other two; v the third.
     after, before = (w + 1) % 3, (w + 2) % 3
     cols = np.arange(len(w))
-    u_first = dims[after, cols] <= dims[before, cols]
-    order = np.stack([np.where(u_first, after, before), np.where(u_first, before, after), w])
+    after_is_u = dims[after, cols] <= dims[before, cols]
+    order = np.stack([np.where(after_is_u, after, before), np.where(after_is_u, before, after), w])
     rel = np.take_along_axis(rel, order[:, :, None], axis=0)        # [u/v/w, T, corner]
     dims = np.take_along_axis(dims, order, axis=0)
     strides = np.array([res * res, res, 1])[order]                   # [3, T]
@@ -257,7 +255,8 @@ def _w_bounds(au, av, aw, q1, q2):
     """The run an axis (a_u, a_v, a_w) allows in column (iu, iv), as
     lo + su iu + sv iv <= iw <= hi + su iu + sv iv: -> (lo, hi, su, sv), each [T, k].
     The triangle projects to [min q, max q], the box at offset c to a.c +- r. An axis
-    with a_w = 0 lies along u or v (it repeats the candidate range) or is zero: no bound."""
+    with a_w = 0 gives no bound: u x edge and v x edge then lie along v or u (they repeat
+    the candidate range), and such a normal is parallel to one of the 2D axes w x edge."""
     r = 0.5 * (np.abs(au) + np.abs(av) + np.abs(aw))
     low, high = np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
     level = aw == 0
