@@ -130,10 +130,13 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
         keep = ~clipped
         tri, first, last = tri[:, keep], first[:, keep], last[:, keep]
     small = (last - first <= 1).all(axis=0)
-    _mark_small(grid, tri[:, small], first[:, small], last[:, small])
-
-    big = ~small
-    if big.any():
+    if small.all():  # no copies in the common cases: all small, or all big
+        _mark_small(grid, tri, first, last)
+    elif not small.any():
+        _mark_columns(grid, tri, first, last)
+    else:
+        _mark_small(grid, tri[:, small], first[:, small], last[:, small])
+        big = ~small
         _mark_columns(grid, tri[:, big], first[:, big], last[:, big])
 
 
@@ -163,13 +166,13 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
     rest = ~row
     if not rest.any():
         return
-    touched = _octants_touched(tri[:, rest] - (first[:, rest] + 1.0)[:, :, None])
+    touched = _octants_touched(tri[:, rest] - (first[:, rest] + 1.0)[:, :, None], wide[:, rest] == 0)
     hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
     offsets = (_OCTANT_BITS[:, 0] * res + _OCTANT_BITS[:, 1]) * res + _OCTANT_BITS[:, 2]
     flat[(base[rest][:, None] + offsets[None, :])[hit]] = True
 
 
-def _octants_touched(t: np.ndarray) -> np.ndarray:
+def _octants_touched(t: np.ndarray, thin: np.ndarray) -> np.ndarray:
     """Which of the 8 closed octants around the origin each triangle touches: uint8 bits.
 
     t: [3 coords, T, 3 corners], corners relative to the split point. Separating-axis test
@@ -177,12 +180,14 @@ def _octants_touched(t: np.ndarray) -> np.ndarray:
     separates octant s when the octant projects onto [0, inf) (s_i a_i >= 0 on every axis)
     and the triangle wholly below 0, or the mirror case. The 13 axes are those of the box
     test: 3 coordinate axes, the triangle normal, 9 coordinate axis x edge products.
+    thin: [3, T] bool, the block is one voxel thick on that axis (the split is above it).
     """
     separated = np.zeros(t.shape[1], dtype=np.uint8)
-    below, above = _corner_max(t) < 0, _corner_min(t) > 0  # [3, T]
+    # Coordinate axes: the triangle lies wholly below the split on axis d iff its block is
+    # one voxel thick there (hi < first + 1 iff floor(hi) = first); it never lies wholly
+    # above it (lo < first + 1).
     for d in range(3):
-        separated |= _POSITIVE_OCTANTS[13 + _SIGN_WEIGHT[d]] * below[d]
-        separated |= _NEGATIVE_OCTANTS[13 + _SIGN_WEIGHT[d]] * above[d]
+        separated |= _POSITIVE_OCTANTS[13 + _SIGN_WEIGHT[d]] * thin[d]
 
     e = t[:, :, [1, 2, 0]] - t       # [3, T, 3]: edge m runs from corner m to m + 1
     opposite = t[:, :, [2, 0, 1]]    # the corner not on edge m
