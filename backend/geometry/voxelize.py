@@ -265,13 +265,27 @@ def _w_bounds(au, av, aw, q1, q2):
     r = 0.5 * (np.abs(au) + np.abs(av) + np.abs(aw))
     low, high = np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
     level = aw == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / aw
-        lo = np.where(level, -np.inf, np.where(aw > 0, low, high) * inv)
-        hi = np.where(level, np.inf, np.where(aw > 0, high, low) * inv)
-        su = np.where(level, 0.0, -au * inv)
-        sv = np.where(level, 0.0, -av * inv)
+    inv = 1.0 / (aw + level)             # (any finite value where a_w = 0)
+    low *= inv
+    high *= inv
+    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by a_w < 0 swaps
+    np.copyto(lo, -np.inf, where=level)
+    np.copyto(hi, np.inf, where=level)
+    free = ~level
+    su, sv = -au * inv * free, -av * inv * free
     return lo, hi, su, sv
+
+
+def _interval(x1, x2, free, empty=None):
+    """[min, max] of two bounds (dividing by a negative number swaps them); no bound
+    (-inf, inf) where `free`, and an empty one (inf, -inf) where `empty` (unless free)."""
+    lo, hi = np.minimum(x1, x2), np.maximum(x1, x2)
+    if empty is not None:
+        np.copyto(lo, np.inf, where=empty)
+        np.copyto(hi, -np.inf, where=empty)
+    np.copyto(lo, -np.inf, where=free)
+    np.copyto(hi, np.inf, where=free)
+    return lo, hi
 
 
 def _max3(x):
@@ -300,18 +314,22 @@ def _mark_column_block(flat, rel, dims, base, strides) -> None:
     q1, q2 = -ev * ru + eu * rv, -ev * ou + eu * ov
     r = 0.5 * (np.abs(eu) + np.abs(ev))
     qlo, qhi = np.minimum(q1, q2), np.maximum(q1, q2)
-    level, up = eu == 0, eu > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / eu
-        slope = np.where(level, 0.0, ev * inv)
-        touch_lo = np.where(level, -np.inf, np.where(up, qlo - r, qhi + r) * inv) - tol
-        touch_hi = np.where(level, np.inf, np.where(up, qhi + r, qlo - r) * inv) + tol
-        in_lo = np.where(level, -np.inf, np.where(up, qlo + r, qhi - r) * inv) + tol
-        in_hi = np.where(level, np.inf, np.where(up, qhi - r, qlo + r) * inv) - tol
-        # A level edge (along v) bounds the inside rows: -e_v iu in [min q + r, max q - r].
-        neg = -ev
-        u_lo = np.where(level & (neg > 0), (qlo + r) / neg, np.where(level & (neg < 0), (qhi - r) / neg, -np.inf))
-        u_hi = np.where(level & (neg > 0), (qhi - r) / neg, np.where(level & (neg < 0), (qlo + r) / neg, np.inf))
+    level = eu == 0
+    inv = 1.0 / (eu + level)             # (any finite value where e_u = 0)
+    slope = ev * inv * ~level
+    touch_lo, touch_hi = _interval((qlo - r) * inv, (qhi + r) * inv, level)
+    touch_lo -= tol
+    touch_hi += tol
+    # Inside: an interval that is empty (an edge shorter than the cell) stays empty.
+    empty = qhi - qlo < 2 * r
+    in_lo, in_hi = _interval((qlo + r) * inv, (qhi - r) * inv, level, empty)
+    in_lo += tol
+    in_hi -= tol
+    # A level edge (along v) bounds the inside rows instead: -e_v iu in [min q + r, max q - r].
+    neg = -ev
+    across = ~level | (neg == 0)
+    neg_inv = 1.0 / (neg + (neg == 0))
+    u_lo, u_hi = _interval((qlo + r) * neg_inv, (qhi - r) * neg_inv, across, empty)
     u_first = np.where(nw == 0, np.inf, u_lo.max(axis=1) + tol)   # flat triangles: no inside
     u_last = u_hi.min(axis=1) - tol
     row_table = np.concatenate([slope, touch_lo, touch_hi, in_lo, in_hi], axis=1)  # [T, 15]
@@ -335,7 +353,7 @@ def _mark_column_block(flat, rel, dims, base, strides) -> None:
     parts = [_w_bounds(nu[:, None], nv[:, None], nw[:, None], qn[:, None], qn[:, None]),
              _w_bounds(zero, -ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow),
              _w_bounds(ew, zero, -eu, ew * ru - eu * rw, ew * ou - eu * ow)]
-    lo, hi, su, sv = (np.ascontiguousarray(np.concatenate(x, axis=1).T) for x in zip(*parts))
+    lo, hi, su, sv = (np.concatenate([piece.T for piece in x]) for x in zip(*parts))
     su_row = np.take(su, owner, axis=1) * iu
     lo_row = np.take(lo, owner, axis=1) + su_row - tol             # [7, rows]
     hi_row = np.take(hi, owner, axis=1) + su_row + tol
