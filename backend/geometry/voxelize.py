@@ -118,7 +118,7 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     lo, hi = _corner_min(tri), _corner_max(tri)  # [3, M]
     touches_grid = ((lo <= res) & (hi >= 0)).all(axis=0)
     if not touches_grid.all():
-        tri, lo, hi = tri[:, touches_grid], lo[:, touches_grid], hi[:, touches_grid]
+        tri, lo, hi = _pick((tri, lo, hi), touches_grid)
     # Candidate voxels per axis: floor(lo) .. floor(hi), as open3d does. Voxel i spans
     # [i, i + 1], touching counts, but a triangle never marks the layer that lies wholly
     # below its lowest point, so a face exactly on a grid plane marks one layer, not two.
@@ -126,18 +126,25 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     last = np.floor(hi).astype(np.int64)
     clipped = ((first < 0) | (last > res - 1)).any(axis=0)
     if clipped.any():
-        _mark_clipped(grid, tri[:, clipped], first[:, clipped], last[:, clipped])
+        _mark_clipped(grid, *_pick((tri, first, last), clipped))
         keep = ~clipped
-        tri, first, last = tri[:, keep], first[:, keep], last[:, keep]
+        tri, first, last = _pick((tri, first, last), keep)
     small = (last - first <= 1).all(axis=0)
     if small.all():  # no copies in the common cases: all small, or all big
         _mark_small(grid, tri, first, last)
     elif not small.any():
         _mark_columns(grid, tri, first, last)
     else:
-        _mark_small(grid, tri[:, small], first[:, small], last[:, small])
+        _mark_small(grid, *_pick((tri, first, last), small))
         big = ~small
-        _mark_columns(grid, tri[:, big], first[:, big], last[:, big])
+        _mark_columns(grid, *_pick((tri, first, last), big))
+
+
+def _pick(arrays, mask):
+    """The triangles where mask [M] is set, from arrays [..., M, ...] with triangles on axis 1
+    (take is several times faster than a boolean index on a middle axis)."""
+    index = np.flatnonzero(mask)
+    return [a.take(index, axis=1) for a in arrays]
 
 
 def _corner_min(tri):
@@ -166,10 +173,13 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
     rest = ~row
     if not rest.any():
         return
-    touched = _octants_touched(tri[:, rest] - (first[:, rest] + 1.0)[:, :, None], wide[:, rest] == 0)
+    rest = np.flatnonzero(rest)
+    t = tri.take(rest, axis=1)
+    t -= (first.take(rest, axis=1) + 1)[:, :, None]         # corners relative to the split point
+    touched = _octants_touched(t, wide.take(rest, axis=1) == 0)
     hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
     offsets = (_OCTANT_BITS[:, 0] * res + _OCTANT_BITS[:, 1]) * res + _OCTANT_BITS[:, 2]
-    flat[(base[rest][:, None] + offsets[None, :])[hit]] = True
+    flat[(base.take(rest)[:, None] + offsets[None, :])[hit]] = True
 
 
 def _octants_touched(t: np.ndarray, thin: np.ndarray) -> np.ndarray:
