@@ -50,6 +50,23 @@ def install_extension(bpy, zip_path: Path):
     return bpy.context.preferences.addons[PACKAGE].preferences
 
 
+class GenerationFailed(RuntimeError):
+    def __init__(self, message: str, empty_shape: bool):
+        super().__init__(message)
+        self.empty_shape = empty_shape
+
+
+def generate_with_retries(bpy, prompt: str, seed: int, attempts: int, timeout: float):
+    """A sampled shape can come out empty for one seed: then the next seed gets a turn."""
+    for attempt in range(attempts):
+        try:
+            return generate(bpy, prompt, seed + attempt, timeout)
+        except GenerationFailed as failure:
+            if not failure.empty_shape or attempt == attempts - 1:
+                raise SystemExit(str(failure)) from None
+            print(f"seed {seed + attempt} gave an empty shape; trying seed {seed + attempt + 1}", flush=True)
+
+
 def generate(bpy, prompt: str, seed: int, timeout: float):
     """Press Generate and pump like the add-on's timer does, until the object is there."""
     import importlib
@@ -75,7 +92,7 @@ def generate(bpy, prompt: str, seed: int, timeout: float):
         time.sleep(0.02)
     if job.state != "done":
         log = session.supervisor.log_tail(15) if session.supervisor else ""
-        raise SystemExit(f"generation {job.state}: {job.message}\n{log}")
+        raise GenerationFailed(f"generation {job.state}: {job.message}\n{log}", "(no_shape)" in job.message)
     print(f"done in {job.duration:.1f} s; worst pump tick while running {worst_tick * 1000:.2f} ms",
           flush=True)
     return bpy.data.objects[job.result_name]
@@ -137,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="embedded", help="built-in preset name or preset folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the shape")
+    parser.add_argument("--attempts", type=int, default=3, help="seeds to try when a shape comes out empty")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     prefs.address = f"tcp://127.0.0.1:{free_port()}"
     prefs.auto_start = True
     try:
-        obj = generate(bpy, args.prompt, args.seed, args.timeout)
+        obj = generate_with_retries(bpy, args.prompt, args.seed, max(1, args.attempts), args.timeout)
         stage_scene(bpy, obj)
         write_outputs(bpy, obj, out)
     finally:
