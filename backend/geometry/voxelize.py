@@ -167,19 +167,19 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
     # A block one voxel thick on two axes is a row, and the triangle's projection on the
     # third axis is an interval: it touches every voxel of the row.
     row = wide.sum(axis=0) <= 1
-    flat[base[row]] = True
-    flat[(base + (wide[0] * res + wide[1]) * res + wide[2])[row]] = True
+    rows = np.flatnonzero(row)
+    flat[base.take(rows)] = True
+    flat[(base + (wide[0] * res + wide[1]) * res + wide[2]).take(rows)] = True
 
-    rest = ~row
-    if not rest.any():
+    rest = np.flatnonzero(~row)
+    if len(rest) == 0:
         return
-    rest = np.flatnonzero(rest)
     t = tri.take(rest, axis=1)
     t -= (first.take(rest, axis=1) + 1)[:, :, None]         # corners relative to the split point
     touched = _octants_touched(t, wide.take(rest, axis=1) == 0)
     hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
     offsets = (_OCTANT_BITS[:, 0] * res + _OCTANT_BITS[:, 1]) * res + _OCTANT_BITS[:, 2]
-    flat[(base.take(rest)[:, None] + offsets[None, :])[hit]] = True
+    flat[(base.take(rest)[:, None] + offsets[None, :]).ravel().take(np.flatnonzero(hit))] = True
 
 
 def _octants_touched(t: np.ndarray, thin: np.ndarray) -> np.ndarray:
@@ -405,14 +405,15 @@ def _axis_run(lo_row, hi_row, sv_row, row, iv):
 
 
 def _mark_runs(flat, index, run, stride) -> None:
-    """flat[index + k * stride] = True for 0 <= k < run (runs are short: loop over k)."""
-    keep = run > 0
-    index, run, stride = index[keep], run[keep], stride[keep]
+    """flat[index + k * stride] = True for 0 <= k < run (runs are short: loop over k).
+    (take on flatnonzero: several times faster than boolean indexing here.)"""
+    live = np.flatnonzero(run > 0)
+    index, run, stride = index.take(live), run.take(live), stride.take(live)
     while len(index):
         flat[index] = True
-        more = run > 1
-        stride, run = stride[more], run[more] - 1
-        index = index[more] + stride
+        live = np.flatnonzero(run > 1)
+        stride, run = stride.take(live), run.take(live) - 1
+        index = index.take(live) + stride
 
 
 def _mark_clipped(grid, tri, first, last) -> None:
