@@ -248,7 +248,10 @@ def _mark_columns(grid, tri, first, last) -> None:
     res = grid.shape[0]
     rel = tri - (first + 0.5)[:, :, None]
     dims = last - first + 1
-    w = dims.argmax(axis=0)
+    # A block one voxel thick on some axis: columns along it hold one voxel each (the
+    # triangle lies inside that layer), so the 2D row test alone decides them.
+    layer = dims.min(axis=0) == 1
+    w = np.where(layer, dims.argmin(axis=0), dims.argmax(axis=0))
     # Row axis u: the shorter of the other two; v the third.
     after, before = (w + 1) % 3, (w + 2) % 3
     cols = np.arange(len(w))
@@ -258,12 +261,19 @@ def _mark_columns(grid, tri, first, last) -> None:
     dims = np.take_along_axis(dims, order, axis=0)
     strides = np.array([res * res, res, 1])[order]                   # [3, T]
     base = (first[0] * res + first[1]) * res + first[2]
-    # Chunks of triangles with a bounded number of candidate columns.
-    cost = np.cumsum(dims[0] * dims[1])
-    starts = np.searchsorted(cost, np.arange(0, cost[-1], _MAX_COLUMNS), side="right")
-    for a, b in zip(starts, np.append(starts[1:], len(w))):
-        if b > a:
-            _mark_column_block(grid.reshape(-1), rel[:, a:b], dims[:, a:b], base[a:b], strides[:, a:b])
+    for in_layer in (True, False):
+        pick = np.flatnonzero(layer == in_layer)
+        if len(pick) == 0:
+            continue
+        part_rel, part_dims = rel.take(pick, axis=1), dims.take(pick, axis=1)
+        part_base, part_strides = base.take(pick), strides.take(pick, axis=1)
+        # Chunks of triangles with a bounded number of candidate columns.
+        cost = np.cumsum(part_dims[0] * part_dims[1])
+        starts = np.searchsorted(cost, np.arange(0, cost[-1], _MAX_COLUMNS), side="right")
+        for a, b in zip(starts, np.append(starts[1:], len(pick))):
+            if b > a:
+                _mark_column_block(grid.reshape(-1), part_rel[:, a:b], part_dims[:, a:b],
+                                   part_base[a:b], part_strides[:, a:b], in_layer)
 
 
 def _w_bounds(au, av, aw, q1, q2):
@@ -306,10 +316,10 @@ def _min3(x):
     return np.minimum(np.minimum(x[:, 0], x[:, 1]), x[:, 2])
 
 
-def _mark_column_block(flat, rel, dims, base, strides) -> None:
+def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     """Mark the voxels of triangles rel [u/v/w, T, corner] (relative to their block's first
     voxel centre; block dims [3, T], flat index of the first voxel base [T], flat index
-    steps along u, v, w strides [3, T])."""
+    steps along u, v, w strides [3, T]). layer: every block is one voxel thick along w."""
     du, dv, dw = dims
     eu, ev, ew = rel[:, :, [1, 2, 0]] - rel                # [T, 3]: edge m from corner m
     ou, ov, ow = rel[:, :, [2, 0, 1]]                      # the corner not on edge m
@@ -330,6 +340,11 @@ def _mark_column_block(flat, rel, dims, base, strides) -> None:
     touch_lo, touch_hi = _interval((qlo - r) * inv, (qhi + r) * inv, level)
     touch_lo -= tol
     touch_hi += tol
+    if layer:
+        owner, iu, start, stop = _touched_rows(du, dv, slope, touch_lo, touch_hi)
+        step = strides[1, owner]
+        _mark_runs(flat, base[owner] + iu * strides[0, owner] + start * step, stop - start + 1, step)
+        return
     # Inside: an interval that is empty (an edge shorter than the cell) stays empty.
     empty = qhi - qlo < 2 * r
     in_lo, in_hi = _interval((qlo + r) * inv, (qhi - r) * inv, level, empty)
@@ -342,20 +357,14 @@ def _mark_column_block(flat, rel, dims, base, strides) -> None:
     u_lo, u_hi = _interval((qlo + r) * neg_inv, (qhi - r) * neg_inv, across, empty)
     u_first = np.where(nw == 0, np.inf, u_lo.max(axis=1) + tol)   # flat triangles: no inside
     u_last = u_hi.min(axis=1) - tol
-    row_table = np.concatenate([slope, touch_lo, touch_hi, in_lo, in_hi], axis=1)  # [T, 15]
-
-    owner = np.repeat(np.arange(len(du)), du)
-    iu = np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)
-    rows = row_table[owner]
+    owner, iu, start, stop = _touched_rows(du, dv, slope, touch_lo, touch_hi)
+    rows = np.concatenate([slope, in_lo, in_hi], axis=1)[owner]          # [rows, 9]
     s = rows[:, 0:3] * iu[:, None]
-    start = np.maximum(np.ceil(_max3(rows[:, 3:6] + s)), 0)
-    stop = np.minimum(np.floor(_min3(rows[:, 6:9] + s)), dv[owner] - 1)
-    in_start = np.maximum(np.ceil(_max3(rows[:, 9:12] + s)), start)
-    in_stop = np.minimum(np.floor(_min3(rows[:, 12:15] + s)), stop)
+    in_start = np.maximum(np.ceil(_max3(rows[:, 3:6] + s)), start)
+    in_stop = np.minimum(np.floor(_min3(rows[:, 6:9] + s)), stop)
     inside = (in_stop >= in_start) & (iu >= u_first[owner]) & (iu <= u_last[owner])
     in_start = np.where(inside, in_start, stop + 1).astype(np.int64)
     in_stop = np.where(inside, in_stop, stop).astype(np.int64)
-    start, stop = start.astype(np.int64), stop.astype(np.int64)
 
     # Per triangle, the run bounds of the normal (first) and of u x edge, v x edge: [7, T].
     qn = nu * ru[:, 0] + nv * rv[:, 0] + nw * rw[:, 0]
@@ -402,6 +411,19 @@ def _axis_run(lo_row, hi_row, sv_row, row, iv):
     low += m
     high += m
     return low, high
+
+
+def _touched_rows(du, dv, slope, touch_lo, touch_hi):
+    """Rows iu of each block and the run of columns iv each touches, from the 2D bounds
+    touch_lo + slope iu <= iv <= touch_hi + slope iu ([T, 3 edges] each):
+    -> (owner triangle, iu, first iv, last iv) per row (an empty run has last < first)."""
+    owner = np.repeat(np.arange(len(du)), du)
+    iu = np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)
+    rows = np.concatenate([slope, touch_lo, touch_hi], axis=1)[owner]      # [rows, 9]
+    s = rows[:, 0:3] * iu[:, None]
+    start = np.maximum(np.ceil(_max3(rows[:, 3:6] + s)), 0)
+    stop = np.minimum(np.floor(_min3(rows[:, 6:9] + s)), dv[owner] - 1)
+    return owner, iu, start.astype(np.int64), stop.astype(np.int64)
 
 
 def _mark_runs(flat, index, run, stride) -> None:
