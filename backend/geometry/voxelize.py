@@ -427,15 +427,11 @@ def _touched_rows(du, dv, slope, touch_lo, touch_hi):
 
 
 def _mark_runs(flat, index, run, stride) -> None:
-    """flat[index + k * stride] = True for 0 <= k < run (runs are short: loop over k).
-    (take on flatnonzero: several times faster than boolean indexing here.)"""
-    live = np.flatnonzero(run > 0)
-    index, run, stride = index.take(live), run.take(live), stride.take(live)
-    while len(index):
-        flat[index] = True
-        live = np.flatnonzero(run > 1)
-        stride, run = stride.take(live), run.take(live) - 1
-        index = index.take(live) + stride
+    """flat[index + k * stride] = True for 0 <= k < run (run < 1: nothing)."""
+    run = np.maximum(run, 0)
+    owner = np.repeat(np.arange(len(run)), run)
+    k = np.arange(len(owner)) - (np.cumsum(run) - run).take(owner)
+    flat[index.take(owner) + k * stride.take(owner)] = True
 
 
 def _mark_clipped(grid, tri, first, last) -> None:
