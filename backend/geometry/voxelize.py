@@ -171,18 +171,22 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
     flat[base.take(rows)] = True
     flat[(base + (wide[0] * res + wide[1]) * res + wide[2]).take(rows)] = True
 
-    rest = np.flatnonzero(~row)
-    if len(rest) == 0:
-        return
-    t = tri.take(rest, axis=1)
-    t -= (first.take(rest, axis=1) + 1)[:, :, None]         # corners relative to the split point
-    touched = _octants_touched(t, wide.take(rest, axis=1) == 0)
-    hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
+    # The rest, by the octants around the block's centre point: blocks 2 wide on all axes,
+    # and blocks one voxel thick on axis d (0, 1, 2).
+    kind = np.where(wide.sum(axis=0) == 3, 3, wide.argmin(axis=0))
     offsets = (_OCTANT_BITS[:, 0] * res + _OCTANT_BITS[:, 1]) * res + _OCTANT_BITS[:, 2]
-    flat[(base.take(rest)[:, None] + offsets[None, :]).ravel().take(np.flatnonzero(hit))] = True
+    for group in range(4):
+        pick = np.flatnonzero(~row & (kind == group))
+        if len(pick) == 0:
+            continue
+        t = tri.take(pick, axis=1)
+        t -= (first.take(pick, axis=1) + 1)[:, :, None]     # corners relative to the split point
+        touched = _octants_touched(t, None if group == 3 else group)
+        hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
+        flat[(base.take(pick)[:, None] + offsets[None, :]).ravel().take(np.flatnonzero(hit))] = True
 
 
-def _octants_touched(t: np.ndarray, thin: np.ndarray) -> np.ndarray:
+def _octants_touched(t: np.ndarray, thin_axis=None) -> np.ndarray:
     """Which of the 8 closed octants around the origin each triangle touches: uint8 bits.
 
     t: [3 coords, T, 3 corners], corners relative to the split point. Separating-axis test
@@ -190,37 +194,42 @@ def _octants_touched(t: np.ndarray, thin: np.ndarray) -> np.ndarray:
     separates octant s when the octant projects onto [0, inf) (s_i a_i >= 0 on every axis)
     and the triangle wholly below 0, or the mirror case. The 13 axes are those of the box
     test: 3 coordinate axes, the triangle normal, 9 coordinate axis x edge products.
-    thin: [3, T] bool, the block is one voxel thick on that axis (the split is above it).
-    """
-    separated = np.zeros(t.shape[1], dtype=np.uint8)
-    # Coordinate axes: the triangle lies wholly below the split on axis d iff its block is
-    # one voxel thick there (hi < first + 1 iff floor(hi) = first); it never lies wholly
-    # above it (lo < first + 1).
-    for d in range(3):
-        separated |= _POSITIVE_OCTANTS[13 + _SIGN_WEIGHT[d]] * thin[d]
 
+    The coordinate axes never separate a block 2 voxels wide on every axis (the triangle
+    reaches both sides of the split). thin_axis d: every block is one voxel thick on axis
+    d, 2 wide on the others; the triangle lies inside that voxel layer, below the split, so
+    the upper octants are out and the lower ones are decided in the plane of the other two
+    axes, by the 3 axes d x edge alone.
+    """
     e = t[:, :, [1, 2, 0]] - t       # [3, T, 3]: edge m runs from corner m to m + 1
     opposite = t[:, :, [2, 0, 1]]    # the corner not on edge m
+    if thin_axis is not None:
+        return ~(_POSITIVE_OCTANTS[13 + _SIGN_WEIGHT[thin_axis]] | _edge_axes(t, e, opposite, thin_axis))
+
     # Triangle normal (e0 x e1): every corner projects to the same value q.
     (ax, ay, az), (bx, by, bz) = e[:, :, 0], e[:, :, 1]
     normal = (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx)
     q = normal[0] * t[0, :, 0] + normal[1] * t[1, :, 0] + normal[2] * t[2, :, 0]
     code = _sign_code(normal)
-    separated |= _POSITIVE_OCTANTS[code] * (q < 0)
-    separated |= _NEGATIVE_OCTANTS[code] * (q > 0)
-
-    # Coordinate axis d x edge m: component -e_b on axis a and e_a on axis b, (d, a, b) cyclic.
-    for d, a, b in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-        comp = [None, None, None]
-        comp[a], comp[b] = -e[b], e[a]                                     # [T, 3 edges]
-        comp[d] = np.zeros_like(comp[a])
-        q1 = comp[a] * t[a] + comp[b] * t[b]
-        q2 = comp[a] * opposite[a] + comp[b] * opposite[b]
-        code = _sign_code(comp)
-        bits = (_POSITIVE_OCTANTS[code] * ((q1 < 0) & (q2 < 0))
-                | _NEGATIVE_OCTANTS[code] * ((q1 > 0) & (q2 > 0)))
-        separated |= bits[:, 0] | bits[:, 1] | bits[:, 2]
+    separated = _POSITIVE_OCTANTS[code] * (q < 0) | _NEGATIVE_OCTANTS[code] * (q > 0)
+    for d in range(3):
+        separated |= _edge_axes(t, e, opposite, d)
     return ~separated
+
+
+def _edge_axes(t, e, opposite, d) -> np.ndarray:
+    """The octants that the 3 axes d x edge separate from each triangle: uint8 bits [T]."""
+    # d x edge m has component -e_b on axis a and e_a on axis b, (d, a, b) cyclic.
+    a, b = (d + 1) % 3, (d + 2) % 3
+    comp = [None, None, None]
+    comp[a], comp[b] = -e[b], e[a]                                     # [T, 3 edges]
+    comp[d] = np.zeros_like(comp[a])
+    q1 = comp[a] * t[a] + comp[b] * t[b]
+    q2 = comp[a] * opposite[a] + comp[b] * opposite[b]
+    code = _sign_code(comp)
+    bits = (_POSITIVE_OCTANTS[code] * ((q1 < 0) & (q2 < 0))
+            | _NEGATIVE_OCTANTS[code] * ((q1 > 0) & (q2 > 0)))
+    return bits[:, 0] | bits[:, 1] | bits[:, 2]
 
 
 def _sign_code(components) -> np.ndarray:
