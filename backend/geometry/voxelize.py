@@ -7,12 +7,16 @@ one of 13 axes separates them (3 box normals, the triangle normal, 9 edge x box-
 products). Touching counts as overlap.
 
 Vectorised over triangles, with work in proportion to the surface, not its bounding boxes:
-  - a triangle whose candidate block (the voxels its bounding box touches) is at most 2 voxels
-    wide on every axis is tested against the 8 octants around the block's centre point in
-    one go (the triangle lies inside the block, so octant = voxel); a block one voxel thick on
-    two axes is a row that the triangle touches everywhere;
-  - a bigger triangle is handled one voxel column at a time: the voxels it touches in a
-    column form one run, whose ends follow from the separating axes in closed form;
+  - a triangle whose candidate block (the voxels its bounding box touches) is at most 2
+    voxels wide on every axis is tested against the 8 octants around the block's centre
+    point in one go (the triangle lies inside the block, so octant = voxel); a block one
+    voxel thick on two axes is a row that the triangle touches everywhere, and one thick on
+    a single axis is a 2D question in the other two;
+  - a bigger triangle is handled one voxel column at a time: the columns a row of the
+    block reaches form one run (2D test), and so do the voxels it touches in a column, whose
+    ends follow from the separating axes in closed form. A block one voxel thick on an axis
+    takes its columns along it and needs the 2D test only; elsewhere columns whose cell lies
+    inside the projected triangle need only the normal axis;
   - a triangle that crosses the grid's border is tested against each voxel of its clipped
     block (rare: only for meshes that do not fit the unit cube).
 Everything runs in chunks that bound memory.
@@ -87,29 +91,6 @@ def _checked_resolution(resolution) -> int:
             or not 1 <= resolution <= 1024:
         raise GeometryError(INVALID_ARGUMENT, f"resolution must be an int in [1, 1024], got {resolution!r}")
     return int(resolution)
-
-
-# Octant o = 4*bx + 2*by + bz, where b = 1 is the upper side of the split point on that axis.
-_OCTANT_BITS = np.array([[(o >> 2) & 1, (o >> 1) & 1, o & 1] for o in range(8)])
-
-
-def _sign_masks() -> np.ndarray:
-    """[27] uint8: for an axis with component signs (sx, sy, sz) (code 9(sx+1) + 3(sy+1) +
-    (sz+1)), the octants whose points all project to >= 0 (s_i * a_i >= 0 on every axis)."""
-    masks = np.zeros(27, dtype=np.uint8)
-    for code in range(27):
-        signs = (code // 9 - 1, (code // 3) % 3 - 1, code % 3 - 1)
-        for o, bits in enumerate(_OCTANT_BITS):
-            if all(s == 0 or bits[i] == (s > 0) for i, s in enumerate(signs)):
-                masks[code] |= np.uint8(1 << o)
-    return masks
-
-
-_POSITIVE_OCTANTS = _sign_masks()
-_NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # code of -a is 26 - code of a
-_SIGN_WEIGHT = np.array([9, 3, 1])
-# Pieces of bisected triangles tested in one go: bounds memory at roughly 100 MB.
-_MAX_PIECES = 400_000
 
 
 def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
