@@ -89,6 +89,7 @@ def main(argv=None) -> dict:
     from backend.geometry.normalize import normalize
     from backend.geometry.voxelize import voxelize_surface
     from backend.models.checkpoints import load_vqvae
+    from backend.errors import TaskError
     from backend.pipeline import Pipeline
 
     prompts = parse_prompt_file(args.prompts)
@@ -136,12 +137,15 @@ def main(argv=None) -> dict:
     for i, (prompt, expected) in enumerate(prompts):
         timer = Timer()
         t = time.perf_counter()
-        result = pipe.text_to_3d(prompt, {"seed": args.seed + i}, progress=timer)
+        try:
+            result = pipe.text_to_3d(prompt, {"seed": args.seed + i}, progress=timer)
+            occ = decode_occupancy(vqvae, result.codes[None])[0]
+            got = judge.category(occ)
+        except TaskError as err:  # e.g. no_shape: an all-empty answer counts as a miss
+            occ, got = np.zeros((64, 64, 64), bool), err.code
         seconds.append(time.perf_counter() - t)
         if timer.rate():
             rates.append(timer.rate())
-        occ = decode_occupancy(vqvae, result.codes[None])[0]
-        got = judge.category(occ)
         hits[expected].append(got == expected)
         sheet.append(occ)
         labels.append(f"{expected}->{got}")
@@ -184,7 +188,10 @@ def main(argv=None) -> dict:
                 instruction = L.edit_instruction(shape, kind, rng, "held_out")
                 v, f = shape.mesh()
                 before = shape.occupancy()
-                after = decode_occupancy(vqvae, pipe.edit(v, f, instruction, {"seed": args.seed}).codes[None])[0]
+                try:
+                    after = decode_occupancy(vqvae, pipe.edit(v, f, instruction, {"seed": args.seed}).codes[None])[0]
+                except TaskError:
+                    after = np.zeros_like(before)
                 measure = {"taller": aspect, "shorter": aspect, "wider": width_ratio, "thinner": width_ratio}
                 if kind in measure:
                     ratio = measure[kind](after) / max(measure[kind](before), 1e-6)
@@ -192,7 +199,7 @@ def main(argv=None) -> dict:
                 else:
                     ratio = after.sum() / max(before.sum(), 1)
                     changed = ratio > 1.0 if kind == "add" else ratio < 1.0
-                kept = judge.category(after) == c
+                kept = after.any() and judge.category(after) == c
                 results[kind].append(bool(changed and kept))
         report["edit"] = {"success": float(np.mean([x for v in results.values() for x in v])),
                           "per_kind": {k: float(np.mean(v)) for k, v in results.items()},
