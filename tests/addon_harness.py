@@ -11,9 +11,10 @@ import importlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from tests.backend_process import session_temp_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "bl_ext.user_default.shapellm_omni"
@@ -22,7 +23,7 @@ _built: dict = {}
 
 def import_bpy():
     if "bpy" not in sys.modules:
-        os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="shapellm-blender-user-")
+        os.environ["BLENDER_USER_RESOURCES"] = str(session_temp_dir("shapellm-blender-user-"))
     import bpy
 
     return bpy
@@ -36,7 +37,7 @@ def build_zips(out_dir: Path) -> list[Path]:
 
 def linux_zip() -> Path:
     if "zips" not in _built:
-        _built["zips"] = build_zips(Path(tempfile.mkdtemp(prefix="shapellm-dist-")))
+        _built["zips"] = build_zips(session_temp_dir("shapellm-dist-"))
     return next(p for p in _built["zips"] if p.name.endswith("linux_x64.zip"))
 
 

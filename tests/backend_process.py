@@ -33,14 +33,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _tiny_preset_folder: Path | None = None
 
 
+def session_temp_dir(prefix: str) -> Path:
+    """A temporary folder removed when the test process exits (no litter in /tmp)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def tiny_preset() -> Path:
     """A tiny random model preset (backend.models.tiny), written once per test session."""
     global _tiny_preset_folder
     if _tiny_preset_folder is None:
         from backend.models.tiny import write_tiny_preset
 
-        folder = Path(tempfile.mkdtemp(prefix="tiny-preset-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        folder = session_temp_dir("tiny-preset-")
         _tiny_preset_folder = Path(write_tiny_preset(folder / "tiny"))
     return _tiny_preset_folder
 
@@ -75,7 +81,7 @@ class BackendProcess:
 
 def start_backend(preset, args=(), log_dir=None, env=None) -> subprocess.Popen:
     """Spawn `python -m backend serve` on a free loopback port; stdout's first line names it."""
-    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="backend-log-"))
+    log_dir = Path(log_dir or session_temp_dir("backend-log-"))
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, "-m", "backend", "serve", "--preset", str(preset),
                "--bind", "tcp://127.0.0.1:0", *map(str, args)]
