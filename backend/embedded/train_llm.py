@@ -199,7 +199,11 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    vocab = ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
+    # the codes the model is asked to predict: text -> 3D targets, and edit targets if trained
+    predicted = [data["shape_codes"][sampler.text_shapes].ravel()]
+    if settings.task_weights[2] > 0:
+        predicted.append(data["edit_tgt"].ravel())
+    vocab = ActiveVocab(tokenizer, np.concatenate(predicted))
     log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
     start, last_ckpt = time.time(), time.time()
     running = {t: [] for t in tasks}
