@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
 from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
@@ -26,7 +27,6 @@ from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
 MESH_STYLES = ("smooth", "blocky")
 INPUT_UP_AXES = ("z", "y")
-MAX_PROMPT_CHARS = 2000  # the wire's limit too (addon/wire/protocol.py)
 # Options a caller may give besides the generation settings.
 PIPELINE_OPTIONS = ("mesh_style", "up", "question")
 
@@ -79,7 +79,7 @@ class Pipeline:
 
     def text_to_3d(self, prompt: str, options=None, progress=None, cancelled=None) -> MeshResult:
         self._require("text_to_3d")
-        prompt = _checked_text(prompt, "prompt")
+        prompt = checked_text(prompt, "prompt")
         return self._generate("text_to_3d", dict(text=prompt), options, progress, cancelled)
 
     def image_to_3d(self, image_bytes: bytes, options=None, progress=None, cancelled=None) -> MeshResult:
@@ -92,7 +92,7 @@ class Pipeline:
         self._require("describe")
         opts = self._options(options)
         if "question" in opts:
-            opts["question"] = _checked_text(opts["question"], "question")
+            opts["question"] = checked_text(opts["question"], "question")
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
             codes, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
@@ -102,7 +102,7 @@ class Pipeline:
     def edit(self, vertices, faces, instruction: str, options=None, progress=None, cancelled=None) -> MeshResult:
         progress, cancelled = progress or _no_progress, cancelled or _never
         self._require("edit")
-        instruction = _checked_text(instruction, "instruction")
+        instruction = checked_text(instruction, "instruction")
         opts = self._options(options)
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
@@ -258,14 +258,6 @@ def decode_image(image_bytes: bytes):
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise TaskError("bad_image", f"the image does not decode: {err}") from err
     return image
-
-
-def _checked_text(text, name: str) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise TaskError("bad_prompt", f"the {name} is empty")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise TaskError("bad_prompt", f"the {name} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
-    return text.strip()
 
 
 def _check(cancelled: CancelCheck) -> None:

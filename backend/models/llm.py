@@ -40,13 +40,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
 from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, codes_to_text
 from backend.models.images import prepare_image
 
 REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
 PROMPT_KEYS = ("text_to_3d", "image_to_3d", "describe", "edit")
-MAX_TEXT_CHARS = 2000
 # Files of a Qwen2.5-VL repo that the runtime needs (no remote code, no pickles).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja"]
 
@@ -331,7 +331,7 @@ class ShapeLLMRuntime:
             content = [{"type": "image"}, {"type": "text", "text": self.prompts["image_to_3d"]}]
             pixels = self.image_processor(images=[prepare_image(image)], return_tensors="pt")
         else:
-            text = _check_text(text, "prompt")
+            text = checked_text(text, "prompt")
             content = [{"type": "text", "text": self.prompts["text_to_3d"].replace("{text}", text)}]
             pixels = None
         return self._mesh_answer(content, pixels, options, progress, cancelled)
@@ -339,7 +339,7 @@ class ShapeLLMRuntime:
     def describe(self, codes, options=None, progress=None, cancelled=None) -> str:
         """3D to text. options["question"], when given, replaces the preset's question."""
         question = (options or {}).get("question")
-        question = self.prompts["describe"] if question is None else _check_text(question, "question")
+        question = self.prompts["describe"] if question is None else checked_text(question, "question")
         content = [{"type": "text", "text": self._with_mesh(question, codes)}]
         sampling = Sampling.from_options(options, self._live().generation_config)
         constraint = self._constraint(allow_blocks=False, in_block=False)
@@ -353,7 +353,7 @@ class ShapeLLMRuntime:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
-        instruction = _check_text(instruction, "instruction")
+        instruction = checked_text(instruction, "instruction")
         template = self.prompts["edit"].replace("{instruction}", instruction)
         content = [{"type": "text", "text": self._with_mesh(template, codes)}]
         return self._mesh_answer(content, None, options, progress, cancelled)
@@ -517,14 +517,6 @@ class ShapeLLMRuntime:
                 use_cache=True,
             )
         return model.lm_head(text.norm(hidden)[0, -1])
-
-
-def _check_text(text, what: str) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise TaskError("bad_prompt", f"the {what} is empty")
-    if len(text) > MAX_TEXT_CHARS:
-        raise TaskError("bad_prompt", f"the {what} is longer than {MAX_TEXT_CHARS} characters")
-    return text.strip()
 
 
 def _check_cancel(cancelled) -> None:
