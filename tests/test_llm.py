@@ -117,16 +117,7 @@ def test_greedy_is_deterministic_and_matches_generate_with_the_same_grammar(rt):
 
     prompt = rt._prompt_ids([{"type": "text", "text": PROMPTS["text_to_3d"].replace("{text}", "a table")}], None)
     prompt += [rt.codec.start_id]
-    processor = MeshBlockLogitsProcessor(rt._constraint(allow_blocks=True, in_block=True), len(prompt))
-    out = rt.model.generate(
-        input_ids=torch.tensor([prompt]),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-        max_new_tokens=NUM_CODES + 1,
-        do_sample=False,
-        repetition_penalty=rt.model.generation_config.repetition_penalty,
-        logits_processor=[processor],
-        eos_token_id=[rt.codec.end_id],
-    )[0, len(prompt) :].tolist()
+    out = _greedy_generate_with_grammar(rt, prompt)
     assert out[-1] == rt.codec.end_id and len(out) == NUM_CODES + 1
     np.testing.assert_array_equal(rt.codec.parse_ids(out).codes, first)
 
@@ -153,19 +144,9 @@ def test_image_task_matches_generate_so_the_3d_rope_positions_are_right(rt):
     content = [{"type": "image"}, {"type": "text", "text": PROMPTS["image_to_3d"]}]
     prompt = rt._prompt_ids(content, pixels) + [rt.codec.start_id]
     ids = torch.tensor([prompt])
-    processor = MeshBlockLogitsProcessor(rt._constraint(allow_blocks=True, in_block=True), len(prompt))
-    out = rt.model.generate(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids),
-        pixel_values=pixels["pixel_values"],
-        image_grid_thw=pixels["image_grid_thw"],
-        mm_token_type_ids=(ids == rt.image_token_id).int(),
-        max_new_tokens=NUM_CODES + 1,
-        do_sample=False,
-        repetition_penalty=rt.model.generation_config.repetition_penalty,
-        logits_processor=[processor],
-        eos_token_id=[rt.codec.end_id],
-    )[0, len(prompt) :].tolist()
+    out = _greedy_generate_with_grammar(rt, prompt, pixel_values=pixels["pixel_values"],
+                                        image_grid_thw=pixels["image_grid_thw"],
+                                        mm_token_type_ids=(ids == rt.image_token_id).int())
     np.testing.assert_array_equal(rt.codec.parse_ids(out).codes, ours)
 
 
@@ -220,3 +201,19 @@ def test_sampling_defaults_are_the_reference_ones():
     s = Sampling.from_options(None)
     assert (s.seed, s.temperature, s.top_p, s.top_k, s.max_new_tokens) == (42, 0.7, 0.7, 8192, 2048)
     assert not s.greedy and Sampling.from_options({"temperature": 0}).greedy
+
+
+def _greedy_generate_with_grammar(rt, prompt: list[int], **inputs) -> list[int]:
+    """Plain model.generate() after `prompt`, greedy, under the same mesh-block grammar."""
+    ids = torch.tensor([prompt])
+    processor = MeshBlockLogitsProcessor(rt._constraint(allow_blocks=True, in_block=True), len(prompt))
+    return rt.model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=NUM_CODES + 1,
+        do_sample=False,
+        repetition_penalty=rt.model.generation_config.repetition_penalty,
+        logits_processor=[processor],
+        eos_token_id=[rt.codec.end_id],
+        **inputs,
+    )[0, len(prompt) :].tolist()
