@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
     for path in sorted(args.fixtures.glob("*")) if args.fixtures.is_dir() else []:
         try:
             v, f = load_mesh(str(path))
-            v_unit, _ = normalize(v, convention="training", up=file_up_axis(str(path)))
+            v_unit, _ = normalize(v, convention=pipe.preset.normalization, up=file_up_axis(str(path)))
             grid = voxelize_surface(v_unit, f, resolution=64)
             fixtures[path.name] = round_trip_iou(vqvae, grid[None])[0]
         except Exception as err:  # a fixture our loader rejects is reported, not fatal

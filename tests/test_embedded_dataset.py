@@ -11,6 +11,7 @@ from backend.embedded import language as L
 from backend.embedded.categories import CATEGORIES
 from backend.embedded.metrics import aspect, extent, width_ratio
 from backend.embedded.shape import RESOLUTION, sample_shape
+from backend.embedded.train import EMBEDDED_NORMALIZATION
 from backend.embedded.splits import CATEGORY_NAMES, is_held_out_seed, shape_seed, split_shapes
 from backend.geometry.normalize import normalize
 from backend.geometry.voxelize import voxelize_surface
@@ -31,14 +32,14 @@ def test_shape_is_normalised_and_mesh_agrees_with_occupancy(category):
     shape = sample_shape(category, 11)
     v, f = shape.mesh()
     lo, hi = v.min(0), v.max(0)
-    # training convention: centred, longest side exactly 1
+    # corner convention: low corner at -0.5, longest side exactly 1
     assert np.isclose((hi - lo).max(), 1.0, atol=1e-5)
-    assert np.allclose((hi + lo) / 2, 0.0, atol=1e-5)
+    assert np.allclose(lo, -0.5, atol=1e-5)
     occ = shape.occupancy()
     assert occ.shape == (RESOLUTION,) * 3 and occ.dtype == bool
     assert extent(occ).max() == RESOLUTION  # the longest side spans the grid
     # the pipeline's normalisation leaves it as it is, so describe/edit see the same voxels
-    v_unit, _ = normalize(v, convention="training", up="z")
+    v_unit, _ = normalize(v, convention=EMBEDDED_NORMALIZATION, up="z")
     assert np.allclose(v_unit, v, atol=1e-6)
     assert (voxelize_surface(v_unit, f, resolution=RESOLUTION) == occ).all()
 

@@ -46,7 +46,17 @@ def test_y_up_is_turned_z_up():
     assert np.linalg.det(norm.rotation) == pytest.approx(1.0)  # a rotation, not a mirror
 
 
-@pytest.mark.parametrize("convention", ["training", "demo"])
+@pytest.mark.parametrize("up", ["z", "y"])
+def test_corner_convention_puts_the_low_corner_at_minus_half(up):
+    unit, _ = normalize(POINTS, "corner", up)
+    np.testing.assert_allclose(unit.min(axis=0), -0.5, atol=1e-6)
+    assert np.ptp(unit, axis=0).max() == pytest.approx(1.0, abs=1e-6)
+    # the same shape as "training", only moved
+    training, _ = normalize(POINTS, "training", up)
+    np.testing.assert_allclose(unit - unit.min(0), training - training.min(0), atol=1e-6)
+
+
+@pytest.mark.parametrize("convention", ["training", "demo", "corner"])
 @pytest.mark.parametrize("up", ["z", "y"])
 @pytest.mark.parametrize("scale", [1e-4, 1.0, 1e4])
 def test_inverse_maps_back_exactly(convention, up, scale):

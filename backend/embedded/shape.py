@@ -1,8 +1,9 @@
 """A procedural shape: category + parameters + stretch, and its normalised mesh and occupancy.
 
-Normalisation follows the "training" convention of the reference (docs/architecture.md): centre
-each axis and scale the longest side to 1, so the object fills [-0.5, 0.5]^3, Z up, voxel
-tensor dims (x, y, z), voxel centre (i + 0.5) / R - 0.5.
+Normalisation follows the "corner" convention (backend/geometry/normalize.py), the one the
+embedded preset declares: longest side scaled to 1, the bounding box's low corner at
+(-0.5, -0.5, -0.5), Z up, voxel tensor dims (x, y, z), voxel centre (i + 0.5) / R - 0.5.
+The token sequence then begins at the object (see docs/embedded-model.md).
 
 The occupancy is the pipeline's own surface voxeliser run on the mesh, so training data and
 what describe/edit see at run time agree voxel for voxel. (An analytic inside test of the parts
@@ -33,16 +34,16 @@ class Shape:
     seed: int = field(default=-1, compare=False)
 
     def parts(self) -> list[Primitive]:
-        """The parts in the unit frame (longest side 1, centred at the origin)."""
+        """The parts in the unit frame (longest side 1, low corner at -0.5)."""
         raw = CATEGORIES[self.category].build(self.params)
         factors = np.asarray(self.stretch, dtype=float)
         raw = [p.scaled(factors, np.zeros(3)) for p in raw]
         lo = np.min([p.bounds()[0] for p in raw], axis=0)
         hi = np.max([p.bounds()[1] for p in raw], axis=0)
-        centre, scale = (lo + hi) / 2, 1.0 / float(np.max(hi - lo))
+        scale = 1.0 / float(np.max(hi - lo))
         out = []
         for p in raw:
-            c = (np.asarray(p.center) - centre) * scale
+            c = (np.asarray(p.center) - lo) * scale - 0.5
             h = np.asarray(p.half) * scale
             out.append(Primitive(p.kind, tuple(c.tolist()), tuple(h.tolist()), p.radii, p.wall, p.floor))
         return out

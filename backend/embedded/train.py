@@ -35,6 +35,7 @@ from .vqvae_fit import build_structured_vqvae, encode_fast, fit_codebook
 # Sampling defaults of the embedded preset. Lower temperatures (0.6, top_k 20) were measured
 # to give all-empty shapes with these weights: the model misses where the object starts.
 EMBEDDED_GENERATION = {"max_new_tokens": 1100, "top_k": 8192, "top_p": 0.95, "temperature": 1.0, "seed": 42}
+EMBEDDED_NORMALIZATION = "corner"  # what backend/embedded/shape.py trains on
 EMBEDDED_TASKS = ("text_to_3d", "describe", "edit")  # image to 3D: not trained (no budget)
 
 
@@ -130,7 +131,7 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict) -> None
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
-    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(REFERENCE_PROMPTS), normalization="training",
+    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(REFERENCE_PROMPTS), normalization=EMBEDDED_NORMALIZATION,
            up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
@@ -143,14 +144,14 @@ def main(argv=None) -> None:
     ap.add_argument("--per-category", type=int, default=250)
     ap.add_argument("--held-per-category", type=int, default=20)
     ap.add_argument("--fit-per-category", type=int, default=150, help="shapes per category for the codebook")
-    ap.add_argument("--llm-per-category", type=int, default=100)
-    ap.add_argument("--edits-per-category", type=int, default=40)
-    ap.add_argument("--llm-minutes", type=float, default=50)
-    ap.add_argument("--llm-hidden", type=int, default=128)
-    ap.add_argument("--llm-layers", type=int, default=2)
-    ap.add_argument("--text-shapes-per-category", type=int, default=8)
-    ap.add_argument("--task-weights", default="0.6,0.25,0.15", help="text->3D, describe, edit")
-    ap.add_argument("--llm-lr", type=float, default=2e-3)
+    ap.add_argument("--llm-per-category", type=int, default=150)
+    ap.add_argument("--edits-per-category", type=int, default=60)
+    ap.add_argument("--llm-minutes", type=float, default=100)
+    ap.add_argument("--llm-hidden", type=int, default=LLMTrainSettings.hidden)
+    ap.add_argument("--llm-layers", type=int, default=LLMTrainSettings.layers)
+    ap.add_argument("--text-shapes-per-category", type=int, default=0)
+    ap.add_argument("--task-weights", default="0.45,0.2,0.35", help="text->3D, describe, edit")
+    ap.add_argument("--llm-lr", type=float, default=LLMTrainSettings.lr)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

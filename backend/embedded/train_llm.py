@@ -33,11 +33,15 @@ from .shape import Shape, sample_shape
 @dataclass
 class LLMTrainSettings:
     hidden: int = 192
-    layers: int = 3
+    layers: int = 4
+    # 10k instead of Qwen's 1M: with head_dim 48 the 1M base leaves few rotary frequencies that
+    # resolve offsets of 1..64 tokens, the row and slab strides of the mesh token grid
+    rope_theta: float = 10000.0
     steps: int = 100_000
-    batch: int = 2
-    lr: float = 2e-3
-    warmup: int = 50
+    batch: int = 3
+    lr: float = 1.5e-3
+    final_lr_fraction: float = 0.1  # cosine decay over the wall-clock budget
+    warmup: int = 100
     task_weights: tuple[float, float, float] = (0.5, 0.2, 0.3)  # text->3D, describe, edit
     checkpoint_every_s: float = 420.0
     text_shapes_per_category: int = 0  # text -> 3D on only the first N shapes per category (0 = all)
@@ -127,7 +131,7 @@ def shape_from_meta(meta: dict) -> Shape:
 
 def new_model(tokenizer, settings: LLMTrainSettings) -> Qwen2_5_VLForConditionalGeneration:
     torch.manual_seed(settings.seed)
-    config = tiny_config(tokenizer, hidden=settings.hidden, layers=settings.layers)
+    config = tiny_config(tokenizer, hidden=settings.hidden, layers=settings.layers, rope_theta=settings.rope_theta)
     config.text_config.max_position_embeddings = 4096
     return Qwen2_5_VLForConditionalGeneration(config)
 
@@ -181,6 +185,14 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     return F.cross_entropy(logits.float(), vocab.index[targets[keep]])
 
 
+def learning_rate(settings: LLMTrainSettings, step: int, progress: float) -> float:
+    """Linear warm-up over steps, then cosine decay over the fraction of the time budget spent:
+    the budget is wall-clock, so the schedule is too."""
+    floor = settings.final_lr_fraction
+    decay = floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * min(1.0, progress)))
+    return settings.lr * min(1.0, (step + 1) / settings.warmup) * float(decay)
+
+
 def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, snapshot=None):
     """Trains (or resumes) and returns (model, tokenizer). `snapshot(model, tokenizer, step)` is
     called at every checkpoint so a usable preset exists early."""
@@ -189,12 +201,12 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     tokenizer = make_tokenizer()
     model = new_model(tokenizer, settings)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    step = 0
+    step, elapsed_before = 0, 0.0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
-        step = state["step"]
-        log(f"resumed LLM at step {step}")
+        step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
+        log(f"resumed LLM at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
     sampler = ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, settings.seed + step, settings.text_shapes_per_category)
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
@@ -207,18 +219,22 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
     start, last_ckpt = time.time(), time.time()
     running = {t: [] for t in tasks}
+    budget_s = settings.max_minutes * 60
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - start
 
     def save():
-        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step), ckpt_path)
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed_s=elapsed()), ckpt_path)
         vocab.tie_unused_rows(model.lm_head)  # the saved model's full softmax = the trained one
         if snapshot:
             snapshot(model, tokenizer, step)
 
     model.train()
-    while step < settings.steps and (time.time() - start) < settings.max_minutes * 60:
+    while step < settings.steps and elapsed() < budget_s:
         task = tasks[int(sampler.rng.choice(3, p=weights))]
         batch = [sampler.sample(task) for _ in range(settings.batch)]
-        lr = settings.lr * min(1.0, (step + 1) / settings.warmup)
+        lr = learning_rate(settings, step, elapsed() / budget_s)
         for g in opt.param_groups:
             g["lr"] = lr
         loss = batch_loss(model, batch, pad_id, vocab)

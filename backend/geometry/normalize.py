@@ -5,6 +5,10 @@ Two conventions (see ../shared/reference/shapellm-omni.md section 4):
               object fills the cube along its longest side (TRELLIS training data).
   "demo":     the published demo's quirk: ONE scalar min and max over all coordinates,
               (v - min_all) / (max_all - min_all) - 0.5. It does not centre each axis.
+  "corner":   scale by the longest side like "training", but put the bounding box's low
+              corner at (-0.5, -0.5, -0.5) (after the up rotation). Our embedded model uses it:
+              its token sequence then starts at the object instead of after hundreds of empty
+              tokens that a small model cannot count (docs/embedded-model.md).
 Up axis: a Blender mesh is Z-up and stays as it is; a Y-up file (glTF, OBJ) is turned Z-up
 with the reference's +90 degree rotation about X, (x, y, z) -> (x, -z, y). The demo
 normalises in the file's own frame and rotates afterwards; so do we (it matters for "demo").
@@ -20,7 +24,7 @@ import numpy as np
 from .errors import DEGENERATE_MESH, EMPTY_MESH, INVALID_ARGUMENT, GeometryError
 from .validate import as_vertices, check_finite
 
-CONVENTIONS = ("training", "demo")
+CONVENTIONS = ("training", "demo", "corner")
 UP_AXES = ("z", "y")
 
 # Rows map input axes to Z-up axes: (x, y, z) -> (x, -z, y) for a Y-up input.
@@ -85,12 +89,27 @@ def demo_normalization(v, up: str = "z") -> Normalization:
     return Normalization(center, 1.0 / (hi - lo), up_rotation(up), "demo", up)
 
 
+def corner_normalization(v, up: str = "z") -> Normalization:
+    """Scale the longest side to 1 and put the low corner (in the Z-up frame) at -0.5."""
+    v = _checked(v)
+    rotation = up_rotation(up)
+    w = v @ rotation.T  # exact for a signed permutation
+    lo, hi = w.min(axis=0), w.max(axis=0)
+    longest = float((hi - lo).max())
+    if not longest > 0.0:
+        raise GeometryError(DEGENERATE_MESH, "all vertices are at one point: nothing to scale")
+    # unit = (w - lo) / longest - 0.5 = ((v - c) / longest) @ R.T  with  c = (lo + longest / 2) @ R
+    center = (lo + longest / 2.0) @ rotation
+    return Normalization(center, 1.0 / longest, rotation, "corner", up)
+
+
+_BUILDERS = {"training": training_normalization, "demo": demo_normalization, "corner": corner_normalization}
+
+
 def normalize(v, convention: str = "training", up: str = "z"):
     """-> (v_unit float32 [N,3], Normalization)."""
-    if convention == "training":
-        norm = training_normalization(v, up)
-    elif convention == "demo":
-        norm = demo_normalization(v, up)
+    if convention in _BUILDERS:
+        norm = _BUILDERS[convention](v, up)
     else:
         raise GeometryError(
             INVALID_ARGUMENT, f"convention must be one of {CONVENTIONS}, got {convention!r}"

@@ -9,7 +9,7 @@ A preset folder holds `preset.json`:
       "llm": "llm",                  # sub-folder (save_pretrained layout) or a hub repo id
       "prompts": {"text_to_3d": "...{text}...", "image_to_3d": "...",
                   "describe": "...", "edit": "...{instruction}..."},
-      "normalization": "training",   # "training" | "demo" (backend/geometry/normalize.py)
+      "normalization": "training",   # "training" | "demo" | "corner" (backend/geometry/normalize.py)
       "up": "z",                     # up axis of the model's own frame (only Z-up, the published one)
       "generation": {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7,
                      "temperature": 0.7, "seed": 42},
@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from backend.errors import TaskError
+from backend.geometry.normalize import CONVENTIONS
 
 PRESET_FILE = "preset.json"
 TASKS = ("text_to_3d", "image_to_3d", "describe", "edit")
-NORMALIZATIONS = ("training", "demo")
+NORMALIZATIONS = CONVENTIONS
 # The model's own frame. The published VQVAE is Z-up; inputs in other frames are turned Z-up by
 # the pipeline (options["up"]), so no other model frame is needed yet.
 UP_AXES = ("z",)

@@ -39,7 +39,7 @@ TINY_MAX_PIXELS = 112 * 112
 TINY_MIN_PIXELS = 56 * 56
 
 
-def tiny_config(tokenizer, hidden: int = 64, layers: int = 2) -> Qwen2_5_VLConfig:
+def tiny_config(tokenizer, hidden: int = 64, layers: int = 2, rope_theta: float = 1000000.0) -> Qwen2_5_VLConfig:
     """A Qwen2.5-VL config of toy size whose special ids come from `tokenizer`."""
     ids = tokenizer.convert_tokens_to_ids
     heads = 4
@@ -56,7 +56,7 @@ def tiny_config(tokenizer, hidden: int = 64, layers: int = 2) -> Qwen2_5_VLConfi
             num_attention_heads=heads,
             num_key_value_heads=2,
             max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+            rope_parameters={"rope_type": "default", "rope_theta": rope_theta, "mrope_section": mrope},
             bos_token_id=ids("<|endoftext|>"),
             eos_token_id=ids("<|im_end|>"),
             pad_token_id=ids("<|endoftext|>"),
