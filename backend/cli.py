@@ -84,6 +84,10 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
                    help="largest request accepted, in MiB (default %(default)s)")
     p.add_argument("--curve-secret", help="server key pair file (NAME.key_secret from keygen)")
     p.add_argument("--allowed-clients", help="folder of the allowed clients' public NAME.key files")
+    p.add_argument("--client-timeout", type=_positive_float, default=protocol.CLIENT_TIMEOUT_S, metavar="SECONDS",
+                   help="cancel the jobs of a client silent this long: no ping, no request (default %(default)s)")
+    p.add_argument("--parent-pid", type=_positive_int, metavar="PID",
+                   help="shut down when this process exits (the add-on passes Blender's)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -91,7 +95,7 @@ def _run_serve(args) -> int:
     from backend import auth
     from backend.errors import TaskError
     from backend.models.presets import load_preset
-    from backend.server import Server, ServerConfig
+    from backend.server import BindError, Server, ServerConfig
 
     try:
         load_preset(args.preset)  # cheap (reads preset.json): a typo fails here, not at the first job
@@ -104,14 +108,19 @@ def _run_serve(args) -> int:
         bind = bind[:-2] + ":*"  # ZeroMQ's spelling of "any free port"
     config = ServerConfig(preset=args.preset, bind=bind, device=args.device, queue_size=args.queue_size,
                           max_message_bytes=int(args.max_message_mb * 2**20),
-                          curve_secret=args.curve_secret, allowed_clients=args.allowed_clients)
+                          curve_secret=args.curve_secret, allowed_clients=args.allowed_clients,
+                          client_timeout_s=args.client_timeout, parent_pid=args.parent_pid)
     try:
         server = Server(config)
     except auth.AuthError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # The first stdout line names the bound endpoint; tests and the add-on's supervisor read it.
-    server.serve(ready=lambda endpoint: print(f"listening on {endpoint}", flush=True))
+    try:
+        server.serve(ready=lambda endpoint: print(f"listening on {endpoint}", flush=True))
+    except BindError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -119,6 +128,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
 
 

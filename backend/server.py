@@ -30,11 +30,14 @@ from addon.wire import protocol
 from addon.wire.protocol import Message, ProtocolError
 from backend import auth
 from backend.errors import Cancelled, TaskError
+from backend.parent_watch import ParentWatch
 
 log = logging.getLogger("backend.server")
 
 DEFAULT_BIND = "tcp://127.0.0.1:5577"
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress events a second per job, plus every stage change
+SILENCE_CHECK_INTERVAL_S = 0.25  # how often the main thread looks for clients gone silent
+PARENT_CHECK_INTERVAL_S = 1.0    # how often it asks whether the --parent-pid process still lives
 
 
 @dataclass
@@ -46,6 +49,8 @@ class ServerConfig:
     max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES
     curve_secret: str | None = None      # server NAME.key_secret
     allowed_clients: str | None = None   # folder of allowed client NAME.key files
+    client_timeout_s: float = protocol.CLIENT_TIMEOUT_S  # cancel the jobs of a client silent this long
+    parent_pid: int | None = None        # exit when this process is gone (the Blender that started us)
 
 
 @dataclass
@@ -133,6 +138,10 @@ def make_pipeline(preset: str, device: str):
     return Pipeline(preset, device=device)
 
 
+class BindError(RuntimeError):
+    """The server cannot listen on its address (in use, or not an address); the message says which."""
+
+
 class Server:
     def __init__(self, config: ServerConfig, pipeline_factory=make_pipeline):
         self.config = config
@@ -155,6 +164,10 @@ class Server:
         self._waiting_hello: list[tuple[bytes, str]] = []  # hellos answered before the model was ready
         self._stop = threading.Event()
         self._started = time.monotonic()
+        self._last_heard: dict[bytes, float] = {}  # routing id -> when its last message arrived
+        self._next_silence_check = 0.0
+        self._parent = ParentWatch(config.parent_pid) if config.parent_pid else None
+        self._next_parent_check = 0.0
         self._events_address = f"inproc://worker-events-{id(self)}"
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -174,7 +187,14 @@ class Server:
         if self._curve:
             auth.make_curve_server(router, self._curve)
         router.ipv6 = "[" in self.config.bind  # e.g. tcp://[::1]:5577
-        router.bind(self.config.bind)
+        try:
+            router.bind(self.config.bind)
+        except zmq.ZMQError as err:  # most often another backend (or a stopping one) holds the port
+            router.close(linger=0)
+            if authenticator:
+                authenticator.stop()
+            context.term()
+            raise BindError(f"cannot listen on {self.config.bind}: {err.strerror}") from None
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         events = context.socket(zmq.PULL)
         events.bind(self._events_address)
@@ -226,6 +246,36 @@ class Server:
                     except zmq.Again:
                         break
                     self._handle(frames)
+            now = time.monotonic()
+            if now >= self._next_silence_check:
+                self._next_silence_check = now + SILENCE_CHECK_INTERVAL_S
+                self._cancel_jobs_of_silent_clients(now)
+            if self._parent is not None and now >= self._next_parent_check:
+                self._next_parent_check = now + PARENT_CHECK_INTERVAL_S
+                if not self._parent.alive():
+                    log.warning("parent process %d is gone", self._parent.pid)
+                    self.stop()
+
+    def _cancel_jobs_of_silent_clients(self, now: float) -> None:
+        """A client that crashed sends no cancel: end its jobs once it has been silent (no ping,
+        no request) for client_timeout_s, so the model is free for the others."""
+        window = self.config.client_timeout_s
+        silent = {identity for identity, heard in self._last_heard.items() if now - heard > window}
+        if not silent:
+            return
+        for identity in silent:
+            del self._last_heard[identity]  # also forgets idle clients; a new message brings them back
+        for job in [job for job in list(self.jobs.values()) if job.identity in silent]:
+            log.warning("job %s %s: no message from its client for %g s; cancelling it", job.id, job.task, window)
+            if self.queue.remove(job):
+                self._finish(job, self._client_timeout_error(job))
+            else:
+                job.cancel_reason = "client_timeout"
+                job.cancel_event.set()
+
+    def _client_timeout_error(self, job: Job) -> Message:
+        return protocol.error_event(job.id, "client_timeout", f"no message from this client for "
+                                    f"{self.config.client_timeout_s:g} s, so the server cancelled the job")
 
     def _shutdown(self, router, events, worker) -> bool:
         """Stop taking work, end every job with one terminal event; True once the worker is gone."""
@@ -263,6 +313,7 @@ class Server:
     def _handle(self, frames: list) -> None:
         identity = frames[0].bytes
         body = frames[1:]
+        self._last_heard[identity] = time.monotonic()  # any message, even a bad one, says it lives
         user = ""
         if self._curve and body:
             user = body[0].get("User-Id") or ""
@@ -359,6 +410,7 @@ class Server:
             "max_prompt_chars": protocol.MAX_PROMPT_CHARS,
             "max_image_side": protocol.MAX_IMAGE_SIDE,
             "authenticated": self._curve is not None,
+            "client_timeout_s": self.config.client_timeout_s,
             "versions": {"python": platform.python_version(), "zmq": zmq.zmq_version(),
                          "pyzmq": zmq.pyzmq_version(), "numpy": np.__version__},
         }
@@ -442,6 +494,8 @@ class Server:
             stage, done, total = job.progress
             if job.cancel_reason == "shutdown":
                 terminal = protocol.error_event(job.id, "shutting_down", "the server is shutting down")
+            elif job.cancel_reason == "client_timeout":
+                terminal = self._client_timeout_error(job)
             else:
                 terminal = protocol.event("cancelled", job.id, {"stage": stage, "done": done, "total": total})
         except TaskError as err:

@@ -23,7 +23,7 @@ from .protocol import Message, ProtocolError
 Event = Message  # events are decoded messages: .type, .job, .fields, .arrays, .blobs
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5577"
-PING_INTERVAL_S = 0.5
+PING_INTERVAL_S = protocol.PING_INTERVAL_S  # the server cancels our jobs after protocol.CLIENT_TIMEOUT_S of silence
 ALIVE_WINDOW_S = 2.5   # silence this long means a dead backend; with 0.5 s pings a kill shows within 3 s
 SEND_QUEUE_LIMIT = 64  # messages zmq may hold for a backend that is not there yet
 
@@ -43,10 +43,18 @@ class Client:
         self._socket.linger = 0
         self._socket.sndhwm = SEND_QUEUE_LIMIT
         self._socket.rcvhwm = 0  # keep every event until poll() reads it
-        if server_public_key is not None:
-            self._use_curve(server_public_key, client_keys)
-        self._socket.ipv6 = "[" in address  # e.g. tcp://[::1]:5577
-        self._socket.connect(address)
+        try:
+            if server_public_key is not None:
+                self._use_curve(server_public_key, client_keys)
+            self._socket.ipv6 = "[" in address  # e.g. tcp://[::1]:5577
+            self._socket.connect(address)
+        except zmq.ZMQError as err:  # e.g. "localhost:5577" (no tcp://): a settings mistake, not a crash
+            self._socket.close(linger=0)
+            raise ValueError(f"{address!r} is not a usable backend address ({err.strerror}); "
+                             "expected e.g. tcp://127.0.0.1:5577") from None
+        except BaseException:
+            self._socket.close(linger=0)  # a bad key file: no socket left behind
+            raise
 
     def _use_curve(self, server_public_key, client_keys) -> None:
         self._socket.curve_serverkey = load_public_key(server_public_key)

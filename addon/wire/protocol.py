@@ -61,6 +61,7 @@ ERROR_CODES = {
     "model_error": "the model could not be loaded or failed while running",
     "no_shape": "the model produced no usable shape",
     "shutting_down": "the server is shutting down",
+    "client_timeout": "the server heard nothing from the job's client for CLIENT_TIMEOUT_S and cancelled it",
     "internal": "an unexpected error in the server; the message says more",
 }
 
@@ -74,6 +75,13 @@ MAX_PROMPT_CHARS = 2000
 MAX_IMAGE_SIDE = 8192
 MAX_ID_CHARS = 64
 MAX_RANK = 2
+
+# Heartbeats. The client pings at most this often from poll(); the server cancels the jobs of a
+# client it has heard nothing from (no ping, no request) for CLIENT_TIMEOUT_S, so a client that
+# crashed does not hold the model. The window is long on purpose: Blender's main thread (which
+# sends the pings) can be busy for seconds loading a file or building a big result mesh.
+PING_INTERVAL_S = 0.5
+CLIENT_TIMEOUT_S = 10.0
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,%d}$" % MAX_ID_CHARS)
 
