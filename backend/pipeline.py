@@ -113,6 +113,11 @@ class Pipeline:
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes)
 
+    @property
+    def loaded(self) -> bool:
+        """True while the models are in memory (after a task loaded them, until release())."""
+        return self._llm is not None and self._vqvae is not None
+
     def release(self) -> None:
         """Free model memory; the next task loads the models again."""
         with self._lock:

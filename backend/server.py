@@ -403,7 +403,7 @@ class Server:
             "supports": pipeline.get("supports"),
             "ready": self._pipeline_info is not None,
             "load_error": self._pipeline_error,
-            "model_loaded": self._pipeline is not None,
+            "model_loaded": self._pipeline is not None and self._pipeline.loaded,  # loads lazily
             "tasks": list(protocol.TASKS),
             "queue_size": self.config.queue_size,
             "max_message_bytes": self.config.max_message_bytes,

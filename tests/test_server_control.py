@@ -159,3 +159,24 @@ def test_hello_answers_before_the_model_is_ready_then_again_when_it_is():
         assert first["ready"] and first["preset"] == "tiny" and first["device"] == "cpu"
         assert first["supports"] == {task: True for task in protocol.TASKS}
         assert client.server_info == first
+
+
+def test_model_loaded_is_true_only_while_the_models_are_in_memory():
+    import numpy as np
+
+    from addon.wire.client import run_job
+
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], np.int32)
+    with backend_process(tiny_preset(), wait_ready=True) as backend:
+        client = backend.client()
+
+        def model_loaded():
+            return wait_for(client, client.status(), timeout=10).fields["server"]["model_loaded"]
+
+        assert model_loaded() is False  # ready, but the models load with the first task
+        result = run_job(client, "describe", {}, {"vertices": vertices, "faces": faces}, timeout=120)
+        assert result.type == "result", result.fields
+        assert model_loaded() is True
+        assert wait_for(client, client.release(), timeout=30).fields["freed"] is True
+        assert model_loaded() is False
