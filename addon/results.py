@@ -109,9 +109,17 @@ def apply_caption(context, job, caption: str, preset: str) -> None:
 
 
 def push_undo(message: str) -> None:
-    """Make the result one undo step (operators do it themselves; a timer does not)."""
-    try:
+    """Make the result one undo step (operators do it themselves; the job pump does not).
+
+    ed.undo_push polls for a window and screen in the context; a bpy.app.timers callback
+    may run without one, so the first window of the window manager stands in.
+    """
+    context = bpy.context
+    window = context.window
+    if window is None and context.window_manager is not None:
+        window = next(iter(context.window_manager.windows), None)
+    if window is None:
+        return  # no window at all: there is no undo stack to push to; the result still stands
+    with context.temp_override(window=window, screen=window.screen):
         if bpy.ops.ed.undo_push.poll():
             bpy.ops.ed.undo_push(message=message)
-    except RuntimeError:
-        pass  # no undo stack in this context (background mode): the result still stands

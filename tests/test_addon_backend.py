@@ -141,6 +141,57 @@ def test_edit_makes_a_copy_where_the_source_stands_and_keeps_the_source(bpy):
     assert np.linalg.norm(centre - np.array([4, -2, 1])) < 1.5
 
 
+def _undo_steps(bpy, capfd):
+    """The undo stack as Blender prints it (its only listing outside the UI)."""
+    import ctypes
+
+    capfd.readouterr()
+    bpy.context.window_manager.print_undo_steps()
+    ctypes.CDLL(None).fflush(None)   # Blender prints with C stdio: flush it into the capture
+    return capfd.readouterr().out.splitlines()
+
+
+def test_an_edit_result_is_one_undo_step_and_undo_leaves_the_source_as_it_was(bpy, capfd):
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(-4, 3, 0))
+    source_name = bpy.context.active_object.name
+    before = np.array([list(v.co) for v in bpy.context.active_object.data.vertices])
+    objects_before = sorted(o.name for o in bpy.data.objects)
+    meshes_before = len(bpy.data.meshes)
+    # The bpy module starts with an empty undo stack (Blender's UI pushes one when it loads a
+    # file, and operators run from Python push none): this step stands for that one.
+    assert bpy.ops.ed.undo_push(message="Before the edit") == {"FINISHED"}
+    prefs(bpy).hide_source_on_edit = True
+    bpy.context.scene.shapellm.instruction = "make it wider"
+    try:
+        assert bpy.ops.shapellm.edit() == {"FINISHED"}
+        (job,) = newest_jobs(1)
+        # Pumped from a context without a window, as a timer may be: the step is pushed anyway.
+        with bpy.context.temp_override(window=None):
+            assert bpy.context.window is None and not bpy.ops.ed.undo_push.poll()
+            wait_done(job)
+    finally:
+        prefs(bpy).hide_source_on_edit = False
+    result = job.result_name
+    assert result in bpy.data.objects and bpy.data.objects[source_name].hide_get()
+    steps = _undo_steps(bpy, capfd)
+    active = [line for line in steps if line.startswith("[*")]
+    assert len(active) == 1 and "name='ShapeLLM edit'" in active[0], steps
+    assert "name='Before the edit'" in steps[steps.index(active[0]) - 1]
+
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    # One undo removes the whole result and brings the source back as it was. Undo reloads
+    # Blender's data, so every object is looked up again by name.
+    assert result not in bpy.data.objects
+    assert sorted(o.name for o in bpy.data.objects) == objects_before
+    assert len(bpy.data.meshes) == meshes_before
+    source = bpy.data.objects[source_name]
+    assert not source.hide_get()
+    np.testing.assert_array_equal(np.array([list(v.co) for v in source.data.vertices]), before)
+
+    assert bpy.ops.ed.redo() == {"FINISHED"}   # and redo brings the result back whole
+    assert result in bpy.data.objects and bpy.data.objects[source_name].hide_get()
+
+
 def test_cancel_stops_a_running_job_and_adds_nothing(bpy):
     objects = len(bpy.data.objects)
     bpy.context.scene.shapellm.prompt = "a long generation to cancel"
