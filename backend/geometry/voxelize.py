@@ -97,7 +97,8 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     """Occupy every voxel touched by a triangle of `tri` [3 coords, M, 3 corners] (voxel units)."""
     res = grid.shape[0]
     lo, hi = _corner_min(tri), _corner_max(tri)  # [3, M]
-    touches_grid = ((lo <= res) & (hi >= 0)).all(axis=0)
+    inside = (lo <= res) & (hi >= 0)
+    touches_grid = inside[0] & inside[1] & inside[2]
     if not touches_grid.all():
         tri, lo, hi = _pick((tri, lo, hi), touches_grid)
     # Candidate voxels per axis: floor(lo) .. floor(hi), as open3d does. Voxel i spans
@@ -105,12 +106,14 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     # below its lowest point, so a face exactly on a grid plane marks one layer, not two.
     first = np.floor(lo).astype(np.int64)
     last = np.floor(hi).astype(np.int64)
-    clipped = ((first < 0) | (last > res - 1)).any(axis=0)
+    out = (first < 0) | (last > res - 1)
+    clipped = out[0] | out[1] | out[2]
     if clipped.any():
         _mark_clipped(grid, *_pick((tri, first, last), clipped))
         keep = ~clipped
         tri, first, last = _pick((tri, first, last), keep)
-    small = (last - first <= 1).all(axis=0)
+    fits = last - first <= 1
+    small = fits[0] & fits[1] & fits[2]
     if small.all():  # no copies in the common cases: all small, or all big
         _mark_small(grid, tri, first, last)
     elif not small.any():
@@ -215,8 +218,13 @@ def _edge_axes(t, e, opposite, d) -> np.ndarray:
 
 def _sign_code(components) -> np.ndarray:
     """9 (sx + 1) + 3 (sy + 1) + (sz + 1) for the signs of an axis's three components."""
-    x, y, z = components
-    return ((np.sign(x) * 9 + np.sign(y) * 3 + np.sign(z)) + 13).astype(np.intp)
+    # Comparisons, not np.sign: several times faster, and the same codes.
+    code = None
+    for weight, c in zip(_SIGN_WEIGHT, components):
+        term = (c > 0).view(np.int8) - (c < 0).view(np.int8)
+        term = term * np.intp(weight) if weight != 1 else term.astype(np.intp)
+        code = term if code is None else code + term
+    return code + 13
 
 
 def _mark_columns(grid, tri, first, last) -> None:
