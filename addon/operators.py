@@ -165,8 +165,10 @@ class SHAPELLM_OT_backend_stop(ShapeLLMOperator):
 
     def run(self, context):
         session = current_session()
-        session.stop_backend()
-        session.disconnect()
+        if session.supervisor is not None:
+            session.stop_backend()  # returns at once; the job pump reaps the process
+        else:
+            session.disconnect()
         return {"FINISHED"}
 
 

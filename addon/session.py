@@ -55,8 +55,10 @@ class Session:
 
     def disconnect(self) -> None:
         if self.client is not None:
-            self.client.close()
+            self.client.close()  # cancels our unfinished jobs on the backend
         self.client = None
+        # Their events can no longer reach us (a new socket is a new client to the backend).
+        self.book.fail_active("disconnected from the backend")
         self.state, self.message, self.server_info = "offline", "Not connected", {}
 
     @property
@@ -66,21 +68,30 @@ class Session:
     # -- the backend process we supervise ----------------------------------------------------
 
     def start_backend(self, python: str, args: str, cwd: str | None, address: str, **keys) -> None:
-        """Start (or restart) our own backend and connect to it. Raises SupervisorError."""
-        self.stop_backend()
+        """Start (or restart) our own backend and connect to it. Raises SupervisorError, or
+        ValueError for a malformed address (then nothing is started)."""
+        if self.supervisor is not None:
+            self.stop_backend()
+            self.supervisor.stop()  # waits (rarely): the old backend must let go of the address
         self.supervisor = BackendSupervisor(python, args.replace("{address}", address), cwd,
                                             self.user_folder / "backend.log")
-        self.supervisor.start()
         self.disconnect()
         self.connect(address, timeout=STARTUP_TIMEOUT_S, **keys)
+        try:
+            self.supervisor.start()
+        except Exception:
+            self.disconnect()
+            raise
         self.message = "Starting the backend"
 
     def stop_backend(self) -> None:
+        """Ask our backend to exit and return at once; tick() reaps it (killing it if it takes
+        longer than supervisor.STOP_GRACE_S), so Blender never waits on it."""
         if self.supervisor is not None:
-            self.supervisor.stop()
+            self.supervisor.request_stop()
             self.book.fail_active("the backend was stopped")
             self.disconnect()
-            self.message = "Backend stopped"
+            self.message = "Backend stopping" if self.supervisor.stopping else "Backend stopped"
 
     @property
     def backend_running(self) -> bool:
@@ -177,6 +188,10 @@ class Session:
     def _check_process(self) -> bool:
         if self.supervisor is None:
             return False
+        if self.supervisor.stopping and self.supervisor.reap():
+            if not self.supervisor.stopping and self.state == "offline" and self.message == "Backend stopping":
+                self.message = "Backend stopped"
+            return True
         code = self.supervisor.check()
         if code is None:
             return False

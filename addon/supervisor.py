@@ -1,7 +1,11 @@
 """Start, watch and stop the backend process that the add-on launched itself.
 
-No bpy here: the job pump calls `check()` each tick to notice a crash, and unregister()
-calls `stop()` so that no backend outlives the add-on.
+No bpy here: the job pump calls `check()` each tick to notice a crash and `reap()` to finish a
+stop. The Stop button uses `request_stop()`, which asks the backend to exit and returns at once
+(the backend's clean shutdown can take a decoding step and more); `reap()` collects it, or kills
+it after STOP_GRACE_S. unregister() and Blender's exit use the blocking `stop()`, so that no
+backend outlives the add-on. The backend also gets `--parent-pid` of this Blender, so it exits
+by itself should Blender crash.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
+
+STOP_GRACE_S = 5.0  # time to shut down cleanly after being asked, before it is killed
 
 
 class SupervisorError(RuntimeError):
@@ -26,7 +32,7 @@ class BackendSupervisor:
         self.log_path = Path(log_path)
         self.process: subprocess.Popen | None = None
         self.exit_code: int | None = None  # set once a started backend has exited
-        self._stopping = False
+        self.exiting: list[tuple[subprocess.Popen, float]] = []  # asked to stop: (process, kill after)
 
     @property
     def running(self) -> bool:
@@ -39,11 +45,12 @@ class BackendSupervisor:
             args = shlex.split(self.args)
         except ValueError as exc:
             raise SupervisorError(f"Backend arguments do not parse: {exc}") from None
-        return [self.python, *args]
+        return [self.python, *args, "--parent-pid", str(os.getpid())]
 
     def start(self) -> None:
         if self.running:
             return
+        self.stop()  # a backend still exiting may hold the address the new one binds
         cmd = self.command()
         if self.cwd and not os.path.isdir(self.cwd):
             raise SupervisorError(f"Backend folder does not exist: {self.cwd}")
@@ -58,12 +65,11 @@ class BackendSupervisor:
         finally:
             log.close()  # the child holds its own handle
         self.exit_code = None
-        self._stopping = False
         atexit.register(self.stop)   # Blender quitting without disabling add-ons still stops it
 
     def check(self) -> int | None:
         """The exit code when the backend died on its own since the last check, else None."""
-        if self.process is None or self._stopping:
+        if self.process is None:
             return None
         code = self.process.poll()
         if code is None:
@@ -72,21 +78,50 @@ class BackendSupervisor:
         self.process = None
         return code
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self, grace: float | None = None) -> None:
+        """Ask the backend to shut down (SIGTERM; on Windows this already ends it) and return at
+        once. `reap()` collects it, or kills it once `grace` (default STOP_GRACE_S) has passed."""
+        grace = STOP_GRACE_S if grace is None else grace
         process, self.process = self.process, None
         if process is None:
             return
-        atexit.unregister(self.stop)
-        self._stopping = True
         if process.poll() is None:
             process.terminate()
+        self.exiting.append((process, time.monotonic() + grace))
+
+    @property
+    def stopping(self) -> bool:
+        return bool(self.exiting)
+
+    def reap(self) -> bool:
+        """Non-blocking: collect stopped backends that have exited, kill those past their grace
+        time. True when one has just exited."""
+        now, left, reaped = time.monotonic(), [], False
+        for process, kill_after in self.exiting:
+            if process.poll() is not None:
+                self.exit_code, reaped = process.returncode, True
+                continue
+            if now >= kill_after:
+                process.kill()  # reaped on a later tick
+            left.append((process, kill_after))
+        self.exiting = left
+        if reaped and not self.exiting and self.process is None:
+            atexit.unregister(self.stop)
+        return reaped
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Blocking: stop the backend and wait until it (and any still exiting) is gone."""
+        timeout = STOP_GRACE_S if timeout is None else timeout
+        self.request_stop(timeout)
+        for process, kill_after in self.exiting:
             try:
-                process.wait(timeout)
+                process.wait(max(0.0, kill_after - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout)
-        self.exit_code = process.returncode
-        self._stopping = False
+            self.exit_code = process.returncode
+        self.exiting = []
+        atexit.unregister(self.stop)
 
     def log_tail(self, lines: int = 20) -> str:
         try:

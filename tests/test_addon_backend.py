@@ -429,6 +429,20 @@ def test_remote_backend_over_curvezmq(bpy, tiny_preset, tmp_path, monkeypatch):
         process.stdout.close()
 
 
+def test_stop_during_a_job_returns_at_once_and_the_backend_exits_cleanly(bpy):
+    bpy.context.scene.shapellm.prompt = "a job the Stop button ends"
+    bpy.ops.shapellm.generate()                     # auto-starts our backend
+    (job,) = newest_jobs(1)
+    assert harness.pump_until(lambda: job.stage == "tokens", FULL_GENERATION_S)
+    process = session().supervisor.process
+    assert bpy.ops.shapellm.backend_stop() == {"FINISHED"}
+    assert process.poll() is None                   # Stop did not wait: the backend still runs
+    assert job.state == "failed" and "stopped" in job.message and session().state == "offline"
+    assert harness.pump_until(lambda: not session().supervisor.stopping, 30)  # reaped by the pump
+    assert process.returncode == 0                  # a clean SIGTERM shutdown
+    assert session().message == "Backend stopped" and "shutting down" in session().supervisor.log_tail(40)
+
+
 def test_disabling_the_add_on_during_a_job_leaves_no_timer_socket_or_process(bpy):
     import addon_utils
 
@@ -445,6 +459,34 @@ def test_disabling_the_add_on_during_a_job_leaves_no_timer_socket_or_process(bpy
     assert harness.module("session").get() is None
     addon_utils.enable(harness.PACKAGE, default_set=True)
     assert harness.module("session").get().state == "offline"
+
+
+def test_stop_with_an_external_backend_ends_our_jobs_there_and_here(bpy, tiny_preset):
+    from tests.backend_process import backend_process
+
+    # Runs after the disable test: a fresh session that never started a backend of its own.
+    assert session().supervisor is None
+    saved = prefs(bpy).backend_python, prefs(bpy).address
+    with backend_process(tiny_preset) as backend:
+        prefs(bpy).backend_python, prefs(bpy).address = "", backend.address
+        try:
+            bpy.ops.shapellm.backend_start()
+            assert harness.pump_until(lambda: session().connected, 30), session().message
+            bpy.context.scene.shapellm.prompt = "a job on a backend we only disconnect from"
+            bpy.ops.shapellm.generate()
+            (job,) = newest_jobs(1)
+            assert harness.pump_until(lambda: job.stage == "tokens", FULL_GENERATION_S)
+            bpy.ops.shapellm.backend_stop()
+            assert not job.active and "disconnected" in job.message   # not left "running" forever
+            assert backend.process.poll() is None                     # not ours to stop
+            deadline = time.monotonic() + 30
+            while f"job {job.key} text_to_3d -> " not in backend.log():
+                assert time.monotonic() < deadline, "the backend kept running the job"
+                time.sleep(0.1)
+            assert f"job {job.key} text_to_3d -> cancelled" in backend.log()
+        finally:
+            prefs(bpy).backend_python, prefs(bpy).address = saved
+            session().disconnect()
 
 
 def test_nothing_was_written_into_the_add_on_folder(bpy):

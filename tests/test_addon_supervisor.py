@@ -2,6 +2,7 @@
 clear, a crash is noticed by the job pump with the log's last words, stop leaves nothing."""
 
 import os
+import signal
 import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -54,4 +55,77 @@ def test_stop_ends_the_process(bpy):
     process = session.supervisor.process
     assert process.poll() is None
     bpy.ops.shapellm.backend_stop()
-    assert process.poll() is not None and session.state == "offline"
+    assert session.state == "offline"
+    assert harness.pump_until(lambda: not session.supervisor.stopping, 10)  # the pump reaps it
+    assert process.poll() is not None and session.message == "Backend stopped"
+
+
+# A stand-in backend that takes a second to shut down after SIGTERM (like a real one finishing
+# its decoding step), or ignores SIGTERM altogether; it says when its handler is in place.
+SLOW_TO_STOP = ('-c "import signal, sys, time; '
+                'signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1), sys.exit(0))); '
+                'print(\'ready\', flush=True); time.sleep(60)"')
+DEAF_TO_SIGTERM = ('-c "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); '
+                   'print(\'ready\', flush=True); time.sleep(60)"')
+
+
+def start_stand_in(bpy, args):
+    configure(bpy, sys.executable, args)
+    bpy.ops.shapellm.backend_start()
+    session = harness.module("session").get()
+    assert harness.pump_until(lambda: "ready" in session.supervisor.log_tail(), 20)
+    return session, session.supervisor.process
+
+
+def test_stop_returns_before_the_backend_has_exited_and_the_pump_reaps_it(bpy):
+    session, process = start_stand_in(bpy, SLOW_TO_STOP)
+    assert bpy.ops.shapellm.backend_stop() == {"FINISHED"}
+    assert process.poll() is None          # Stop did not wait for the exit
+    assert session.state == "offline" and session.message == "Backend stopping"
+    assert harness.pump_until(lambda: not session.supervisor.stopping, 10)  # reaped by the pump
+    assert process.returncode == 0         # its own clean exit, not a kill
+    assert session.message == "Backend stopped"
+
+
+def test_a_backend_deaf_to_stop_is_killed_after_the_grace_time(bpy, monkeypatch):
+    monkeypatch.setattr(harness.module("supervisor"), "STOP_GRACE_S", 1.0)
+    session, process = start_stand_in(bpy, DEAF_TO_SIGTERM)
+    bpy.ops.shapellm.backend_stop()
+    assert process.poll() is None
+    assert harness.pump_until(lambda: not session.supervisor.stopping, 10)
+    assert process.returncode == -signal.SIGKILL
+
+
+def test_disabling_the_add_on_while_a_backend_is_stopping_leaves_no_process(bpy, monkeypatch):
+    import addon_utils
+
+    monkeypatch.setattr(harness.module("supervisor"), "STOP_GRACE_S", 1.0)
+    session, process = start_stand_in(bpy, DEAF_TO_SIGTERM)
+    bpy.ops.shapellm.backend_stop()
+    addon_utils.disable(harness.PACKAGE, default_set=True)
+    try:
+        assert process.poll() is not None   # disable waits (up to the grace time), then kills
+    finally:
+        addon_utils.enable(harness.PACKAGE, default_set=True)
+
+
+def test_the_backend_is_told_to_exit_with_blender(bpy):
+    session, process = start_stand_in(bpy, SLOW_TO_STOP)
+    assert process.args[-2:] == ["--parent-pid", str(os.getpid())]
+
+
+def test_a_malformed_address_is_refused_before_anything_starts(bpy):
+    prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
+    saved = prefs.address
+    prefs.address = "localhost:5577"   # no tcp://
+    try:
+        configure(bpy, sys.executable, SLOW_TO_STOP)
+        with pytest.raises(RuntimeError, match="not a usable backend address"):
+            bpy.ops.shapellm.backend_start()
+        session = harness.module("session").get()
+        assert not session.backend_running and session.state == "offline"
+        configure(bpy, "", "")       # no backend to start: connect only
+        with pytest.raises(RuntimeError, match="not a usable backend address"):
+            bpy.ops.shapellm.backend_start()
+    finally:
+        prefs.address = saved
