@@ -74,6 +74,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "out/quality")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--temperature", type=float, help="override the preset's sampling (0 = greedy)")
+    ap.add_argument("--top-k", type=int, help="override the preset's top_k")
+    ap.add_argument("--top-p", type=float, help="override the preset's top_p")
     args = ap.parse_args(argv)
 
     import torch
@@ -104,6 +107,9 @@ def main(argv=None) -> dict:
     judge = NearestShapeJudge()
     report: dict = {"preset": str(args.preset), "supports": pipe.info()["supports"]}
     rng = np.random.default_rng(args.seed)
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k), ("top_p", args.top_p))
+                if v is not None}
+    report["sampling_overrides"] = sampling
 
     def held_out(category, k):
         return sample_shape(category, shape_seed(category, 100 + k, held_out=True))
@@ -138,7 +144,7 @@ def main(argv=None) -> dict:
         timer = Timer()
         t = time.perf_counter()
         try:
-            result = pipe.text_to_3d(prompt, {"seed": args.seed + i}, progress=timer)
+            result = pipe.text_to_3d(prompt, {**sampling, "seed": args.seed + i}, progress=timer)
             occ = decode_occupancy(vqvae, result.codes[None])[0]
             got = judge.category(occ)
         except TaskError as err:  # e.g. no_shape: an all-empty answer counts as a miss
@@ -171,7 +177,7 @@ def main(argv=None) -> dict:
                 shape = held_out(c, 50 + k)
                 v, f = shape.mesh()
                 question = L.describe_question(rng, "held_out")
-                answer = pipe.describe(v, f, {"seed": args.seed, "question": question})
+                answer = pipe.describe(v, f, {**sampling, "seed": args.seed, "question": question})
                 ok.append(L.category_in_text(answer) == c)
                 answers.append({"category": c, "question": question, "answer": answer})
         report["describe"] = {"accuracy": float(np.mean(ok)), "shapes": len(ok), "examples": answers[:: max(1, len(answers) // 8)]}
@@ -189,7 +195,7 @@ def main(argv=None) -> dict:
                 v, f = shape.mesh()
                 before = shape.occupancy()
                 try:
-                    after = decode_occupancy(vqvae, pipe.edit(v, f, instruction, {"seed": args.seed}).codes[None])[0]
+                    after = decode_occupancy(vqvae, pipe.edit(v, f, instruction, {**sampling, "seed": args.seed}).codes[None])[0]
                 except TaskError:
                     after = np.zeros_like(before)
                 measure = {"taller": aspect, "shorter": aspect, "wider": width_ratio, "thinner": width_ratio}
