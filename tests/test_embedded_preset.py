@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 
 def test_preset_folder_is_complete_and_small():
     preset = load_preset("embedded")
-    assert preset.name == "embedded" and preset.normalization == "training" and preset.up == "z"
+    assert preset.name == "embedded" and preset.normalization == "corner" and preset.up == "z"
     assert set(preset.tasks) == {"text_to_3d", "describe", "edit"}  # image to 3D: declared unsupported
     files = [p for p in Path(EMBEDDED_FOLDER).rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 100 * 2**20
