@@ -64,8 +64,9 @@ def ready_session(context):
 
 def job_options(context, seed_offset: int = 0) -> dict:
     settings, prefs = context.scene.shapellm, preferences.get(context)
-    options = {"seed": int(settings.seed) + seed_offset, "temperature": float(settings.temperature),
-               "mesh_style": prefs.mesh_style}
+    options = {"seed": int(settings.seed) + seed_offset, "mesh_style": prefs.mesh_style}
+    if settings.custom_temperature:
+        options["temperature"] = float(settings.temperature)
     return options
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 
 class ShapeLLMSceneSettings(bpy.types.PropertyGroup):
@@ -14,6 +14,9 @@ class ShapeLLMSceneSettings(bpy.types.PropertyGroup):
     image_path: StringProperty(name="Image file", subtype="FILE_PATH")
     image: PointerProperty(name="Image", type=bpy.types.Image)
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same shape")
+    # Each model preset ships the sampling it was tuned for; the panel overrides it only on request.
+    custom_temperature: BoolProperty(name="Own temperature", default=False,
+                                     description="Use the temperature below instead of the model's own")
     temperature: FloatProperty(name="Temperature", default=0.7, min=0.05, max=2.0)
     variations: IntProperty(name="Variations", default=1, min=1, max=8,
                             description="How many shapes to make, laid out side by side")

@@ -61,7 +61,11 @@ class SHAPELLM_PT_generate(ShapeLLMPanel, bpy.types.Panel):
         box.operator("shapellm.generate_image", icon="IMAGE_DATA")
         col = layout.column(align=True)
         col.prop(settings, "seed")
-        col.prop(settings, "temperature")
+        row = col.row(align=True)
+        row.prop(settings, "custom_temperature", text="")
+        sub = row.row(align=True)
+        sub.active = settings.custom_temperature
+        sub.prop(settings, "temperature")
         col.prop(settings, "variations")
 
 

@@ -159,3 +159,15 @@ def test_the_recording_layout_rejects_what_blender_would(bpy):
         layout.operator("shapellm.cancel_job").job = "x"
     with pytest.raises(AssertionError, match="no keyword 'txt'"):
         layout.operator("shapellm.generate", txt="x")
+
+
+def test_sampling_is_the_models_own_unless_the_artist_sets_a_temperature(bpy):
+    operators = harness.module("operators")
+    settings = bpy.context.scene.shapellm
+    settings.custom_temperature = False
+    assert "temperature" not in operators.job_options(bpy.context)  # the preset's tuned sampling
+    settings.custom_temperature, settings.temperature = True, 0.4
+    assert operators.job_options(bpy.context)["temperature"] == pytest.approx(0.4)
+    settings.custom_temperature = False
+    log = draw(bpy, bpy.types.SHAPELLM_PT_generate.draw)
+    assert any(name == "prop" and args[1] == "custom_temperature" for name, args, _ in log)

@@ -34,7 +34,7 @@ from .vqvae_fit import build_structured_vqvae, encode_fast, fit_codebook
 
 # Sampling defaults of the embedded preset. Lower temperatures (0.6, top_k 20) were measured
 # to give all-empty shapes with these weights: the model misses where the object starts.
-EMBEDDED_GENERATION = {"max_new_tokens": 1100, "top_k": 8192, "top_p": 0.95, "temperature": 1.0, "seed": 42}
+EMBEDDED_GENERATION = {"max_new_tokens": 1100, "top_k": 8192, "top_p": 1.0, "temperature": 1.0, "seed": 42}
 EMBEDDED_NORMALIZATION = "corner"  # what backend/embedded/shape.py trains on
 EMBEDDED_TASKS = ("text_to_3d", "describe", "edit")  # image to 3D: not trained (no budget)
 
