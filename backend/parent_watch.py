@@ -10,6 +10,7 @@ there it terminates the process whatever the signal number.
 
 from __future__ import annotations
 
+import functools
 import os
 
 
@@ -43,6 +44,7 @@ _ERROR_ACCESS_DENIED = 5
 _CANNOT_WATCH = object()  # the process exists but we may not wait on it: assume it lives
 
 
+@functools.cache  # polled every second: load the DLL and declare the signatures once
 def _kernel32():
     import ctypes
     from ctypes import wintypes

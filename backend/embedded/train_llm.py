@@ -11,6 +11,7 @@ The loss covers the assistant turn only (its tokens and the closing <|im_end|>).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +202,6 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
 def adapt_threads() -> None:
     """Two threads on an idle machine, one when others load it: OpenMP threads that wait for a
     descheduled sibling made steps several times slower than one thread (measured)."""
-    import os
     others = os.getloadavg()[0] - torch.get_num_threads()
     torch.set_num_threads(2 if others < 0.5 else 1)
 
