@@ -50,11 +50,12 @@ def voxelize_surface(v_unit, f, resolution: int = 64, fill_interior: bool = Fals
     grid = np.zeros((resolution,) * 3, dtype=bool)
     if len(f) == 0:
         return grid
-    # Voxel units (voxel i spans [i, i + 1]), one row per coordinate: the triangle arrays
-    # below are [3 coordinates, M triangles, 3 corners], so each coordinate is contiguous.
+    # Voxel units (voxel i spans [i, i + 1]). The triangle arrays below are [3 coordinates,
+    # 3 corners, M triangles] and every per-triangle value is a contiguous row: numpy is
+    # several times slower on strided or broadcast inner axes.
     coords = np.ascontiguousarray(((v + 0.5) * resolution).T)
     for start in range(0, len(f), _TRIANGLE_CHUNK):
-        _mark_triangles(grid, coords[:, f[start:start + _TRIANGLE_CHUNK]])
+        _mark_triangles(grid, coords.take(f[start:start + _TRIANGLE_CHUNK].T, axis=1))
     if fill_interior:
         grid = fill_enclosed(grid)
     return grid
@@ -94,7 +95,7 @@ def _checked_resolution(resolution) -> int:
 
 
 def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
-    """Occupy every voxel touched by a triangle of `tri` [3 coords, M, 3 corners] (voxel units)."""
+    """Occupy every voxel touched by a triangle of `tri` [3 coords, 3 corners, M] (voxel units)."""
     res = grid.shape[0]
     lo, hi = _corner_min(tri), _corner_max(tri)  # [3, M]
     inside = (lo <= res) & (hi >= 0)
@@ -125,18 +126,18 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
 
 
 def _pick(arrays, mask):
-    """The triangles where mask [M] is set, from arrays [..., M, ...] with triangles on axis 1
-    (take is several times faster than a boolean index on a middle axis)."""
+    """The triangles where mask [M] is set, from arrays [..., M] with triangles on the last axis
+    (take is several times faster than a boolean index)."""
     index = np.flatnonzero(mask)
-    return [a.take(index, axis=1) for a in arrays]
+    return [a.take(index, axis=-1) for a in arrays]
 
 
 def _corner_min(tri):
-    return np.minimum(np.minimum(tri[:, :, 0], tri[:, :, 1]), tri[:, :, 2])
+    return np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
 
 
 def _corner_max(tri):
-    return np.maximum(np.maximum(tri[:, :, 0], tri[:, :, 1]), tri[:, :, 2])
+    return np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
 
 
 def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
@@ -163,8 +164,8 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
         pick = np.flatnonzero(~row & (kind == group))
         if len(pick) == 0:
             continue
-        t = tri.take(pick, axis=1)
-        t -= (first.take(pick, axis=1) + 1)[:, :, None]     # corners relative to the split point
+        t = tri.take(pick, axis=2)
+        t -= (first.take(pick, axis=1) + 1)[:, None, :]     # corners relative to the split point
         touched = _octants_touched(t, None if group == 3 else group)
         hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
         flat[(base.take(pick)[:, None] + offsets[None, :]).ravel().take(np.flatnonzero(hit))] = True
@@ -173,7 +174,7 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
 def _octants_touched(t: np.ndarray, thin_axis=None) -> np.ndarray:
     """Which of the 8 closed octants around the origin each triangle touches: uint8 bits.
 
-    t: [3 coords, T, 3 corners], corners relative to the split point. Separating-axis test
+    t: [3 coords, 3 corners, T], corners relative to the split point. Separating-axis test
     between a triangle and an octant (a box unbounded away from the origin): axis a
     separates octant s when the octant projects onto [0, inf) (s_i a_i >= 0 on every axis)
     and the triangle wholly below 0, or the mirror case. The 13 axes are those of the box
@@ -185,15 +186,15 @@ def _octants_touched(t: np.ndarray, thin_axis=None) -> np.ndarray:
     the upper octants are out and the lower ones are decided in the plane of the other two
     axes, by the 3 axes d x edge alone.
     """
-    e = t[:, :, [1, 2, 0]] - t       # [3, T, 3]: edge m runs from corner m to m + 1
-    opposite = t[:, :, [2, 0, 1]]    # the corner not on edge m
+    e = t[:, [1, 2, 0]] - t          # [3, 3, T]: edge m runs from corner m to m + 1
+    opposite = t[:, [2, 0, 1]]       # the corner not on edge m
     if thin_axis is not None:
         return ~(_POSITIVE_OCTANTS[13 + _SIGN_WEIGHT[thin_axis]] | _edge_axes(t, e, opposite, thin_axis))
 
     # Triangle normal (e0 x e1): every corner projects to the same value q.
-    (ax, ay, az), (bx, by, bz) = e[:, :, 0], e[:, :, 1]
+    (ax, ay, az), (bx, by, bz) = e[:, 0], e[:, 1]
     normal = (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx)
-    q = normal[0] * t[0, :, 0] + normal[1] * t[1, :, 0] + normal[2] * t[2, :, 0]
+    q = normal[0] * t[0, 0] + normal[1] * t[1, 0] + normal[2] * t[2, 0]
     code = _sign_code(normal)
     separated = _POSITIVE_OCTANTS[code] * (q < 0) | _NEGATIVE_OCTANTS[code] * (q > 0)
     for d in range(3):
@@ -205,15 +206,14 @@ def _edge_axes(t, e, opposite, d) -> np.ndarray:
     """The octants that the 3 axes d x edge separate from each triangle: uint8 bits [T]."""
     # d x edge m has component -e_b on axis a and e_a on axis b, (d, a, b) cyclic.
     a, b = (d + 1) % 3, (d + 2) % 3
-    comp = [None, None, None]
-    comp[a], comp[b] = -e[b], e[a]                                     # [T, 3 edges]
-    comp[d] = np.zeros_like(comp[a])
+    comp = [None, None, None]          # None: a zero component
+    comp[a], comp[b] = -e[b], e[a]                                     # [3 edges, T]
     q1 = comp[a] * t[a] + comp[b] * t[b]
     q2 = comp[a] * opposite[a] + comp[b] * opposite[b]
     code = _sign_code(comp)
     bits = (_POSITIVE_OCTANTS[code] * ((q1 < 0) & (q2 < 0))
             | _NEGATIVE_OCTANTS[code] * ((q1 > 0) & (q2 > 0)))
-    return bits[:, 0] | bits[:, 1] | bits[:, 2]
+    return bits[0] | bits[1] | bits[2]
 
 
 def _sign_code(components) -> np.ndarray:
@@ -221,10 +221,13 @@ def _sign_code(components) -> np.ndarray:
     # Comparisons, not np.sign: several times faster, and the same codes.
     code = None
     for weight, c in zip(_SIGN_WEIGHT, components):
+        if c is None:
+            continue
         term = (c > 0).view(np.int8) - (c < 0).view(np.int8)
-        term = term * np.intp(weight) if weight != 1 else term.astype(np.intp)
+        if weight != 1:
+            term *= np.int8(weight)
         code = term if code is None else code + term
-    return code + 13
+    return code + np.int8(13)
 
 
 def _mark_columns(grid, tri, first, last) -> None:
@@ -244,7 +247,7 @@ def _mark_columns(grid, tri, first, last) -> None:
     by _TOUCH_TOLERANCE against rounding.
     """
     res = grid.shape[0]
-    rel = tri - (first + 0.5)[:, :, None]
+    rel = tri - (first + 0.5)[:, None, :]
     dims = last - first + 1
     # A block one voxel thick on some axis: columns along it hold one voxel each (the
     # triangle lies inside that layer), so the 2D row test alone decides them.
@@ -255,7 +258,7 @@ def _mark_columns(grid, tri, first, last) -> None:
     cols = np.arange(len(w))
     after_is_u = dims[after, cols] <= dims[before, cols]
     order = np.stack([np.where(after_is_u, after, before), np.where(after_is_u, before, after), w])
-    rel = np.take_along_axis(rel, order[:, :, None], axis=0)        # [u/v/w, T, corner]
+    rel = np.take_along_axis(rel, order[:, None, :], axis=0)        # [u/v/w, corner, T]
     dims = np.take_along_axis(dims, order, axis=0)
     strides = np.array([res * res, res, 1])[order]                   # [3, T]
     base = (first[0] * res + first[1]) * res + first[2]
@@ -263,14 +266,14 @@ def _mark_columns(grid, tri, first, last) -> None:
         pick = np.flatnonzero(layer == in_layer)
         if len(pick) == 0:
             continue
-        part_rel, part_dims = rel.take(pick, axis=1), dims.take(pick, axis=1)
+        part_rel, part_dims = rel.take(pick, axis=2), dims.take(pick, axis=1)
         part_base, part_strides = base.take(pick), strides.take(pick, axis=1)
         # Chunks of triangles with a bounded number of candidate columns.
         cost = np.cumsum(part_dims[0] * part_dims[1])
         starts = np.searchsorted(cost, np.arange(0, cost[-1], _MAX_COLUMNS), side="right")
         for a, b in zip(starts, np.append(starts[1:], len(pick))):
             if b > a:
-                _mark_column_block(grid.reshape(-1), part_rel[:, a:b], part_dims[:, a:b],
+                _mark_column_block(grid.reshape(-1), part_rel[:, :, a:b], part_dims[:, a:b],
                                    part_base[a:b], part_strides[:, a:b], in_layer)
 
 
@@ -307,28 +310,27 @@ def _interval(x1, x2, free, empty=None):
 
 
 def _max3(x):
-    return np.maximum(np.maximum(x[:, 0], x[:, 1]), x[:, 2])
+    return np.maximum(np.maximum(x[0], x[1]), x[2])
 
 
 def _min3(x):
-    return np.minimum(np.minimum(x[:, 0], x[:, 1]), x[:, 2])
+    return np.minimum(np.minimum(x[0], x[1]), x[2])
 
 
 def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
-    """Mark the voxels of triangles rel [u/v/w, T, corner] (relative to their block's first
+    """Mark the voxels of triangles rel [u/v/w, corner, T] (relative to their block's first
     voxel centre; block dims [3, T], flat index of the first voxel base [T], flat index
-    steps along u, v, w strides [3, T]). layer: every block is one voxel thick along w."""
+    steps along u, v, w strides [3, T]). layer: every block is one voxel thick along w.
+
+    Values move from triangles to rows to columns as rows of [values, n] matrices, one take
+    each, and all arithmetic runs on contiguous rows."""
     du, dv, dw = dims
-    eu, ev, ew = rel[:, :, [1, 2, 0]] - rel                # [T, 3]: edge m from corner m
-    ou, ov, ow = rel[:, :, [2, 0, 1]]                      # the corner not on edge m
+    eu, ev, ew = rel[:, [1, 2, 0]] - rel                  # [3 edges, T]: edge m from corner m
+    ou, ov, ow = rel[:, [2, 0, 1]]                        # the corner not on edge m
     ru, rv, rw = rel
-    nu = ev[:, 0] * ew[:, 1] - ew[:, 0] * ev[:, 1]
-    nv = ew[:, 0] * eu[:, 1] - eu[:, 0] * ew[:, 1]
-    nw = eu[:, 0] * ev[:, 1] - ev[:, 0] * eu[:, 1]
     tol = _TOUCH_TOLERANCE
 
-    # Rows: axis w x edge = (-e_v, e_u, 0) bounds e_u iv - e_v iu to [min q - r, max q + r]
-    # (touching) or [min q + r, max q - r] (the cell inside the projected triangle).
+    # Rows: axis w x edge = (-e_v, e_u, 0) bounds e_u iv - e_v iu to [min q - r, max q + r].
     q1, q2 = -ev * ru + eu * rv, -ev * ou + eu * ov
     r = 0.5 * (np.abs(eu) + np.abs(ev))
     qlo, qhi = np.minimum(q1, q2), np.maximum(q1, q2)
@@ -338,90 +340,75 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     touch_lo, touch_hi = _interval((qlo - r) * inv, (qhi + r) * inv, level)
     touch_lo -= tol
     touch_hi += tol
-    if layer:
-        owner, iu, start, stop = _touched_rows(du, dv, slope, touch_lo, touch_hi)
-        step = strides[1, owner]
-        _mark_runs(flat, base[owner] + iu * strides[0, owner] + start * step, stop - start + 1, step)
-        return
-    # Inside: an interval that is empty (an edge shorter than the cell) stays empty.
-    empty = qhi - qlo < 2 * r
-    in_lo, in_hi = _interval((qlo + r) * inv, (qhi - r) * inv, level, empty)
-    in_lo += tol
-    in_hi -= tol
-    # A level edge (along v) bounds the inside rows instead: -e_v iu in [min q + r, max q - r].
-    neg = -ev
-    across = ~level | (neg == 0)
-    neg_inv = 1.0 / (neg + (neg == 0))
-    u_lo, u_hi = _interval((qlo + r) * neg_inv, (qhi - r) * neg_inv, across, empty)
-    u_first = np.where(nw == 0, np.inf, u_lo.max(axis=1) + tol)   # flat triangles: no inside
-    u_last = u_hi.min(axis=1) - tol
     owner, iu, start, stop = _touched_rows(du, dv, slope, touch_lo, touch_hi)
-    rows = np.concatenate([slope, in_lo, in_hi], axis=1)[owner]          # [rows, 9]
-    s = rows[:, 0:3] * iu[:, None]
-    in_start = np.maximum(np.ceil(_max3(rows[:, 3:6] + s)), start)
-    in_stop = np.minimum(np.floor(_min3(rows[:, 6:9] + s)), stop)
-    inside = (in_stop >= in_start) & (iu >= u_first[owner]) & (iu <= u_last[owner])
-    in_start = np.where(inside, in_start, stop + 1).astype(np.int64)
-    in_stop = np.where(inside, in_stop, stop).astype(np.int64)
+    count = np.maximum(stop - start + 1, 0).astype(np.int64)
+    if layer:
+        step = strides[1].take(owner)
+        _mark_runs(flat, base.take(owner) + iu * strides[0].take(owner)
+                   + start.astype(np.int64) * step, count, step)
+        return
 
-    # Per triangle, the run bounds of the normal (first) and of u x edge, v x edge: [7, T].
-    qn = nu * ru[:, 0] + nv * rv[:, 0] + nw * rw[:, 0]
+    # A column's run: lo + su iu + sv iv <= iw <= hi + su iu + sv iv for the normal and the
+    # axes u x edge (su = 0) and v x edge (sv = 0), and the block's range 0 .. dw - 1.
+    nu = ev[0] * ew[1] - ew[0] * ev[1]
+    nv = ew[0] * eu[1] - eu[0] * ew[1]
+    nw = eu[0] * ev[1] - ev[0] * eu[1]
+    qn = (nu * ru[0] + nv * rv[0] + nw * rw[0])[None]
     zero = np.zeros_like(eu)
-    parts = [_w_bounds(nu[:, None], nv[:, None], nw[:, None], qn[:, None], qn[:, None]),
-             _w_bounds(zero, -ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow),
-             _w_bounds(ew, zero, -eu, ew * ru - eu * rw, ew * ou - eu * ow)]
-    lo, hi, su, sv = (np.concatenate([piece.T for piece in x]) for x in zip(*parts))
-    su_row = np.take(su, owner, axis=1) * iu
-    lo_row = np.take(lo, owner, axis=1) + su_row - tol             # [7, rows]
-    hi_row = np.take(hi, owner, axis=1) + su_row + tol
-    sv_row = np.take(sv, owner, axis=1)
-    row_base = base[owner] + iu * strides[0, owner]
-    v_stride, w_stride = strides[1, owner], strides[2, owner]
-    last_w = dw[owner] - 1
+    n_lo, n_hi, n_su, n_sv = _w_bounds(nu[None], nv[None], nw[None], qn, qn)
+    u_lo, u_hi, _, u_sv = _w_bounds(zero, -ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow)
+    v_lo, v_hi, v_su, _ = _w_bounds(ew, zero, -eu, ew * ru - eu * rw, ew * ou - eu * ow)
+    per_triangle = np.concatenate([n_lo, n_hi, n_su, n_sv, v_lo, v_hi, v_su, u_lo, u_hi, u_sv,
+                                   (dw - 1)[None].astype(np.float64)])     # [23, T]
+    t = per_triangle.take(owner, axis=1)
+    # Per row: the normal's bounds at iu, the v x edge bounds and the block's range folded
+    # into one interval (constant along the row), the u x edge bounds as they are.
+    fiu = iu.astype(np.float64)
+    row = np.empty((14, len(owner)))
+    su_iu = t[10:13] * fiu
+    np.maximum(_max3(t[4:7] + su_iu - tol), 0.0, out=row[0])
+    np.minimum(_min3(t[7:10] + su_iu + tol), t[22], out=row[1])
+    n_su_iu = t[2] * fiu
+    np.subtract(t[0] + n_su_iu, tol, out=row[2])
+    np.add(t[1] + n_su_iu, tol, out=row[3])
+    row[4] = t[3]
+    np.subtract(t[13:16], tol, out=row[5:8])
+    np.add(t[16:19], tol, out=row[8:11])
+    row[11:14] = t[19:22]
+    links = np.stack([base.take(owner) + iu * strides[0].take(owner),
+                      strides[1].take(owner), strides[2].take(owner)])   # [3, rows]
 
-    # Inside the projected triangle, the normal alone; along its edges, all 7 axes.
-    for first_iv, count, axes in ((in_start, in_stop - in_start + 1, 1),
-                                  (start, in_start - start, 7),
-                                  (in_stop + 1, stop - in_stop, 7)):
-        count = np.maximum(count, 0)
-        row = np.repeat(np.arange(len(count)), count)
-        if len(row) == 0:
-            continue
-        iv = np.arange(len(row)) - np.repeat(np.cumsum(count) - count - first_iv, count)
-        # One axis at a time, in place: [7, columns] temporaries cost page faults.
-        at = iv.astype(np.float64)
-        w_low, w_high = _axis_run(lo_row[0], hi_row[0], sv_row[0], row, at)
-        for k in range(1, axes):
-            low, high = _axis_run(lo_row[k], hi_row[k], sv_row[k], row, at)
-            np.maximum(w_low, low, out=w_low)
-            np.minimum(w_high, high, out=w_high)
-        w0 = np.maximum(np.ceil(w_low), 0).astype(np.int64)
-        run = np.minimum(np.floor(w_high), last_w.take(row)).astype(np.int64) - w0 + 1
-        step = w_stride.take(row)
-        _mark_runs(flat, row_base.take(row) + iv * v_stride.take(row) + w0 * step, run, step)
-
-
-def _axis_run(lo_row, hi_row, sv_row, row, iv):
-    """One axis's bounds on iw in the columns (row, iv)."""
-    m = sv_row.take(row)
-    m *= iv
-    low, high = lo_row.take(row), hi_row.take(row)
-    low += m
-    high += m
-    return low, high
+    # Columns: the run start .. stop of each row.
+    col_row = np.repeat(np.arange(len(count)), count)
+    if len(col_row) == 0:
+        return
+    iv = np.arange(len(col_row)) - np.repeat(np.cumsum(count) - count - start.astype(np.int64), count)
+    c = row.take(col_row, axis=1)                           # [14, columns]
+    at = iv.astype(np.float64)
+    s = c[4] * at
+    w_low = np.maximum(c[0], c[2] + s)
+    w_high = np.minimum(c[1], c[3] + s)
+    s = c[11:14] * at
+    np.maximum(w_low, _max3(c[5:8] + s), out=w_low)
+    np.minimum(w_high, _min3(c[8:11] + s), out=w_high)
+    w0 = np.ceil(w_low).astype(np.int64)
+    run = np.floor(w_high).astype(np.int64) - w0 + 1
+    link = links.take(col_row, axis=1)
+    _mark_runs(flat, link[0] + iv * link[1] + w0 * link[2], run, link[2])
 
 
 def _touched_rows(du, dv, slope, touch_lo, touch_hi):
     """Rows iu of each block and the run of columns iv each touches, from the 2D bounds
-    touch_lo + slope iu <= iv <= touch_hi + slope iu ([T, 3 edges] each):
-    -> (owner triangle, iu, first iv, last iv) per row (an empty run has last < first)."""
+    touch_lo + slope iu <= iv <= touch_hi + slope iu ([3 edges, T] each):
+    -> (owner triangle, iu, first iv, last iv) per row, iv as floats (an empty run has
+    last < first)."""
     owner = np.repeat(np.arange(len(du)), du)
     iu = np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)
-    rows = np.concatenate([slope, touch_lo, touch_hi], axis=1)[owner]      # [rows, 9]
-    s = rows[:, 0:3] * iu[:, None]
-    start = np.maximum(np.ceil(_max3(rows[:, 3:6] + s)), 0)
-    stop = np.minimum(np.floor(_min3(rows[:, 6:9] + s)), dv[owner] - 1)
-    return owner, iu, start.astype(np.int64), stop.astype(np.int64)
+    rows = np.concatenate([slope, touch_lo, touch_hi]).take(owner, axis=1)   # [9, rows]
+    s = rows[0:3] * iu.astype(np.float64)
+    start = np.maximum(np.ceil(_max3(rows[3:6] + s)), 0.0)
+    stop = np.minimum(np.floor(_min3(rows[6:9] + s)), (dv - 1).take(owner))
+    return owner, iu, start, stop
 
 
 def _mark_runs(flat, index, run, stride) -> None:
@@ -436,7 +423,7 @@ def _mark_clipped(grid, tri, first, last) -> None:
     """Triangles that cross the grid's border: the separating-axis test against every voxel
     of the clipped candidate block, blocks of one shape tested as one matrix product."""
     res = grid.shape[0]
-    tri = tri.transpose(1, 2, 0)  # [M, 3 corners, 3 coords]
+    tri = tri.transpose(2, 1, 0)  # [M, 3 corners, 3 coords]
     first = np.clip(first.T, 0, res - 1)
     dims = np.clip(last.T, 0, res - 1) - first + 1
     flat = grid.reshape(-1)
