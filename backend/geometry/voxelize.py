@@ -246,7 +246,7 @@ def _mark_columns(grid, tri, first, last) -> None:
     voxel centre, so grid-aligned geometry is computed exactly; elsewhere runs are widened
     by _TOUCH_TOLERANCE against rounding.
     """
-    res = grid.shape[0]
+    res, count = grid.shape[0], tri.shape[2]
     rel = tri - (first + 0.5)[:, None, :]
     dims = last - first + 1
     # A block one voxel thick on some axis: columns along it hold one voxel each (the
@@ -255,26 +255,27 @@ def _mark_columns(grid, tri, first, last) -> None:
     w = np.where(layer, dims.argmin(axis=0), dims.argmax(axis=0))
     # Row axis u: the shorter of the other two; v the third.
     after, before = (w + 1) % 3, (w + 2) % 3
-    cols = np.arange(len(w))
+    cols = np.arange(count)
     after_is_u = dims[after, cols] <= dims[before, cols]
     order = np.stack([np.where(after_is_u, after, before), np.where(after_is_u, before, after), w])
-    rel = np.take_along_axis(rel, order[:, None, :], axis=0)        # [u/v/w, corner, T]
-    dims = np.take_along_axis(dims, order, axis=0)
-    strides = np.array([res * res, res, 1])[order]                   # [3, T]
-    base = (first[0] * res + first[1]) * res + first[2]
-    for in_layer in (True, False):
-        pick = np.flatnonzero(layer == in_layer)
-        if len(pick) == 0:
-            continue
-        part_rel, part_dims = rel.take(pick, axis=2), dims.take(pick, axis=1)
-        part_base, part_strides = base.take(pick), strides.take(pick, axis=1)
+    # Layer triangles first, and every triangle's coordinates in u/v/w order: one gather.
+    pick = np.argsort(~layer, kind="stable")
+    order = order.take(pick, axis=1)
+    index = (order * 3 * count)[:, None, :] + (np.arange(3) * count)[None, :, None] + pick
+    rel = rel.take(index)                                            # [u/v/w, corner, T]
+    dims = dims.take(order * count + pick)
+    strides = np.array([res * res, res, 1]).take(order)              # [3, T]
+    base = ((first[0] * res + first[1]) * res + first[2]).take(pick)
+    layers = int(layer.sum())
+    for a, b, in_layer in ((0, layers, True), (layers, count, False)):
         # Chunks of triangles with a bounded number of candidate columns.
-        cost = np.cumsum(part_dims[0] * part_dims[1])
-        starts = np.searchsorted(cost, np.arange(0, cost[-1], _MAX_COLUMNS), side="right")
-        for a, b in zip(starts, np.append(starts[1:], len(pick))):
-            if b > a:
-                _mark_column_block(grid.reshape(-1), part_rel[:, :, a:b], part_dims[:, a:b],
-                                   part_base[a:b], part_strides[:, a:b], in_layer)
+        cost = np.cumsum(dims[0, a:b] * dims[1, a:b])
+        starts = a + np.searchsorted(cost, np.arange(0, cost[-1], _MAX_COLUMNS), side="right") \
+            if b > a else []
+        for lo, hi in zip(starts, np.append(starts[1:], b)):
+            if hi > lo:
+                _mark_column_block(grid.reshape(-1), rel[:, :, lo:hi], dims[:, lo:hi],
+                                   base[lo:hi], strides[:, lo:hi], in_layer)
 
 
 def _w_bounds(au, av, aw, q1, q2):
@@ -322,8 +323,8 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     voxel centre; block dims [3, T], flat index of the first voxel base [T], flat index
     steps along u, v, w strides [3, T]). layer: every block is one voxel thick along w.
 
-    Values move from triangles to rows to columns as rows of [values, n] matrices, one take
-    each, and all arithmetic runs on contiguous rows."""
+    Values move from triangles to rows to columns as [values, n] matrices, one take each,
+    and all arithmetic runs on contiguous rows (flat indices ride along as exact floats)."""
     du, dv, dw = dims
     eu, ev, ew = rel[:, [1, 2, 0]] - rel                  # [3 edges, T]: edge m from corner m
     ou, ov, ow = rel[:, [2, 0, 1]]                        # the corner not on edge m
@@ -340,12 +341,15 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     touch_lo, touch_hi = _interval((qlo - r) * inv, (qhi + r) * inv, level)
     touch_lo -= tol
     touch_hi += tol
-    owner, iu, start, stop = _touched_rows(du, dv, slope, touch_lo, touch_hi)
-    count = np.maximum(stop - start + 1, 0).astype(np.int64)
+    owner = np.repeat(np.arange(len(du)), du)
+    iu = (np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)).astype(np.float64)
     if layer:
-        step = strides[1].take(owner)
-        _mark_runs(flat, base.take(owner) + iu * strides[0].take(owner)
-                   + start.astype(np.int64) * step, count, step)
+        t = np.concatenate([slope, touch_lo, touch_hi, (dv - 1)[None], base[None],
+                            strides]).take(owner, axis=1)          # [14, rows]
+        start, stop = _touched_columns(t, iu)
+        flat_start = t[10] + iu * t[11] + start * t[12]
+        _mark_runs(flat, flat_start.astype(np.int64), (stop - start + 1).astype(np.int64),
+                   t[12].astype(np.int64))
         return
 
     # A column's run: lo + su iu + sv iv <= iw <= hi + su iu + sv iv for the normal and the
@@ -358,65 +362,68 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     n_lo, n_hi, n_su, n_sv = _w_bounds(nu[None], nv[None], nw[None], qn, qn)
     u_lo, u_hi, _, u_sv = _w_bounds(zero, -ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow)
     v_lo, v_hi, v_su, _ = _w_bounds(ew, zero, -eu, ew * ru - eu * rw, ew * ou - eu * ow)
-    per_triangle = np.concatenate([n_lo, n_hi, n_su, n_sv, v_lo, v_hi, v_su, u_lo, u_hi, u_sv,
-                                   (dw - 1)[None].astype(np.float64)])     # [23, T]
-    t = per_triangle.take(owner, axis=1)
-    # Per row: the normal's bounds at iu, the v x edge bounds and the block's range folded
-    # into one interval (constant along the row), the u x edge bounds as they are.
-    fiu = iu.astype(np.float64)
-    row = np.empty((14, len(owner)))
-    su_iu = t[10:13] * fiu
-    np.maximum(_max3(t[4:7] + su_iu - tol), 0.0, out=row[0])
-    np.minimum(_min3(t[7:10] + su_iu + tol), t[22], out=row[1])
-    n_su_iu = t[2] * fiu
-    np.subtract(t[0] + n_su_iu, tol, out=row[2])
-    np.add(t[1] + n_su_iu, tol, out=row[3])
-    row[4] = t[3]
-    np.subtract(t[13:16], tol, out=row[5:8])
-    np.add(t[16:19], tol, out=row[8:11])
-    row[11:14] = t[19:22]
-    links = np.stack([base.take(owner) + iu * strides[0].take(owner),
-                      strides[1].take(owner), strides[2].take(owner)])   # [3, rows]
+    # The u x edge bounds depend on iv alone: one table per triangle, iv = 0 .. dv - 1.
+    table_start = np.cumsum(dv) - dv
+    table_owner = np.repeat(np.arange(len(dv)), dv)
+    iv = (np.arange(len(table_owner)) - table_start.take(table_owner)).astype(np.float64)
+    u = np.concatenate([u_lo, u_hi, u_sv]).take(table_owner, axis=1)     # [9, sum dv]
+    s = u[6:9] * iv
+    table = np.stack([_max3(u[0:3] - tol + s), _min3(u[3:6] + tol + s)])
 
-    # Columns: the run start .. stop of each row.
+    t = np.concatenate([slope, touch_lo, touch_hi, (dv - 1)[None], base[None], strides,
+                        n_lo, n_hi, n_su, n_sv, v_lo, v_hi, v_su, (dw - 1)[None],
+                        table_start[None]]).take(owner, axis=1)   # [29, rows]
+    start, stop = _touched_columns(t, iu)
+    # Per row: the normal's bounds at iu, and the v x edge bounds with the block's range
+    # folded into one interval (constant along the row).
+    row = np.empty((10, len(owner)))
+    su_iu = t[24:27] * iu
+    np.maximum(_max3(t[18:21] + su_iu - tol), 0.0, out=row[0])
+    np.minimum(_min3(t[21:24] + su_iu + tol), t[27], out=row[1])
+    n_su_iu = t[16] * iu
+    np.subtract(t[14] + n_su_iu, tol, out=row[2])
+    np.add(t[15] + n_su_iu, tol, out=row[3])
+    row[4] = t[17]
+    row[5] = start
+    np.add(t[28], start, out=row[6])                         # the table's index at start
+    np.add(t[10] + iu * t[11], start * t[12], out=row[7])   # the flat index at start
+    row[8:10] = t[12:14]                                     # flat steps along v, w
+
+    # Columns: the run start .. stop of each row, k counting from start.
+    count = np.maximum(stop - start + 1, 0).astype(np.int64)
     col_row = np.repeat(np.arange(len(count)), count)
     if len(col_row) == 0:
         return
-    iv = np.arange(len(col_row)) - np.repeat(np.cumsum(count) - count - start.astype(np.int64), count)
-    c = row.take(col_row, axis=1)                           # [14, columns]
-    at = iv.astype(np.float64)
-    s = c[4] * at
-    w_low = np.maximum(c[0], c[2] + s)
-    w_high = np.minimum(c[1], c[3] + s)
-    s = c[11:14] * at
-    np.maximum(w_low, _max3(c[5:8] + s), out=w_low)
-    np.minimum(w_high, _min3(c[8:11] + s), out=w_high)
-    w0 = np.ceil(w_low).astype(np.int64)
-    run = np.floor(w_high).astype(np.int64) - w0 + 1
-    link = links.take(col_row, axis=1)
-    _mark_runs(flat, link[0] + iv * link[1] + w0 * link[2], run, link[2])
+    c = row.take(col_row, axis=1)                                    # [10, columns]
+    k = (np.arange(len(col_row)) - np.repeat(np.cumsum(count) - count, count)).astype(np.float64)
+    bounds = table.take((c[6] + k).astype(np.int64), axis=1)
+    s = c[4] * (c[5] + k)
+    w_low = np.maximum(np.maximum(c[0], c[2] + s), bounds[0])
+    w_high = np.minimum(np.minimum(c[1], c[3] + s), bounds[1])
+    w0 = np.ceil(w_low)
+    run = (np.floor(w_high) - w0 + 1).astype(np.int64)
+    _mark_runs(flat, (c[7] + k * c[8] + w0 * c[9]).astype(np.int64), run, c[9].astype(np.int64))
 
 
-def _touched_rows(du, dv, slope, touch_lo, touch_hi):
-    """Rows iu of each block and the run of columns iv each touches, from the 2D bounds
-    touch_lo + slope iu <= iv <= touch_hi + slope iu ([3 edges, T] each):
-    -> (owner triangle, iu, first iv, last iv) per row, iv as floats (an empty run has
-    last < first)."""
-    owner = np.repeat(np.arange(len(du)), du)
-    iu = np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)
-    rows = np.concatenate([slope, touch_lo, touch_hi]).take(owner, axis=1)   # [9, rows]
-    s = rows[0:3] * iu.astype(np.float64)
-    start = np.maximum(np.ceil(_max3(rows[3:6] + s)), 0.0)
-    stop = np.minimum(np.floor(_min3(rows[6:9] + s)), (dv - 1).take(owner))
-    return owner, iu, start, stop
+def _touched_columns(t, iu):
+    """The run of columns iv that each row iu touches, from the 2D bounds
+    touch_lo + slope iu <= iv <= touch_hi + slope iu: t holds slope, touch_lo, touch_hi
+    ([3 edges] each) and the block's last iv in rows 0..9 -> (first iv, last iv) as floats
+    (an empty run has last < first)."""
+    s = t[0:3] * iu
+    start = np.maximum(np.ceil(_max3(t[3:6] + s)), 0.0)
+    stop = np.minimum(np.floor(_min3(t[6:9] + s)), t[9])
+    return start, stop
 
 
 def _mark_runs(flat, index, run, stride) -> None:
     """flat[index + k * stride] = True for 0 <= k < run (run < 1: nothing)."""
     run = np.maximum(run, 0)
     owner = np.repeat(np.arange(len(run)), run)
-    k = np.arange(len(owner)) - (np.cumsum(run) - run).take(owner)
-    flat[index.take(owner) + k * stride.take(owner)] = True
+    # Voxel p of all runs (counting across them) is at index + (p - first p of its run) stride.
+    shifted = index - (np.cumsum(run) - run) * stride
+    at = np.stack([shifted, stride]).take(owner, axis=1)
+    flat[at[0] + np.arange(len(owner)) * at[1]] = True
 
 
 def _mark_clipped(grid, tri, first, last) -> None:
