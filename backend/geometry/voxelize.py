@@ -105,8 +105,9 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     # Candidate voxels per axis: floor(lo) .. floor(hi), as open3d does. Voxel i spans
     # [i, i + 1], touching counts, but a triangle never marks the layer that lies wholly
     # below its lowest point, so a face exactly on a grid plane marks one layer, not two.
-    first = np.floor(lo).astype(np.int64)
-    last = np.floor(hi).astype(np.int64)
+    # (int32: casting float64 to int64 is several times slower, and flat indices < 2^30.)
+    first = np.floor(lo).astype(np.int32)
+    last = np.floor(hi).astype(np.int32)
     out = (first < 0) | (last > res - 1)
     clipped = out[0] | out[1] | out[2]
     if clipped.any():
@@ -142,33 +143,38 @@ def _corner_max(tri):
 
 def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
     """Triangles inside the grid whose candidate block is at most 2x2x2 voxels."""
-    if tri.shape[1] == 0:
+    if tri.shape[-1] == 0:
         return
     res = grid.shape[0]
     flat = grid.reshape(-1)
     base = (first[0] * res + first[1]) * res + first[2]
     wide = last - first  # 0 or 1 per axis
+    offsets = (_OCTANT_BITS[:, 0] * res + _OCTANT_BITS[:, 1]) * res + _OCTANT_BITS[:, 2]
+    # The block's octant bits (4 wide_x + 2 wide_y + wide_z) and from them its kind: a row
+    # (4), one voxel thick on axis d (d = 0, 1, 2) or 2 wide on every axis (3).
+    code = wide[0] * 4 + wide[1] * 2 + wide[2]
+    kind = _BLOCK_KIND.take(code)
+    order = np.argsort(kind, kind="stable")
+    ends = np.cumsum(np.bincount(kind, minlength=5))
 
     # A block one voxel thick on two axes is a row, and the triangle's projection on the
     # third axis is an interval: it touches every voxel of the row.
-    row = wide.sum(axis=0) <= 1
-    rows = np.flatnonzero(row)
+    rows = order[ends[3]:]
     flat[base.take(rows)] = True
-    flat[(base + (wide[0] * res + wide[1]) * res + wide[2]).take(rows)] = True
+    flat[(base + offsets.take(code)).take(rows)] = True
 
-    # The rest, by the octants around the block's centre point: blocks 2 wide on all axes,
-    # and blocks one voxel thick on axis d (0, 1, 2).
-    kind = np.where(wide.sum(axis=0) == 3, 3, wide.argmin(axis=0))
-    offsets = (_OCTANT_BITS[:, 0] * res + _OCTANT_BITS[:, 1]) * res + _OCTANT_BITS[:, 2]
+    # The rest, by the octants around the block's centre point.
+    pick = order[:ends[3]]
+    t = tri.take(pick, axis=2)
+    t -= (first.take(pick, axis=1) + 1)[:, None, :]     # corners relative to the split point
+    base = base.take(pick)
     for group in range(4):
-        pick = np.flatnonzero(~row & (kind == group))
-        if len(pick) == 0:
+        a, b = (ends[group - 1] if group else 0), ends[group]
+        if b == a:
             continue
-        t = tri.take(pick, axis=2)
-        t -= (first.take(pick, axis=1) + 1)[:, None, :]     # corners relative to the split point
-        touched = _octants_touched(t, None if group == 3 else group)
+        touched = _octants_touched(t[:, :, a:b], None if group == 3 else group)
         hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
-        flat[(base.take(pick)[:, None] + offsets[None, :]).ravel().take(np.flatnonzero(hit))] = True
+        flat[(base[a:b, None] + offsets[None, :]).ravel().take(np.flatnonzero(hit))] = True
 
 
 def _octants_touched(t: np.ndarray, thin_axis=None) -> np.ndarray:
@@ -251,8 +257,12 @@ def _mark_columns(grid, tri, first, last) -> None:
     dims = last - first + 1
     # A block one voxel thick on some axis: columns along it hold one voxel each (the
     # triangle lies inside that layer), so the 2D row test alone decides them.
-    layer = dims.min(axis=0) == 1
-    w = np.where(layer, dims.argmin(axis=0), dims.argmax(axis=0))
+    # (Comparisons: argmin and argmax across rows are very slow in numpy.)
+    dx, dy, dz = dims
+    thin = np.where((dx <= dy) & (dx <= dz), 0, np.where(dy <= dz, 1, 2))
+    longest = np.where((dx >= dy) & (dx >= dz), 0, np.where(dy >= dz, 1, 2))
+    layer = np.minimum(np.minimum(dx, dy), dz) == 1
+    w = np.where(layer, thin, longest)
     # Row axis u: the shorter of the other two; v the third.
     after, before = (w + 1) % 3, (w + 2) % 3
     cols = np.arange(count)
@@ -478,6 +488,9 @@ def _separating_axes(rel: np.ndarray):
 # Octant o = 4 bx + 2 by + bz, where b = 1 is the upper side of the split point on that axis.
 _OCTANT_BITS = np.array([[(o >> 2) & 1, (o >> 1) & 1, o & 1] for o in range(8)])
 _SIGN_WEIGHT = (9, 3, 1)
+# A small block's kind by its octant bits: one voxel thick on two axes or more is a row (4),
+# on axis d alone d, and 2 wide on every axis 3.
+_BLOCK_KIND = np.array([4, 4, 4, 0, 4, 1, 2, 3], dtype=np.intp)
 
 
 def _sign_masks() -> np.ndarray:
