@@ -17,7 +17,8 @@
    with PyMCubes' constrained smoothing (the slow optimiser) as a yardstick.
 
 Times are the minimum over --repeats runs, both wall clock and process CPU time (the CPU
-time is the steadier one on a shared machine). OMP_NUM_THREADS=1 for both sides.
+time is the steadier one on a shared machine); in 1. the runs of ours and open3d's alternate,
+so that both sides see the same load. OMP_NUM_THREADS=1 for both sides.
 """
 
 from __future__ import annotations
@@ -54,6 +55,20 @@ def timed(fn, repeats):
         best_wall = min(best_wall, time.perf_counter() - w)
         best_cpu = min(best_cpu, time.process_time() - c)
     return result, best_wall, best_cpu
+
+
+def timed_pair(fn_a, fn_b, repeats):
+    """timed() for two functions, their runs alternating, so that a slow spell of a shared
+    machine hits both sides alike: -> ((result, wall, cpu) of a, (result, wall, cpu) of b)."""
+    a = [None, float("inf"), float("inf")]
+    b = [None, float("inf"), float("inf")]
+    for _ in range(repeats):
+        for fn, best in ((fn_a, a), (fn_b, b)):
+            w, c = time.perf_counter(), time.process_time()
+            best[0] = fn()
+            best[1] = min(best[1], time.perf_counter() - w)
+            best[2] = min(best[2], time.process_time() - c)
+    return tuple(a), tuple(b)
 
 
 def iou(a, b):
@@ -107,8 +122,8 @@ def bench_voxelise(fixtures, repeats):
         v, f = clean_mesh(*load_mesh(path))
         unit, _ = normalize(v, "demo", "z")
         unit = np.clip(unit.astype(np.float64), -0.5 + 1e-6, 0.5 - 1e-6)
-        ours, ow, oc = timed(lambda: voxelize_surface(unit, f, RES), repeats)
-        theirs, tw, tc = timed(lambda: open3d_grid(o3d, unit, f), repeats)
+        (ours, ow, oc), (theirs, tw, tc) = timed_pair(
+            lambda: voxelize_surface(unit, f, RES), lambda: open3d_grid(o3d, unit, f), repeats)
         ious.append(iou(ours, theirs))
         ratios_wall.append(tw / ow)
         ratios_cpu.append(tc / oc)
