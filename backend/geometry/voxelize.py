@@ -25,6 +25,8 @@ Output: bool [R, R, R], dims (x, y, z) of a right-handed Z-up frame; voxel (i, j
 centre at ((i, j, k) + 0.5) / R - 0.5.
 """
 
+import threading
+
 import numpy as np
 from scipy import ndimage
 
@@ -55,7 +57,8 @@ def voxelize_surface(v_unit, f, resolution: int = 64, fill_interior: bool = Fals
     # several times slower on strided or broadcast inner axes.
     coords = np.ascontiguousarray(((v + 0.5) * resolution).T)
     for start in range(0, len(f), _TRIANGLE_CHUNK):
-        _mark_triangles(grid, coords.take(f[start:start + _TRIANGLE_CHUNK].T, axis=1))
+        faces = f[start:start + _TRIANGLE_CHUNK].T
+        _mark_triangles(grid, coords.take(faces, axis=1, out=_scratch("tri", (3,) + faces.shape)))
     if fill_interior:
         grid = fill_enclosed(grid)
     return grid
@@ -97,7 +100,8 @@ def _checked_resolution(resolution) -> int:
 def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     """Occupy every voxel touched by a triangle of `tri` [3 coords, 3 corners, M] (voxel units)."""
     res = grid.shape[0]
-    lo, hi = _corner_min(tri), _corner_max(tri)  # [3, M]
+    lo = _corner_min(tri, _scratch("lo", tri.shape[::2]))   # [3, M]
+    hi = _corner_max(tri, _scratch("hi", tri.shape[::2]))
     inside = (lo <= res) & (hi >= 0)
     touches_grid = inside[0] & inside[1] & inside[2]
     if not touches_grid.all():
@@ -133,12 +137,12 @@ def _pick(arrays, mask):
     return [a.take(index, axis=-1) for a in arrays]
 
 
-def _corner_min(tri):
-    return np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
+def _corner_min(tri, out):
+    return np.minimum(np.minimum(tri[:, 0], tri[:, 1], out=out), tri[:, 2], out=out)
 
 
-def _corner_max(tri):
-    return np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
+def _corner_max(tri, out):
+    return np.maximum(np.maximum(tri[:, 0], tri[:, 1], out=out), tri[:, 2], out=out)
 
 
 def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
@@ -165,7 +169,7 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
 
     # The rest, by the octants around the block's centre point.
     pick = order[:ends[3]]
-    t = tri.take(pick, axis=2)
+    t = tri.take(pick, axis=2, out=_scratch("small", (3, 3, len(pick))))
     t -= (first.take(pick, axis=1) + 1)[:, None, :]     # corners relative to the split point
     base = base.take(pick)
     for group in range(4):
@@ -253,7 +257,6 @@ def _mark_columns(grid, tri, first, last) -> None:
     by _TOUCH_TOLERANCE against rounding.
     """
     res, count = grid.shape[0], tri.shape[2]
-    rel = tri - (first + 0.5)[:, None, :]
     dims = last - first + 1
     # A block one voxel thick on some axis: columns along it hold one voxel each (the
     # triangle lies inside that layer), so the 2D row test alone decides them.
@@ -271,8 +274,11 @@ def _mark_columns(grid, tri, first, last) -> None:
     # Layer triangles first, and every triangle's coordinates in u/v/w order: one gather.
     pick = np.argsort(~layer, kind="stable")
     order = order.take(pick, axis=1)
-    index = (order * 3 * count)[:, None, :] + (np.arange(3) * count)[None, :, None] + pick
-    rel = rel.take(index)                                            # [u/v/w, corner, T]
+    index = _scratch("index", (3, 3, count), np.intp)
+    np.add((order * 3 * count)[:, None, :], (np.arange(3) * count)[None, :, None], out=index)
+    index += pick
+    rel = tri.take(index, out=_scratch("rel", (3, 3, count)))        # [u/v/w, corner, T]
+    rel -= (first.take(order * count + pick) + 0.5)[:, None, :]
     dims = dims.take(order * count + pick)
     strides = np.array([res * res, res, 1]).take(order)              # [3, T]
     base = ((first[0] * res + first[1]) * res + first[2]).take(pick)
@@ -380,13 +386,15 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     s = u[6:9] * iv
     table = np.stack([_max3(u[0:3] - tol + s), _min3(u[3:6] + tol + s)])
 
-    t = np.concatenate([slope, touch_lo, touch_hi, (dv - 1)[None], base[None], strides,
-                        n_lo, n_hi, n_su, n_sv, v_lo, v_hi, v_su, (dw - 1)[None],
-                        table_start[None]]).take(owner, axis=1)   # [29, rows]
+    per_triangle = np.concatenate(
+        [slope, touch_lo, touch_hi, (dv - 1)[None], base[None], strides, n_lo, n_hi, n_su,
+         n_sv, v_lo, v_hi, v_su, (dw - 1)[None], table_start[None]],
+        out=_scratch("triangles", (29, len(du))))
+    t = per_triangle.take(owner, axis=1, out=_scratch("rows", (29, len(owner))))
     start, stop = _touched_columns(t, iu)
     # Per row: the normal's bounds at iu, and the v x edge bounds with the block's range
     # folded into one interval (constant along the row).
-    row = np.empty((10, len(owner)))
+    row = _scratch("row", (10, len(owner)))
     su_iu = t[24:27] * iu
     np.maximum(_max3(t[18:21] + su_iu - tol), 0.0, out=row[0])
     np.minimum(_min3(t[21:24] + su_iu + tol), t[27], out=row[1])
@@ -404,7 +412,7 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     col_row = np.repeat(np.arange(len(count)), count)
     if len(col_row) == 0:
         return
-    c = row.take(col_row, axis=1)                                    # [10, columns]
+    c = row.take(col_row, axis=1, out=_scratch("columns", (10, len(col_row))))
     k = (np.arange(len(col_row)) - np.repeat(np.cumsum(count) - count, count)).astype(np.float64)
     bounds = table.take((c[6] + k).astype(np.int64), axis=1)
     s = c[4] * (c[5] + k)
@@ -432,7 +440,8 @@ def _mark_runs(flat, index, run, stride) -> None:
     owner = np.repeat(np.arange(len(run)), run)
     # Voxel p of all runs (counting across them) is at index + (p - first p of its run) stride.
     shifted = index - (np.cumsum(run) - run) * stride
-    at = np.stack([shifted, stride]).take(owner, axis=1)
+    at = np.stack([shifted, stride]).take(owner, axis=1,
+                                          out=_scratch("runs", (2, len(owner)), np.int64))
     flat[at[0] + np.arange(len(owner)) * at[1]] = True
 
 
@@ -512,3 +521,31 @@ _NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # the code of -a is 26 - the
 _MAX_COLUMNS = 10_000
 # Runs in a column are widened by this many voxels, so that touching survives rounding.
 _TOUCH_TOLERANCE = 1e-9
+
+
+class _ScratchBuffers(threading.local):
+    """The biggest work arrays, kept between calls, one set per thread: the system allocator
+    hands big temporaries back to the system when they are freed, and touching fresh
+    memory again costs a page fault a page (measured: half the run time, in a process that
+    also runs open3d)."""
+
+    def __init__(self):
+        self.buffers = {}
+
+
+_SCRATCH = _ScratchBuffers()
+# Buffers above this many bytes are not kept (at most ~11 buffers of 2 MiB a thread).
+_MAX_SCRATCH_BYTES = 2 << 20
+
+
+def _scratch(name, shape, dtype=np.float64):
+    """A [shape] array of `dtype` (contents undefined), reusing the thread's buffer `name`."""
+    size = int(np.prod(shape))
+    nbytes = size * np.dtype(dtype).itemsize
+    if nbytes > _MAX_SCRATCH_BYTES:
+        return np.empty(shape, dtype)
+    buf = _SCRATCH.buffers.get(name)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(1 << max(size - 1, 1 << 14).bit_length(), dtype)   # room to grow
+        _SCRATCH.buffers[name] = buf
+    return buf[:size].reshape(shape)
