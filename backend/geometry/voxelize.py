@@ -19,7 +19,9 @@ Vectorised over triangles, with work in proportion to the surface, not its bound
     inside the projected triangle need only the normal axis;
   - a triangle that crosses the grid's border is tested against each voxel of its clipped
     block (rare: only for meshes that do not fit the unit cube).
-Everything runs in chunks that bound memory.
+Everything runs in chunks that bound memory. Every take() uses mode="clip": the indices are
+valid by construction, and numpy's bounds check (with out=, a buffered copy) costs more than
+the gather itself.
 
 Output: bool [R, R, R], dims (x, y, z) of a right-handed Z-up frame; voxel (i, j, k) has its
 centre at ((i, j, k) + 0.5) / R - 0.5.
@@ -58,7 +60,8 @@ def voxelize_surface(v_unit, f, resolution: int = 64, fill_interior: bool = Fals
     coords = np.ascontiguousarray(((v + 0.5) * resolution).T)
     for start in range(0, len(f), _TRIANGLE_CHUNK):
         faces = f[start:start + _TRIANGLE_CHUNK].T
-        _mark_triangles(grid, coords.take(faces, axis=1, out=_scratch("tri", (3,) + faces.shape)))
+        tri = coords.take(faces, axis=1, out=_scratch("tri", (3,) + faces.shape), mode="clip")
+        _mark_triangles(grid, tri)
     if fill_interior:
         grid = fill_enclosed(grid)
     return grid
@@ -134,7 +137,7 @@ def _pick(arrays, mask):
     """The triangles where mask [M] is set, from arrays [..., M] with triangles on the last axis
     (take is several times faster than a boolean index)."""
     index = np.flatnonzero(mask)
-    return [a.take(index, axis=-1) for a in arrays]
+    return [a.take(index, axis=-1, mode="clip") for a in arrays]
 
 
 def _corner_min(tri, out):
@@ -157,28 +160,29 @@ def _mark_small(grid: np.ndarray, tri: np.ndarray, first: np.ndarray, last: np.n
     # The block's octant bits (4 wide_x + 2 wide_y + wide_z) and from them its kind: a row
     # (4), one voxel thick on axis d (d = 0, 1, 2) or 2 wide on every axis (3).
     code = wide[0] * 4 + wide[1] * 2 + wide[2]
-    kind = _BLOCK_KIND.take(code)
+    kind = _BLOCK_KIND.take(code, mode="clip")
     order = np.argsort(kind, kind="stable")
     ends = np.cumsum(np.bincount(kind, minlength=5))
 
     # A block one voxel thick on two axes is a row, and the triangle's projection on the
     # third axis is an interval: it touches every voxel of the row.
     rows = order[ends[3]:]
-    flat[base.take(rows)] = True
-    flat[(base + offsets.take(code)).take(rows)] = True
+    flat[base.take(rows, mode="clip")] = True
+    flat[(base + offsets.take(code, mode="clip")).take(rows, mode="clip")] = True
 
     # The rest, by the octants around the block's centre point.
     pick = order[:ends[3]]
-    t = tri.take(pick, axis=2, out=_scratch("small", (3, 3, len(pick))))
-    t -= (first.take(pick, axis=1) + 1)[:, None, :]     # corners relative to the split point
-    base = base.take(pick)
+    t = tri.take(pick, axis=2, out=_scratch("small", (3, 3, len(pick))), mode="clip")
+    t -= (first.take(pick, axis=1, mode="clip") + 1)[:, None, :]  # corners relative to the split
+    base = base.take(pick, mode="clip")
     for group in range(4):
         a, b = (ends[group - 1] if group else 0), ends[group]
         if b == a:
             continue
         touched = _octants_touched(t[:, :, a:b], None if group == 3 else group)
         hit = np.unpackbits(touched[:, None], axis=1, bitorder="little").view(bool)  # [T, 8]
-        flat[(base[a:b, None] + offsets[None, :]).ravel().take(np.flatnonzero(hit))] = True
+        corners = (base[a:b, None] + offsets[None, :]).ravel()
+        flat[corners.take(np.flatnonzero(hit), mode="clip")] = True
 
 
 def _octants_touched(t: np.ndarray, thin_axis=None) -> np.ndarray:
@@ -273,15 +277,15 @@ def _mark_columns(grid, tri, first, last) -> None:
     order = np.stack([np.where(after_is_u, after, before), np.where(after_is_u, before, after), w])
     # Layer triangles first, and every triangle's coordinates in u/v/w order: one gather.
     pick = np.argsort(~layer, kind="stable")
-    order = order.take(pick, axis=1)
+    order = order.take(pick, axis=1, mode="clip")
     index = _scratch("index", (3, 3, count), np.intp)
     np.add((order * 3 * count)[:, None, :], (np.arange(3) * count)[None, :, None], out=index)
     index += pick
-    rel = tri.take(index, out=_scratch("rel", (3, 3, count)))        # [u/v/w, corner, T]
-    rel -= (first.take(order * count + pick) + 0.5)[:, None, :]
-    dims = dims.take(order * count + pick)
-    strides = np.array([res * res, res, 1]).take(order)              # [3, T]
-    base = ((first[0] * res + first[1]) * res + first[2]).take(pick)
+    rel = tri.take(index, out=_scratch("rel", (3, 3, count)), mode="clip")  # [u/v/w, corner, T]
+    rel -= (first.take(order * count + pick, mode="clip") + 0.5)[:, None, :]
+    dims = dims.take(order * count + pick, mode="clip")
+    strides = np.array([res * res, res, 1]).take(order, mode="clip")              # [3, T]
+    base = ((first[0] * res + first[1]) * res + first[2]).take(pick, mode="clip")
     layers = int(layer.sum())
     for a, b, in_layer in ((0, layers, True), (layers, count, False)):
         # Chunks of triangles with a bounded number of candidate columns.
@@ -361,7 +365,7 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     iu = (np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)).astype(np.float64)
     if layer:
         t = np.concatenate([slope, touch_lo, touch_hi, (dv - 1)[None], base[None],
-                            strides]).take(owner, axis=1)          # [14, rows]
+                            strides]).take(owner, axis=1, mode="clip")          # [14, rows]
         start, stop = _touched_columns(t, iu)
         flat_start = t[10] + iu * t[11] + start * t[12]
         _mark_runs(flat, flat_start.astype(np.int64), (stop - start + 1).astype(np.int64),
@@ -381,8 +385,9 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     # The u x edge bounds depend on iv alone: one table per triangle, iv = 0 .. dv - 1.
     table_start = np.cumsum(dv) - dv
     table_owner = np.repeat(np.arange(len(dv)), dv)
-    iv = (np.arange(len(table_owner)) - table_start.take(table_owner)).astype(np.float64)
-    u = np.concatenate([u_lo, u_hi, u_sv]).take(table_owner, axis=1)     # [9, sum dv]
+    iv = np.arange(len(table_owner)) - table_start.take(table_owner, mode="clip")
+    iv = iv.astype(np.float64)
+    u = np.concatenate([u_lo, u_hi, u_sv]).take(table_owner, axis=1, mode="clip")     # [9, sum dv]
     s = u[6:9] * iv
     table = np.stack([_max3(u[0:3] - tol + s), _min3(u[3:6] + tol + s)])
 
@@ -390,7 +395,7 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
         [slope, touch_lo, touch_hi, (dv - 1)[None], base[None], strides, n_lo, n_hi, n_su,
          n_sv, v_lo, v_hi, v_su, (dw - 1)[None], table_start[None]],
         out=_scratch("triangles", (29, len(du))))
-    t = per_triangle.take(owner, axis=1, out=_scratch("rows", (29, len(owner))))
+    t = per_triangle.take(owner, axis=1, out=_scratch("rows", (29, len(owner))), mode="clip")
     start, stop = _touched_columns(t, iu)
     # Per row: the normal's bounds at iu, and the v x edge bounds with the block's range
     # folded into one interval (constant along the row).
@@ -412,9 +417,9 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     col_row = np.repeat(np.arange(len(count)), count)
     if len(col_row) == 0:
         return
-    c = row.take(col_row, axis=1, out=_scratch("columns", (10, len(col_row))))
+    c = row.take(col_row, axis=1, out=_scratch("columns", (10, len(col_row))), mode="clip")
     k = (np.arange(len(col_row)) - np.repeat(np.cumsum(count) - count, count)).astype(np.float64)
-    bounds = table.take((c[6] + k).astype(np.int64), axis=1)
+    bounds = table.take((c[6] + k).astype(np.int64), axis=1, mode="clip")
     s = c[4] * (c[5] + k)
     w_low = np.maximum(np.maximum(c[0], c[2] + s), bounds[0])
     w_high = np.minimum(np.minimum(c[1], c[3] + s), bounds[1])
@@ -440,8 +445,8 @@ def _mark_runs(flat, index, run, stride) -> None:
     owner = np.repeat(np.arange(len(run)), run)
     # Voxel p of all runs (counting across them) is at index + (p - first p of its run) stride.
     shifted = index - (np.cumsum(run) - run) * stride
-    at = np.stack([shifted, stride]).take(owner, axis=1,
-                                          out=_scratch("runs", (2, len(owner)), np.int64))
+    at = np.stack([shifted, stride]).take(
+        owner, axis=1, out=_scratch("runs", (2, len(owner)), np.int64), mode="clip")
     flat[at[0] + np.arange(len(owner)) * at[1]] = True
 
 
