@@ -521,9 +521,9 @@ def _sign_masks() -> np.ndarray:
 
 _POSITIVE_OCTANTS = _sign_masks()
 _NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # the code of -a is 26 - the code of a
-# Candidate columns handled in one go: bounds memory, and keeps temporaries small (on the
-# shared VM, big temporaries cost page faults on every batch: ~1 ns a byte).
-_MAX_COLUMNS = 10_000
+# Candidate columns handled in one go: bounds memory (the biggest work arrays, [29, rows] and
+# [10, columns] floats, stay within the scratch buffers) and amortises numpy's per-call cost.
+_MAX_COLUMNS = 25_000
 # Runs in a column are widened by this many voxels, so that touching survives rounding.
 _TOUCH_TOLERANCE = 1e-9
 
@@ -539,8 +539,8 @@ class _ScratchBuffers(threading.local):
 
 
 _SCRATCH = _ScratchBuffers()
-# Buffers above this many bytes are not kept (at most ~11 buffers of 2 MiB a thread).
-_MAX_SCRATCH_BYTES = 2 << 20
+# Buffers above this many bytes are not kept (at most ~11 buffers of 4 MiB a thread).
+_MAX_SCRATCH_BYTES = 4 << 20
 
 
 def _scratch(name, shape, dtype=np.float64):
