@@ -200,8 +200,8 @@ def _octants_touched(t: np.ndarray, thin_axis=None) -> np.ndarray:
     the upper octants are out and the lower ones are decided in the plane of the other two
     axes, by the 3 axes d x edge alone.
     """
-    e = t[:, [1, 2, 0]] - t          # [3, 3, T]: edge m runs from corner m to m + 1
-    opposite = t[:, [2, 0, 1]]       # the corner not on edge m
+    e = t.take(_NEXT, axis=1, mode="clip") - t       # [3, 3, T]: edge m from corner m to m + 1
+    opposite = t.take(_OPPOSITE, axis=1, mode="clip")  # the corner not on edge m
     if thin_axis is not None:
         return ~(_POSITIVE_OCTANTS[13 + _SIGN_WEIGHT[thin_axis]] | _edge_axes(t, e, opposite, thin_axis))
 
@@ -318,6 +318,21 @@ def _w_bounds(au, av, aw, q1, q2):
     return lo, hi, su, sv
 
 
+def _edge_w_bounds(a_side, aw, q1, q2):
+    """_w_bounds for the axes u x edge = (0, a_side, a_w) and v x edge = (a_side, 0, a_w),
+    the side component being the one that stays: -> (lo, hi, slope on it), each [3, T]."""
+    r = 0.5 * (np.abs(a_side) + np.abs(aw))
+    low, high = np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
+    level = aw == 0
+    inv = 1.0 / (aw + level)             # (any finite value where a_w = 0)
+    low *= inv
+    high *= inv
+    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by a_w < 0 swaps
+    np.copyto(lo, -np.inf, where=level)
+    np.copyto(hi, np.inf, where=level)
+    return lo, hi, -a_side * inv * ~level
+
+
 def _interval(x1, x2, free, empty=None):
     """[min, max] of two bounds (dividing by a negative number swaps them); no bound
     (-inf, inf) where `free`, and an empty one (inf, -inf) where `empty` (unless free)."""
@@ -346,8 +361,8 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     Values move from triangles to rows to columns as [values, n] matrices, one take each,
     and all arithmetic runs on contiguous rows (flat indices ride along as exact floats)."""
     du, dv, dw = dims
-    eu, ev, ew = rel[:, [1, 2, 0]] - rel                  # [3 edges, T]: edge m from corner m
-    ou, ov, ow = rel[:, [2, 0, 1]]                        # the corner not on edge m
+    eu, ev, ew = rel.take(_NEXT, axis=1, mode="clip") - rel   # [3 edges, T]: edge m from corner m
+    ou, ov, ow = rel.take(_OPPOSITE, axis=1, mode="clip")     # the corner not on edge m
     ru, rv, rw = rel
     tol = _TOUCH_TOLERANCE
 
@@ -368,8 +383,8 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
                             strides]).take(owner, axis=1, mode="clip")          # [14, rows]
         start, stop = _touched_columns(t, iu)
         flat_start = t[10] + iu * t[11] + start * t[12]
-        _mark_runs(flat, flat_start.astype(np.int64), (stop - start + 1).astype(np.int64),
-                   t[12].astype(np.int64))
+        _mark_runs(flat, flat_start.astype(np.int32), (stop - start + 1).astype(np.int32),
+                   t[12].astype(np.int32))
         return
 
     # A column's run: lo + su iu + sv iv <= iw <= hi + su iu + sv iv for the normal and the
@@ -378,10 +393,9 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     nv = ew[0] * eu[1] - eu[0] * ew[1]
     nw = eu[0] * ev[1] - ev[0] * eu[1]
     qn = (nu * ru[0] + nv * rv[0] + nw * rw[0])[None]
-    zero = np.zeros_like(eu)
     n_lo, n_hi, n_su, n_sv = _w_bounds(nu[None], nv[None], nw[None], qn, qn)
-    u_lo, u_hi, _, u_sv = _w_bounds(zero, -ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow)
-    v_lo, v_hi, v_su, _ = _w_bounds(ew, zero, -eu, ew * ru - eu * rw, ew * ou - eu * ow)
+    u_lo, u_hi, u_sv = _edge_w_bounds(-ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow)
+    v_lo, v_hi, v_su = _edge_w_bounds(ew, -eu, ew * ru - eu * rw, ew * ou - eu * ow)
     # The u x edge bounds depend on iv alone: one table per triangle, iv = 0 .. dv - 1.
     table_start = np.cumsum(dv) - dv
     table_owner = np.repeat(np.arange(len(dv)), dv)
@@ -413,19 +427,19 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     row[8:10] = t[12:14]                                     # flat steps along v, w
 
     # Columns: the run start .. stop of each row, k counting from start.
-    count = np.maximum(stop - start + 1, 0).astype(np.int64)
+    count = np.maximum(stop - start + 1, 0).astype(np.int32)
     col_row = np.repeat(np.arange(len(count)), count)
     if len(col_row) == 0:
         return
     c = row.take(col_row, axis=1, out=_scratch("columns", (10, len(col_row))), mode="clip")
     k = (np.arange(len(col_row)) - np.repeat(np.cumsum(count) - count, count)).astype(np.float64)
-    bounds = table.take((c[6] + k).astype(np.int64), axis=1, mode="clip")
+    bounds = table.take((c[6] + k).astype(np.int32), axis=1, mode="clip")
     s = c[4] * (c[5] + k)
     w_low = np.maximum(np.maximum(c[0], c[2] + s), bounds[0])
     w_high = np.minimum(np.minimum(c[1], c[3] + s), bounds[1])
     w0 = np.ceil(w_low)
-    run = (np.floor(w_high) - w0 + 1).astype(np.int64)
-    _mark_runs(flat, (c[7] + k * c[8] + w0 * c[9]).astype(np.int64), run, c[9].astype(np.int64))
+    run = (np.floor(w_high) - w0 + 1).astype(np.int32)
+    _mark_runs(flat, (c[7] + k * c[8] + w0 * c[9]).astype(np.int32), run, c[9].astype(np.int32))
 
 
 def _touched_columns(t, iu):
@@ -502,6 +516,8 @@ def _separating_axes(rel: np.ndarray):
 # Octant o = 4 bx + 2 by + bz, where b = 1 is the upper side of the split point on that axis.
 _OCTANT_BITS = np.array([[(o >> 2) & 1, (o >> 1) & 1, o & 1] for o in range(8)])
 _SIGN_WEIGHT = (9, 3, 1)
+# Corner m + 1 and corner m + 2 (mod 3) of corner m: edge m runs from m to m + 1.
+_NEXT, _OPPOSITE = np.array([1, 2, 0]), np.array([2, 0, 1])
 # A small block's kind by its octant bits: one voxel thick on two axes or more is a row (4),
 # on axis d alone d, and 2 wide on every axis 3.
 _BLOCK_KIND = np.array([4, 4, 4, 0, 4, 1, 2, 3], dtype=np.intp)
