@@ -263,12 +263,16 @@ def _mark_columns(grid, tri, first, last) -> None:
     res, count = grid.shape[0], tri.shape[2]
     dims = last - first + 1
     # A block one voxel thick on some axis: columns along it hold one voxel each (the
-    # triangle lies inside that layer), so the 2D row test alone decides them.
+    # triangle lies inside that layer), so the 2D row test alone decides them, and a row's
+    # columns are one run of voxels. Worth a second pass only for enough triangles: taken
+    # like the others, they are as exact.
     # (Comparisons: argmin and argmax across rows are very slow in numpy.)
     dx, dy, dz = dims
     thin = np.where((dx <= dy) & (dx <= dz), 0, np.where(dy <= dz, 1, 2))
     longest = np.where((dx >= dy) & (dx >= dz), 0, np.where(dy >= dz, 1, 2))
     layer = np.minimum(np.minimum(dx, dy), dz) == 1
+    if count < _MIN_LAYER_PASS:
+        layer[:] = False
     w = np.where(layer, thin, longest)
     # Row axis u: the shorter of the other two; v the third.
     after, before = (w + 1) % 3, (w + 2) % 3
@@ -540,6 +544,8 @@ _NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # the code of -a is 26 - the
 # Candidate columns handled in one go: bounds memory (the biggest work arrays, [29, rows] and
 # [10, columns] floats, stay within the scratch buffers) and amortises numpy's per-call cost.
 _MAX_COLUMNS = 25_000
+# Fewer big triangles than this take no separate pass for one-voxel-thick blocks.
+_MIN_LAYER_PASS = 2_000
 # Runs in a column are widened by this many voxels, so that touching survives rounding.
 _TOUCH_TOLERANCE = 1e-9
 
