@@ -47,8 +47,19 @@ def _random_triangles(rng, count, size, spread=0.45):
     return v, np.arange(len(v)).reshape(-1, 3)
 
 
+@pytest.fixture(params=["one pass", "layer pass"])
+def column_passes(request, monkeypatch):
+    """Both ways of taking big triangles: one column pass for all (what few triangles get),
+    and a separate pass for blocks one voxel thick (what many get)."""
+    import backend.geometry.voxelize as voxelize
+    if request.param == "layer pass":
+        monkeypatch.setattr(voxelize, "_MIN_LAYER_PASS", 0)
+    else:
+        monkeypatch.setattr(voxelize, "_MIN_LAYER_PASS", 10**9)
+
+
 @pytest.mark.parametrize("size", [0.01, 0.05, 0.2, 0.6])
-def test_matches_reference_on_random_triangles(size):
+def test_matches_reference_on_random_triangles(size, column_passes):
     rng = np.random.default_rng(int(size * 1000))
     v, f = _random_triangles(rng, 150, size)  # the big ones cross the grid's border too
     got = voxelize_surface(v, f, resolution=16)
@@ -56,7 +67,7 @@ def test_matches_reference_on_random_triangles(size):
     np.testing.assert_array_equal(got, _reference(v, f, 16))
 
 
-def test_matches_reference_on_slivers_and_grid_aligned_faces():
+def test_matches_reference_on_slivers_and_grid_aligned_faces(column_passes):
     rng = np.random.default_rng(7)
     res = 16
     # Slivers: long thin triangles in random directions.
