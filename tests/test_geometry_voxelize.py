@@ -87,6 +87,20 @@ def test_matches_reference_on_slivers_and_grid_aligned_faces(column_passes):
     np.testing.assert_array_equal(voxelize_surface(v, f, res), _reference(v, f, res))
 
 
+def test_matches_reference_on_triangles_inside_one_voxel_row():
+    # Triangles whose blocks are one voxel thick on two axes and up to 16 long on the third.
+    rng = np.random.default_rng(3)
+    res, tris = 16, []
+    for axis in range(3):
+        centre = (rng.integers(0, res, (40, 1, 3)) + rng.uniform(0.05, 0.95, (40, 1, 3))) / res
+        t = centre + rng.uniform(-0.3, 0.3, (40, 3, 3)) / res
+        t[:, :, axis] = rng.uniform(0, 1, (40, 3))
+        tris.append(t - 0.5)
+    v = np.concatenate(tris).reshape(-1, 3)
+    f = np.arange(len(v)).reshape(-1, 3)
+    np.testing.assert_array_equal(voxelize_surface(v, f, res), _reference(v, f, res))
+
+
 @pytest.mark.parametrize("name", ["featuretype.STL"])
 def test_matches_reference_on_fixtures_at_64(name):
     # featuretype is a CAD part whose faces fall exactly on grid planes at 64^3.

@@ -122,15 +122,31 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
         _mark_clipped(grid, *_pick((tri, first, last), clipped))
         keep = ~clipped
         tri, first, last = _pick((tri, first, last), keep)
-    fits = last - first <= 1
+    wide = last - first
+    fits = wide <= 1
     small = fits[0] & fits[1] & fits[2]
     if small.all():  # no copies in the common cases: all small, or all big
         _mark_small(grid, tri, first, last)
-    elif not small.any():
+        return
+    # A block one voxel thick on two axes is a row, and the triangle's projection on the
+    # third axis is an interval: it touches every voxel of the row (small rows are marked
+    # with the small blocks).
+    flat = wide == 0
+    row = (flat[0] & (flat[1] | flat[2]) | flat[1] & flat[2]) & ~small
+    if row.any():
+        rows = np.flatnonzero(row)
+        along = wide.take(rows, axis=1, mode="clip")
+        stride = np.where(along[0] > 0, res * res, np.where(along[1] > 0, res, 1))
+        start = first.take(rows, axis=1, mode="clip")
+        _mark_runs(grid.reshape(-1), (start[0] * res + start[1]) * res + start[2],
+                   along[0] + along[1] + along[2] + 1, stride)
+    big = ~small & ~row
+    if big.all():
         _mark_columns(grid, tri, first, last)
-    else:
+        return
+    if small.any():
         _mark_small(grid, *_pick((tri, first, last), small))
-        big = ~small
+    if big.any():
         _mark_columns(grid, *_pick((tri, first, last), big))
 
 
