@@ -154,6 +154,13 @@ def test_faces_on_the_cube_boundary_and_outside_parts():
     # A mesh reaching outside the cube is cut at its border.
     big = voxelize_surface(*_cube(-0.9, 0.9), 8)
     assert not big.any()
+    # Corners far outside (beyond int32 voxel indices) still cut through the grid exactly.
+    far = np.array([[-1e9, -0.1, -0.2], [1e9, 0.05, 0.1], [0.0, 3e8, -0.05],
+                    [0.1, -0.1, -1e10], [0.1, 0.1, 1e10], [-0.2, 0.0, 0.0]])
+    far_faces = np.array([[0, 1, 2], [3, 4, 5]])
+    got = voxelize_surface(far, far_faces, 8)
+    assert got.any()
+    np.testing.assert_array_equal(got, _reference(far, far_faces, 8))
 
 
 def test_resolution_and_bad_input():

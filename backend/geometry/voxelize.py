@@ -113,9 +113,10 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     # Candidate voxels per axis: floor(lo) .. floor(hi), as open3d does. Voxel i spans
     # [i, i + 1], touching counts, but a triangle never marks the layer that lies wholly
     # below its lowest point, so a face exactly on a grid plane marks one layer, not two.
-    # (int32: casting float64 to int64 is several times slower, and flat indices < 2^30.)
-    first = np.floor(lo).astype(np.int32)
-    last = np.floor(hi).astype(np.int32)
+    # (int32: casting float64 to int64 is several times slower, and flat indices < 2^30;
+    # clamped first to one voxel beyond the grid, which keeps far-off corners in range.)
+    first = np.floor(np.clip(lo, -1, res, out=lo)).astype(np.int32)
+    last = np.floor(np.clip(hi, -1, res, out=hi)).astype(np.int32)
     out = (first < 0) | (last > res - 1)
     clipped = out[0] | out[1] | out[2]
     if clipped.any():
