@@ -7,21 +7,22 @@ one of 13 axes separates them (3 box normals, the triangle normal, 9 edge x box-
 products). Touching counts as overlap.
 
 Vectorised over triangles, with work in proportion to the surface, not its bounding boxes:
-  - a triangle whose candidate block (the voxels its bounding box touches) is at most 2
-    voxels wide on every axis is tested against the 8 octants around the block's centre
-    point in one go (the triangle lies inside the block, so octant = voxel); a block one
-    voxel thick on two axes is a row that the triangle touches everywhere, and one thick on
-    a single axis is a 2D question in the other two;
+  - a block (the voxels a triangle's bounding box touches) one voxel thick on two axes is
+    a row that the triangle touches everywhere;
+  - a triangle whose block is at most 2 voxels wide on every axis is tested against the 8
+    octants around the block's centre point in one go (the triangle lies inside the block,
+    so octant = voxel); a block one voxel thick on an axis is a 2D question in the others;
   - a bigger triangle is handled one voxel column at a time: the columns a row of the
     block reaches form one run (2D test), and so do the voxels it touches in a column, whose
-    ends follow from the separating axes in closed form. A block one voxel thick on an axis
-    takes its columns along it and needs the 2D test only; elsewhere columns whose cell lies
-    inside the projected triangle need only the normal axis;
+    ends follow from the separating axes in closed form. Where many triangles are big, a
+    block one voxel thick on an axis takes its columns along it and needs the 2D test only;
   - a triangle that crosses the grid's border is tested against each voxel of its clipped
     block (rare: only for meshes that do not fit the unit cube).
-Everything runs in chunks that bound memory. Every take() uses mode="clip": the indices are
-valid by construction, and numpy's bounds check (with out=, a buffered copy) costs more than
-the gather itself.
+Everything runs in chunks that bound memory. Per-triangle values are contiguous rows of
+[values, n] arrays (numpy is several times slower on strided or broadcast inner axes) that
+move from triangles to rows to columns with one take each; every take() uses mode="clip"
+(the indices are valid by construction, and numpy's bounds check, with out= a buffered
+copy, costs more than the gather); the biggest work arrays reuse per-thread buffers.
 
 Output: bool [R, R, R], dims (x, y, z) of a right-handed Z-up frame; voxel (i, j, k) has its
 centre at ((i, j, k) + 0.5) / R - 0.5.
@@ -268,15 +269,15 @@ def _mark_columns(grid, tri, first, last) -> None:
     Columns run along the block's longest axis w (the fewest columns), rows along the
     shorter of the other two, u, and v is the third. The 3 separating axes w x edge ignore
     w: they decide which columns of a row the triangle reaches (the 2D test of the
-    projected triangle against the column's cell), one run of v per row. Columns whose cell
-    lies wholly inside the projected triangle meet it in a full plane patch, so only the
-    normal axis bounds their run of voxels; the columns along the edges also take the 6 axes
-    u x edge and v x edge. Each axis bounds the run by a linear inequality in w. In a column
-    the touched voxels form one run (the triangle's part over the column is convex). An
-    axis along u or v repeats the candidate-range test and is left out; a normal with no w
-    component is covered by the 2D tests. All in coordinates relative to the block's first
-    voxel centre, so grid-aligned geometry is computed exactly; elsewhere runs are widened
-    by _TOUCH_TOLERANCE against rounding.
+    projected triangle against the column's cell), one run of v per row. In a column the
+    touched voxels form one run (the triangle's part over the column is convex), bounded by
+    the block's range, the normal and the 6 axes u x edge and v x edge, each a linear
+    inequality in w. An axis along u or v repeats the candidate-range test and is left out;
+    a normal with no w component is covered by the 2D tests. A block one voxel thick on
+    some axis (when enough triangles have one) takes its columns along that axis instead:
+    the 2D test alone decides them. All in coordinates relative to the block's first voxel
+    centre, so grid-aligned geometry is computed exactly; elsewhere runs are widened by
+    _TOUCH_TOLERANCE against rounding.
     """
     res, count = grid.shape[0], tri.shape[2]
     dims = last - first + 1
