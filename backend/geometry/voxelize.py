@@ -564,7 +564,7 @@ _NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # the code of -a is 26 - the
 # [10, columns] floats, stay within the scratch buffers) and amortises numpy's per-call cost.
 _MAX_COLUMNS = 25_000
 # Fewer big triangles than this take no separate pass for one-voxel-thick blocks.
-_MIN_LAYER_PASS = 2_000
+_MIN_LAYER_PASS = 5_000
 # Runs in a column are widened by this many voxels, so that touching survives rounding.
 _TOUCH_TOLERANCE = 1e-9
 
