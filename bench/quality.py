@@ -73,6 +73,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--fixtures", type=Path, default=ROOT.parent / "shared/fixtures/meshes")
     ap.add_argument("--out", type=Path, default=ROOT / "out/quality")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device for the models (cpu, cuda)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--temperature", type=float, help="override the preset's sampling (0 = greedy)")
     ap.add_argument("--top-k", type=int, help="override the preset's top_k")
@@ -102,7 +103,7 @@ def main(argv=None) -> dict:
     if unknown:
         raise SystemExit(f"unknown categories in {args.prompts}: {sorted(unknown)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    pipe = Pipeline(args.preset, device="cpu")
+    pipe = Pipeline(args.preset, device=args.device)
     vqvae = load_vqvae(pipe.preset.vqvae_source(), device="cpu")
     judge = NearestShapeJudge()
     report: dict = {"preset": str(args.preset), "supports": pipe.info()["supports"]}
@@ -119,8 +120,8 @@ def main(argv=None) -> dict:
     report["judge_accuracy_on_ground_truth"] = float(np.mean([judge.category(o) == c for c, o in truth]))
 
     # -- VQVAE round trip ---------------------------------------------------------------------
-    occs = np.stack([held_out(c, k).occupancy() for c in CATEGORY_NAMES for k in range(args.iou_per_category)])
-    ious = round_trip_iou(vqvae, occs)
+    occs = [held_out(c, k).occupancy() for c in CATEGORY_NAMES for k in range(args.iou_per_category)]
+    ious = round_trip_iou(vqvae, np.stack(occs)) if occs else np.full(1, np.nan)
     per_cat = {c: float(np.mean(ious[i * args.iou_per_category:(i + 1) * args.iou_per_category]))
                for i, c in enumerate(CATEGORY_NAMES)}
     report["vqvae_iou_heldout"] = {"mean": float(np.mean(ious)), "per_category": per_cat}

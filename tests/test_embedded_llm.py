@@ -65,6 +65,24 @@ def test_reduced_softmax_equals_the_full_one_after_tying(setup):
     assert torch.allclose(full[rows, target], reduced[rows, vocab.index[target]], atol=1e-4)
 
 
+def test_the_first_answer_tokens_weigh_more(setup):
+    """The lead weighting: the first K answer tokens count W times, the rest once, over the
+    number of answer tokens (per-token losses recomputed here from the model's full softmax)."""
+    tokenizer, data = setup
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
+    vocab = T.ActiveVocab(tokenizer, data["shape_codes"])
+    vocab.tie_unused_rows(model.lm_head)
+    ids, start = T.ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, seed=3).sample("text_to_3d")
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0, start - 1:-1].log_softmax(-1)
+        per_token = -logp[torch.arange(len(ids) - start), torch.tensor(ids[start:])]
+        weighted = T.batch_loss(model, [(ids, start)], pad, vocab, lead_tokens=5, lead_weight=7.0)
+        plain = T.batch_loss(model, [(ids, start)], pad, vocab)
+    expected = (7.0 * per_token[:5].sum() + per_token[5:].sum()) / len(per_token)
+    assert torch.isclose(weighted, expected, rtol=1e-4) and torch.isclose(plain, per_token.mean(), rtol=1e-4)
+
+
 def test_a_few_training_steps_reduce_the_loss(setup):
     tokenizer, data = setup
     torch.manual_seed(0)
