@@ -35,20 +35,23 @@ def pipe():
     p.release()
 
 
-def test_text_to_3d_runs_end_to_end(pipe):
-    """All 1024 mesh tokens are generated and decoded. The committed weights often answer an
-    all-empty grid (docs/embedded-model.md, "Measured"): then the task must fail with the clear
-    no_shape error rather than return nothing; otherwise the mesh must be a real one."""
+def test_text_to_3d_gives_the_asked_object(pipe):
+    """The README's main job: all 1024 mesh tokens are generated and decoded into a real mesh,
+    and the independent judge (nearest training shape, docs/embedded-model.md) sees a chair.
+    The preset decodes greedily, so the answer is the same on every run."""
+    from backend.embedded.judge import NearestShapeJudge
+    from backend.embedded.metrics import decode_occupancy
+    from backend.models.checkpoints import load_vqvae
+
     events = []
-    try:
-        result = pipe.text_to_3d("a chair with four legs", {"seed": 0}, progress=lambda s, d, t: events.append((s, d)))
-    except TaskError as err:
-        assert err.code == "no_shape" and "no occupied voxel" in err.message
-    else:
-        assert result.codes.shape == (1024,) and result.codes.dtype == np.int32
-        assert len(result.vertices) > 0 and len(result.faces) > 0
-        assert np.abs(result.vertices).max() <= 0.5 + 1e-3  # the unit cube of the model's frame
+    result = pipe.text_to_3d("a dining chair", {"seed": 0}, progress=lambda s, d, t: events.append((s, d)))
+    assert result.codes.shape == (1024,) and result.codes.dtype == np.int32
+    assert len(result.vertices) > 0 and len(result.faces) > 0
+    assert np.abs(result.vertices).max() <= 0.5 + 1e-3  # the unit cube of the model's frame
     assert ("tokens", 1024) in events and ("decode", 1) in events
+    vqvae = load_vqvae(pipe.preset.vqvae_source(), device="cpu")
+    occupancy = decode_occupancy(vqvae, result.codes[None].astype(np.int64))[0]
+    assert NearestShapeJudge().category(occupancy) == "chair"
 
 
 def test_describe_answers_in_words(pipe):

@@ -103,8 +103,8 @@ def part_phrases(shape: Shape) -> list[str]:
     part = CATEGORIES[c].part
     if part and "part" in p:
         out.append(f"with {with_article(part)}" if p["part"] else f"without {with_article(part)}")
-    if c in ("chair", "table"):  # always four legs; "a chair with four legs" is the README's prompt
-        out.append("with four round legs" if p.get("round_legs") else "with four legs")
+    if c in ("chair", "table") and p.get("round_legs"):
+        out.append("with round legs")
     if c == "stool":
         out.append("with three legs" if p["legs"] == 3 else "with four legs")
     if c == "shelf":
