@@ -152,9 +152,10 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="torch device of the LLM stage (cpu, cuda)")
     ap.add_argument("--llm-hidden", type=int, default=LLMTrainSettings.hidden)
     ap.add_argument("--llm-layers", type=int, default=LLMTrainSettings.layers)
-    ap.add_argument("--text-shapes-per-category", type=int, default=3,
+    ap.add_argument("--text-shapes-per-category", type=int, default=LLMTrainSettings.text_shapes_per_category,
                     help="text -> 3D trains on the first N shapes per category (0 = all); see docs/embedded-model.md")
-    ap.add_argument("--task-weights", default="0.4,0.35,0.25", help="text->3D, describe, edit")
+    ap.add_argument("--task-weights", default=",".join(map(str, LLMTrainSettings.task_weights)),
+                    help="text->3D, describe, edit")
     ap.add_argument("--llm-lr", type=float, default=LLMTrainSettings.lr)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
