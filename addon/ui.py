@@ -67,6 +67,11 @@ class SHAPELLM_PT_generate(ShapeLLMPanel, bpy.types.Panel):
         sub.active = settings.custom_temperature
         sub.prop(settings, "temperature")
         col.prop(settings, "variations")
+        session = session_mod.get()
+        greedy = bool(session and session.connected and session.server_info.get("greedy"))
+        if greedy and not settings.custom_temperature and settings.variations > 1:
+            # the seed changes nothing under greedy decoding: say so instead of N equal copies
+            col.label(text="This model gives one shape per prompt: set a temperature to vary it", icon="INFO")
 
 
 class SHAPELLM_PT_object(ShapeLLMPanel, bpy.types.Panel):

@@ -75,6 +75,8 @@ class Pipeline:
             "preset": self.preset.name,
             "device": self.device,
             "supports": {task: self.preset.supports(task) for task in TASKS},
+            # greedy decoding: the same prompt gives the same shape whatever the seed
+            "greedy": float(self.preset.generation.get("temperature", 1.0)) == 0.0,
         }
 
     def text_to_3d(self, prompt: str, options=None, progress=None, cancelled=None) -> MeshResult:

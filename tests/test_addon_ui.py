@@ -122,6 +122,22 @@ def test_connected_panel_shows_model_jobs_progress_and_cancel(bpy):
     assert status[0][0] == "progress" and "tokens 512/1024" in status[0][2]["text"]
 
 
+def test_variations_of_a_greedy_model_say_that_they_would_be_equal(bpy):
+    session = harness.module("session").get()
+    settings = bpy.context.scene.shapellm
+    session.state, session.message = "connected", "Connected"
+    session.server_info = {"preset": "embedded", "device": "cpu", "greedy": True}
+    settings.variations, settings.custom_temperature = 3, False
+    try:
+        assert "one shape per prompt" in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+        settings.custom_temperature = True
+        assert "one shape per prompt" not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+        settings.custom_temperature, session.server_info["greedy"] = False, False
+        assert "one shape per prompt" not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+    finally:
+        settings.variations, settings.custom_temperature = 1, False
+
+
 def test_context_menu_offers_describe_and_edit_for_meshes_only(bpy):
     ui = harness.module("ui")
     bpy.ops.mesh.primitive_cube_add()

@@ -76,7 +76,7 @@ def teapot():
 
 def test_info(pipe):
     info = pipe.info()
-    assert info == {"preset": "tiny", "device": "cpu",
+    assert info == {"preset": "tiny", "device": "cpu", "greedy": False,
                     "supports": {"text_to_3d": True, "image_to_3d": True, "describe": True, "edit": True}}
 
 
