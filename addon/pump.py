@@ -29,9 +29,16 @@ def pump(context=None, budget_s: float = TICK_BUDGET_S) -> bool:
     # Results are applied one per tick so one tick stays short; building a big mesh is the
     # single unavoidable cost, and the next tick follows right after.
     if session.results and time.perf_counter() < deadline:
-        job, event = session.results.pop(0)
-        _apply_result(context, session, job, event)
-        changed = True
+        if context.mode == "OBJECT":
+            job, event = session.results.pop(0)
+            _apply_result(context, session, job, event)
+            session.results_held = False
+            changed = True
+        elif not session.results_held:
+            # Adding objects in Edit or Sculpt Mode would go into that mode's undo history
+            # (or none): results wait, in order, until the artist is back in Object Mode.
+            session.results_held = True
+            session.notices.append(("INFO", "ShapeLLM result ready: it is placed when you return to Object Mode"))
     while session.notices:
         level, text = session.notices.pop(0)
         report(level, text)

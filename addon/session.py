@@ -38,6 +38,7 @@ class Session:
         self._grace_until = 0.0
         self.results: list[tuple[Job, object]] = []   # (job, result event) for the pump to apply
         self.notices: list[tuple[str, str]] = []      # (INFO|WARNING|ERROR, text) to report
+        self.results_held = False   # results wait for Object Mode, and the artist was told so
 
     # -- connection --------------------------------------------------------------------------
 

@@ -141,6 +141,29 @@ def test_edit_makes_a_copy_where_the_source_stands_and_keeps_the_source(bpy):
     assert np.linalg.norm(centre - np.array([4, -2, 1])) < 1.5
 
 
+def test_a_result_waits_for_object_mode(bpy, capfd):
+    """A result that arrives while the artist is in Edit Mode is placed only back in Object
+    Mode (adding objects mid-edit would land in the edit's undo history), with one notice."""
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0, 6, 0))
+    source = bpy.context.active_object
+    bpy.context.scene.shapellm.instruction = "make it shorter"
+    assert bpy.ops.shapellm.edit() == {"FINISHED"}
+    (job,) = newest_jobs(1)
+    assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"}
+    try:
+        capfd.readouterr()
+        assert harness.pump_until(lambda: not job.active and session().results_held, FULL_GENERATION_S)
+        for _ in range(5):
+            harness.module("pump").pump()
+        assert job.state == "done" and not job.result_name and len(session().results) == 1
+        assert bpy.context.mode == "EDIT_MESH" and bpy.context.active_object == source
+        assert capfd.readouterr().out.count("placed when you return to Object Mode") == 1
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    assert harness.pump_until(lambda: not session().results, 10)
+    assert job.result_name in bpy.data.objects and not session().results_held
+
+
 def _undo_steps(bpy, capfd):
     """The undo stack as Blender prints it (its only listing outside the UI)."""
     import ctypes
