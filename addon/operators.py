@@ -92,8 +92,11 @@ def image_bytes(settings) -> tuple[bytes, str]:
         path = bpy.path.abspath(settings.image_path)
         if not settings.image_path or not os.path.isfile(path):
             raise Refused(f"Image file not found: {settings.image_path or '(none chosen)'}")
-        with open(path, "rb") as f:
-            return f.read(), os.path.basename(path)
+        try:
+            with open(path, "rb") as f:
+                return f.read(), os.path.basename(path)
+        except OSError as exc:
+            raise Refused(f"Cannot read image file {settings.image_path}: {exc.strerror or exc}") from None
     image = settings.image
     if image is None:
         raise Refused("Choose a Blender image first")
@@ -106,6 +109,8 @@ def image_bytes(settings) -> tuple[bytes, str]:
         try:
             copy.file_format = "PNG"
             copy.save(filepath=path)
+        except RuntimeError as exc:  # Blender's message says why (no pixel data, ...)
+            raise Refused(f'Cannot export image "{image.name}" as PNG: {exc}') from None
         finally:
             bpy.data.images.remove(copy)
         with open(path, "rb") as f:

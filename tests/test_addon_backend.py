@@ -300,6 +300,10 @@ def test_missing_image_file_is_refused_before_sending(bpy, tmp_path):
     settings.image_path = str(tmp_path / "not_an_image.png")
     with pytest.raises(RuntimeError, match="bad_image"):
         bpy.ops.shapellm.generate_image()
+    if os.path.isfile("/proc/self/mem"):  # a file that exists but refuses reads at offset 0
+        settings.image_path = "/proc/self/mem"
+        with pytest.raises(RuntimeError, match="Cannot read image file /proc/self/mem"):
+            bpy.ops.shapellm.generate_image()
     assert len(session().book.jobs) == jobs
 
 
