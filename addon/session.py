@@ -36,6 +36,7 @@ class Session:
         self._connect_deadline = 0.0
         self._last_tick = time.monotonic()
         self._grace_until = 0.0
+        self._stop_announced = False   # the panel says "Backend stopping" until it is reaped
         self.results: list[tuple[Job, object]] = []   # (job, result event) for the pump to apply
         self.notices: list[tuple[str, str]] = []      # (INFO|WARNING|ERROR, text) to report
         self.results_held = False   # results wait for Object Mode, and the artist was told so
@@ -53,6 +54,7 @@ class Session:
         self._hello_key = self.client.hello()
         self._connect_deadline = time.monotonic() + (CONNECT_TIMEOUT_S if timeout is None else timeout)
         self.state, self.message = "connecting", f"Connecting to {address}"
+        self._stop_announced = False
 
     def disconnect(self) -> None:
         if self.client is not None:
@@ -92,7 +94,8 @@ class Session:
             self.supervisor.request_stop()
             self.book.fail_active("the backend was stopped")
             self.disconnect()
-            self.message = "Backend stopping" if self.supervisor.stopping else "Backend stopped"
+            self._stop_announced = self.supervisor.stopping
+            self.message = "Backend stopping" if self._stop_announced else "Backend stopped"
 
     @property
     def backend_running(self) -> bool:
@@ -190,7 +193,8 @@ class Session:
         if self.supervisor is None:
             return False
         if self.supervisor.stopping and self.supervisor.reap():
-            if not self.supervisor.stopping and self.state == "offline" and self.message == "Backend stopping":
+            if not self.supervisor.stopping and self._stop_announced:
+                self._stop_announced = False
                 self.message = "Backend stopped"
             return True
         code = self.supervisor.check()
