@@ -47,11 +47,17 @@ def _random_triangles(rng, count, size, spread=0.45):
     return v, np.arange(len(v)).reshape(-1, 3)
 
 
-@pytest.fixture(params=["one pass", "layer pass"])
+@pytest.fixture(params=["one pass", "layer pass", "brute force"])
 def column_passes(request, monkeypatch):
-    """Both ways of taking big triangles: one column pass for all (what few triangles get),
-    and a separate pass for blocks one voxel thick (what many get)."""
+    """Every way of taking triangles: both ways for big triangles, one column pass for all
+    (what few triangles get) and a separate pass for blocks one voxel thick (what many get),
+    with the brute-force pass of tiny meshes off; and that pass for everything."""
     import backend.geometry.voxelize as voxelize
+    if request.param == "brute force":
+        monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 10**9)
+        monkeypatch.setattr(voxelize, "_MAX_BRUTE_CANDIDATES", 10**9)
+        return
+    monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 0)
     if request.param == "layer pass":
         monkeypatch.setattr(voxelize, "_MIN_LAYER_PASS", 0)
     else:
@@ -87,7 +93,7 @@ def test_matches_reference_on_slivers_and_grid_aligned_faces(column_passes):
     np.testing.assert_array_equal(voxelize_surface(v, f, res), _reference(v, f, res))
 
 
-def test_matches_reference_on_triangles_inside_one_voxel_row():
+def test_matches_reference_on_triangles_inside_one_voxel_row(column_passes):
     # Triangles whose blocks are one voxel thick on two axes and up to 16 long on the third.
     rng = np.random.default_rng(3)
     res, tris = 16, []
@@ -109,6 +115,35 @@ def test_matches_reference_on_fixtures_at_64(name):
     unit, _ = normalize(v, "demo")
     got = voxelize_surface(unit, f, 64)
     np.testing.assert_array_equal(got, _reference(unit, f, 64))
+
+
+def test_brute_force_pass_gives_the_same_voxels_on_every_fixture(monkeypatch):
+    # The pass tiny meshes take, forced onto whole meshes, against the usual passes (each
+    # already checked against the reference above), byte for byte.
+    import backend.geometry.voxelize as voxelize
+    from backend.geometry.meshio import load_mesh
+    names = sorted(os.listdir(FIXTURES))
+    assert names
+    for name in names:
+        v, f = clean_mesh(*load_mesh(os.path.join(FIXTURES, name)))
+        unit, _ = normalize(v, "demo")
+        monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 0)
+        usual = voxelize_surface(unit, f, 64)
+        monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 10**9)
+        monkeypatch.setattr(voxelize, "_MAX_BRUTE_CANDIDATES", 10**9)
+        np.testing.assert_array_equal(voxelize_surface(unit, f, 64), usual, err_msg=name)
+
+
+def test_tiny_meshes_take_the_brute_force_pass(monkeypatch):
+    # A few triangles stay under both thresholds: the default dispatch uses the pass.
+    import backend.geometry.voxelize as voxelize
+    calls = []
+    real = voxelize._mark_brute
+    monkeypatch.setattr(voxelize, "_mark_brute", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(11)
+    v, f = _random_triangles(rng, 20, 0.03)
+    np.testing.assert_array_equal(voxelize_surface(v, f, 32), _reference(v, f, 32))
+    assert calls
 
 
 def test_axis_order_and_voxel_centres():
@@ -144,7 +179,7 @@ def test_fill_interior_of_closed_mesh():
     np.testing.assert_array_equal(fill_enclosed(shell), solid)
 
 
-def test_faces_on_the_cube_boundary_and_outside_parts():
+def test_faces_on_the_cube_boundary_and_outside_parts(column_passes):
     # Training normalisation puts faces exactly on +-0.5: they must still mark the border.
     v, f = _cube(-0.5, 0.5)
     grid = voxelize_surface(v, f, 8)
