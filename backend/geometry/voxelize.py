@@ -66,7 +66,7 @@ def voxelize_surface(v_unit, f, resolution: int = 64, fill_interior: bool = Fals
     for start in range(0, len(f), _TRIANGLE_CHUNK):
         faces = f[start:start + _TRIANGLE_CHUNK].T
         tri = coords.take(faces, axis=1, out=_scratch("tri", (3,) + faces.shape), mode="clip")
-        _mark_triangles(grid, tri)
+        _mark_triangles(grid, tri, coords, faces)
     if fill_interior:
         grid = fill_enclosed(grid)
     return grid
@@ -105,15 +105,16 @@ def _checked_resolution(resolution) -> int:
     return int(resolution)
 
 
-def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
-    """Occupy every voxel touched by a triangle of `tri` [3 coords, 3 corners, M] (voxel units)."""
+def _mark_triangles(grid: np.ndarray, tri: np.ndarray, coords: np.ndarray, faces: np.ndarray) -> None:
+    """Occupy every voxel touched by a triangle of `tri` [3 coords, 3 corners, M] (voxel units),
+    the corners coords [3, N] of faces [3, M]."""
     res = grid.shape[0]
     lo = _corner_min(tri, _scratch("lo", tri.shape[::2]))   # [3, M]
     hi = _corner_max(tri, _scratch("hi", tri.shape[::2]))
     inside = (lo <= res) & (hi >= 0)
     touches_grid = inside[0] & inside[1] & inside[2]
     if not touches_grid.all():
-        tri, lo, hi = _pick((tri, lo, hi), touches_grid)
+        tri, lo, hi, faces = _pick((tri, lo, hi, faces), touches_grid)
     # Candidate voxels per axis: floor(lo) .. floor(hi), as open3d does. Voxel i spans
     # [i, i + 1], touching counts, but a triangle never marks the layer that lies wholly
     # below its lowest point, so a face exactly on a grid plane marks one layer, not two.
@@ -136,7 +137,11 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
     if clipped.any():
         _mark_clipped(grid, *_pick((tri, first, last), clipped))
         keep = ~clipped
-        tri, first, last = _pick((tri, first, last), keep)
+        tri, first, last, faces = _pick((tri, first, last, faces), keep)
+    if tri.shape[2] <= _MAX_BRUTE_TRIANGLES:
+        # Few triangles: the column pass for all of them (fewest numpy calls).
+        _mark_columns(grid, tri, first, last)
+        return
     wide = last - first
     fits = wide <= 1
     small = fits[0] & fits[1] & fits[2]
@@ -156,13 +161,36 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray) -> None:
         _mark_runs(grid.reshape(-1), (start[0] * res + start[1]) * res + start[2],
                    along[0] + along[1] + along[2] + 1, stride)
     big = ~small & ~row
-    if big.all():
-        _mark_columns(grid, tri, first, last)
-        return
     if small.any():
         _mark_small(grid, *_pick((tri, first, last), small))
-    if big.any():
-        _mark_columns(grid, *_pick((tri, first, last), big))
+    if not big.any():
+        return
+    if not big.all():
+        tri, first, last, faces = _pick((tri, first, last, faces), big)
+    # Big triangles cost the most: each distinct one once (CAD files repeat faces).
+    distinct = _distinct_faces(faces, coords.shape[1])
+    if distinct is not None:
+        tri = coords.take(distinct, axis=1, mode="clip")
+        first = np.floor(_corner_min(tri, np.empty(tri.shape[::2]))).astype(np.int32)
+        last = np.floor(_corner_max(tri, np.empty(tri.shape[::2]))).astype(np.int32)
+    _mark_columns(grid, tri, first, last)
+
+
+def _distinct_faces(faces: np.ndarray, vertex_count: int):
+    """faces [3, M] without repeats (the same three corners in any order; winding does not
+    matter here), or None when fewer than 1 in _REPEATS_WORTH_DROPPING repeat."""
+    if vertex_count >= 1 << 21:  # (keys must fit in int64)
+        return None
+    n = np.int64(vertex_count)
+    a, b, c = faces.astype(np.int64)
+    low = np.minimum(np.minimum(a, b), c)
+    high = np.maximum(np.maximum(a, b), c)
+    key = np.sort((low * n + (a + b + c - low - high)) * n + high)
+    new = np.flatnonzero(np.diff(key, prepend=-1))
+    if len(new) * _REPEATS_WORTH_DROPPING > len(key) * (_REPEATS_WORTH_DROPPING - 1):
+        return None
+    key = key.take(new, mode="clip")
+    return np.stack([key // (n * n), key // n % n, key % n])
 
 
 def _pick(arrays, mask):
@@ -334,51 +362,43 @@ def _mark_columns(grid, tri, first, last) -> None:
                                    base[lo:hi], strides[:, lo:hi], in_layer)
 
 
-def _w_bounds(au, av, aw, q1, q2):
-    """The run an axis (a_u, a_v, a_w) allows in column (iu, iv), as
-    lo + su iu + sv iv <= iw <= hi + su iu + sv iv: -> (lo, hi, su, sv), each [T, k].
-    The triangle projects to [min q, max q], the box at offset c to a.c +- r. An axis
-    with a_w = 0 gives no bound: u x edge and v x edge then lie along v or u (they repeat
-    the candidate range), and such a normal is parallel to one of the 2D axes w x edge."""
-    r = 0.5 * (np.abs(au) + np.abs(av) + np.abs(aw))
-    low, high = np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
-    level = aw == 0
-    inv = 1.0 / (aw + level)             # (any finite value where a_w = 0)
+def _edge_axis_bounds(e, rel, n, ds):
+    """Bounds from the axes d x e_m for the axes d in ds (0, 1, 2 = u, v, w) and the 3 edges.
+
+    Axis d x e_m has component -e_{d+2} on axis d + 1 and e_{d+1} on d + 2. Corners m and
+    m + 1 project to q, the third corner to q + n_d (n = e_0 x e_1), and a voxel at offset o
+    (from the block's first voxel centre) overlaps on this axis iff
+    min - r <= A.o <= max + r, r = (|e_{d+1}| + |e_{d+2}|) / 2. Solved for one offset: on
+    iv for d = w (the 2D row test), on iw for d = u and d = v, as
+    lo + slope x <= solved <= hi + slope x with x the other offset (iu for w and v, iv for u):
+    -> lo, hi, slope, each [len(ds), 3 edges, T], widened by _TOUCH_TOLERANCE. An axis with
+    no component on the solved offset lies along a block axis: it repeats the candidate
+    range test and gives no bound."""
+    ds = np.asarray(ds)
+    e1, e2 = e.take(_NEXT[ds], axis=0, mode="clip"), e.take(_OPPOSITE[ds], axis=0, mode="clip")
+    q = (e1 * rel.take(_OPPOSITE[ds], axis=0, mode="clip")
+         - e2 * rel.take(_NEXT[ds], axis=0, mode="clip"))
+    far = q + n.take(ds, axis=0, mode="clip")[:, None, :]
+    r = 0.5 * (np.abs(e1) + np.abs(e2))
+    low = np.minimum(q, far) - r
+    high = np.maximum(q, far) + r
+    # The solved offset's coefficient c and the other one's f (see the docstring's cases).
+    swap = (ds == 1)[:, None, None]
+    c = np.where(swap, -e2, e1)
+    f = np.where(swap, e1, -e2)
+    level = c == 0
+    inv = 1.0 / (c + level)              # (any finite value where c = 0)
     low *= inv
     high *= inv
-    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by a_w < 0 swaps
+    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by c < 0 swaps
+    lo -= _TOUCH_TOLERANCE
+    hi += _TOUCH_TOLERANCE
     np.copyto(lo, -np.inf, where=level)
     np.copyto(hi, np.inf, where=level)
-    free = ~level
-    su, sv = -au * inv * free, -av * inv * free
-    return lo, hi, su, sv
-
-
-def _edge_w_bounds(a_side, aw, q1, q2):
-    """_w_bounds for the axes u x edge = (0, a_side, a_w) and v x edge = (a_side, 0, a_w),
-    the side component being the one that stays: -> (lo, hi, slope on it), each [3, T]."""
-    r = 0.5 * (np.abs(a_side) + np.abs(aw))
-    low, high = np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
-    level = aw == 0
-    inv = 1.0 / (aw + level)             # (any finite value where a_w = 0)
-    low *= inv
-    high *= inv
-    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by a_w < 0 swaps
-    np.copyto(lo, -np.inf, where=level)
-    np.copyto(hi, np.inf, where=level)
-    return lo, hi, -a_side * inv * ~level
-
-
-def _interval(x1, x2, free, empty=None):
-    """[min, max] of two bounds (dividing by a negative number swaps them); no bound
-    (-inf, inf) where `free`, and an empty one (inf, -inf) where `empty` (unless free)."""
-    lo, hi = np.minimum(x1, x2), np.maximum(x1, x2)
-    if empty is not None:
-        np.copyto(lo, np.inf, where=empty)
-        np.copyto(hi, -np.inf, where=empty)
-    np.copyto(lo, -np.inf, where=free)
-    np.copyto(hi, np.inf, where=free)
-    return lo, hi
+    f *= inv
+    np.negative(f, out=f, where=~level)
+    np.copyto(f, 0.0, where=level)
+    return lo, hi, f
 
 
 def _max3(x):
@@ -397,24 +417,15 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     Values move from triangles to rows to columns as [values, n] matrices, one take each,
     and all arithmetic runs on contiguous rows (flat indices ride along as exact floats)."""
     du, dv, dw = dims
-    eu, ev, ew = rel.take(_NEXT, axis=1, mode="clip") - rel   # [3 edges, T]: edge m from corner m
-    ou, ov, ow = rel.take(_OPPOSITE, axis=1, mode="clip")     # the corner not on edge m
-    ru, rv, rw = rel
-    tol = _TOUCH_TOLERANCE
-
-    # Rows: axis w x edge = (-e_v, e_u, 0) bounds e_u iv - e_v iu to [min q - r, max q + r].
-    q1, q2 = -ev * ru + eu * rv, -ev * ou + eu * ov
-    r = 0.5 * (np.abs(eu) + np.abs(ev))
-    qlo, qhi = np.minimum(q1, q2), np.maximum(q1, q2)
-    level = eu == 0
-    inv = 1.0 / (eu + level)             # (any finite value where e_u = 0)
-    slope = ev * inv * ~level
-    touch_lo, touch_hi = _interval((qlo - r) * inv, (qhi + r) * inv, level)
-    touch_lo -= tol
-    touch_hi += tol
+    e = rel.take(_NEXT, axis=1, mode="clip") - rel           # [u/v/w, 3 edges, T]
+    (au, av, aw), (bu, bv, bw) = e[:, 0], e[:, 1]
+    nw = au * bv - av * bu
     owner = np.repeat(np.arange(len(du)), du)
     iu = (np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)).astype(np.float64)
     if layer:
+        # Rows: the 2D test alone (axes w x edge).
+        (touch_lo,), (touch_hi,), (slope,) = _edge_axis_bounds(
+            e, rel, np.stack([nw, nw, nw]), [2])
         t = np.concatenate([slope, touch_lo, touch_hi, (dv - 1)[None], base[None],
                             strides]).take(owner, axis=1, mode="clip")          # [14, rows]
         start, stop = _touched_columns(t, iu)
@@ -423,27 +434,30 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
                    t[12].astype(np.int32))
         return
 
-    # A column's run: lo + su iu + sv iv <= iw <= hi + su iu + sv iv for the normal and the
-    # axes u x edge (su = 0) and v x edge (sv = 0), and the block's range 0 .. dw - 1.
-    nu = ev[0] * ew[1] - ew[0] * ev[1]
-    nv = ew[0] * eu[1] - eu[0] * ew[1]
-    nw = eu[0] * ev[1] - ev[0] * eu[1]
-    qn = (nu * ru[0] + nv * rv[0] + nw * rw[0])[None]
-    n_lo, n_hi, n_su, n_sv = _w_bounds(nu[None], nv[None], nw[None], qn, qn)
-    u_lo, u_hi, u_sv = _edge_w_bounds(-ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow)
-    v_lo, v_hi, v_su = _edge_w_bounds(ew, -eu, ew * ru - eu * rw, ew * ou - eu * ow)
+    # The normal bounds iw by lo + su iu + sv iv <= iw <= hi + su iu + sv iv (no bound when it
+    # has no w component: it is then parallel to an axis w x edge, which decides alone).
+    n = np.stack([av * bw - aw * bv, aw * bu - au * bw, nw])
+    qn = n[0] * rel[0, 0] + n[1] * rel[1, 0] + n[2] * rel[2, 0]
+    r = 0.5 * (np.abs(n[0]) + np.abs(n[1]) + np.abs(n[2]))
+    level = nw == 0
+    inv = 1.0 / (nw + level)
+    n_lo, n_hi = _interval((qn - r) * inv, (qn + r) * inv, level)
+    n_lo -= _TOUCH_TOLERANCE
+    n_hi += _TOUCH_TOLERANCE
+    n_su, n_sv = -n[0] * inv * ~level, -n[1] * inv * ~level
+    # Edge axes: the 2D row test (w x edge, on iv), u x edge and v x edge (on iw).
+    lo, hi, slope = _edge_axis_bounds(e, rel, n, [0, 1, 2])
     # The u x edge bounds depend on iv alone: one table per triangle, iv = 0 .. dv - 1.
     table_start = np.cumsum(dv) - dv
     table_owner = np.repeat(np.arange(len(dv)), dv)
-    iv = np.arange(len(table_owner)) - table_start.take(table_owner, mode="clip")
-    iv = iv.astype(np.float64)
-    u = np.concatenate([u_lo, u_hi, u_sv]).take(table_owner, axis=1, mode="clip")     # [9, sum dv]
+    iv = (np.arange(len(table_owner)) - table_start.take(table_owner, mode="clip")).astype(np.float64)
+    u = np.concatenate([lo[0], hi[0], slope[0]]).take(table_owner, axis=1, mode="clip")  # [9, sum dv]
     s = u[6:9] * iv
-    table = np.stack([_max3(u[0:3] - tol + s), _min3(u[3:6] + tol + s)])
+    table = np.stack([_max3(u[0:3] + s), _min3(u[3:6] + s)])
 
     per_triangle = np.concatenate(
-        [slope, touch_lo, touch_hi, (dv - 1)[None], base[None], strides, n_lo, n_hi, n_su,
-         n_sv, v_lo, v_hi, v_su, (dw - 1)[None], table_start[None]],
+        [slope[2], lo[2], hi[2], (dv - 1)[None], base[None], strides, n_lo[None], n_hi[None],
+         n_su[None], n_sv[None], lo[1], hi[1], slope[1], (dw - 1)[None], table_start[None]],
         out=_scratch("triangles", (29, len(du))))
     t = per_triangle.take(owner, axis=1, out=_scratch("rows", (29, len(owner))), mode="clip")
     start, stop = _touched_columns(t, iu)
@@ -451,11 +465,11 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     # folded into one interval (constant along the row).
     row = _scratch("row", (10, len(owner)))
     su_iu = t[24:27] * iu
-    np.maximum(_max3(t[18:21] + su_iu - tol), 0.0, out=row[0])
-    np.minimum(_min3(t[21:24] + su_iu + tol), t[27], out=row[1])
+    np.maximum(_max3(t[18:21] + su_iu), 0.0, out=row[0])
+    np.minimum(_min3(t[21:24] + su_iu), t[27], out=row[1])
     n_su_iu = t[16] * iu
-    np.subtract(t[14] + n_su_iu, tol, out=row[2])
-    np.add(t[15] + n_su_iu, tol, out=row[3])
+    np.add(t[14], n_su_iu, out=row[2])
+    np.add(t[15], n_su_iu, out=row[3])
     row[4] = t[17]
     row[5] = start
     np.add(t[28], start, out=row[6])                         # the table's index at start
@@ -476,6 +490,15 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     w0 = np.ceil(w_low)
     run = (np.floor(w_high) - w0 + 1).astype(np.int32)
     _mark_runs(flat, (c[7] + k * c[8] + w0 * c[9]).astype(np.int32), run, c[9].astype(np.int32))
+
+
+def _interval(x1, x2, free):
+    """[min, max] of two bounds (dividing by a negative number swaps them); no bound
+    (-inf, inf) where `free`."""
+    lo, hi = np.minimum(x1, x2), np.maximum(x1, x2)
+    np.copyto(lo, -np.inf, where=free)
+    np.copyto(hi, np.inf, where=free)
+    return lo, hi
 
 
 def _touched_columns(t, iu):
@@ -643,7 +666,10 @@ _MAX_COLUMNS = 25_000
 # pass (measured: about twice as fast below both, slower above ~20k candidates; many small
 # triangles pay for copying each one's 41 values block by block).
 _MAX_BRUTE_TRIANGLES = 512
-_MAX_BRUTE_CANDIDATES = 16_000
+_MAX_BRUTE_CANDIDATES = 4_000
+# Repeated big triangles are dropped when at least 1 in this many repeat (fewer do not pay
+# for gathering the rest again).
+_REPEATS_WORTH_DROPPING = 20
 # Fewer big triangles than this take no separate pass for one-voxel-thick blocks.
 _MIN_LAYER_PASS = 5_000
 # Runs in a column are widened by this many voxels, so that touching survives rounding.
