@@ -47,17 +47,20 @@ def _random_triangles(rng, count, size, spread=0.45):
     return v, np.arange(len(v)).reshape(-1, 3)
 
 
-@pytest.fixture(params=["one pass", "layer pass", "brute force"])
+@pytest.fixture(params=["one pass", "layer pass", "small blocks in the column pass", "brute force"])
 def column_passes(request, monkeypatch):
     """Every way of taking triangles: both ways for big triangles, one column pass for all
     (what few triangles get) and a separate pass for blocks one voxel thick (what many get),
-    with the brute-force pass of tiny meshes off; and that pass for everything."""
+    small blocks in their own pass or in the column pass, with the brute-force pass of tiny
+    meshes off; and that pass for everything."""
     import backend.geometry.voxelize as voxelize
     if request.param == "brute force":
         monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 10**9)
         monkeypatch.setattr(voxelize, "_MAX_BRUTE_CANDIDATES", 10**9)
         return
     monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 0)
+    small_pass = request.param != "small blocks in the column pass"
+    monkeypatch.setattr(voxelize, "_MIN_SMALL_PASS", 0 if small_pass else 10**9)
     if request.param == "layer pass":
         monkeypatch.setattr(voxelize, "_MIN_LAYER_PASS", 0)
     else:
@@ -132,6 +135,22 @@ def test_brute_force_pass_gives_the_same_voxels_on_every_fixture(monkeypatch):
         monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 10**9)
         monkeypatch.setattr(voxelize, "_MAX_BRUTE_CANDIDATES", 10**9)
         np.testing.assert_array_equal(voxelize_surface(unit, f, 64), usual, err_msg=name)
+
+
+def test_repeated_big_triangles_are_marked_once(monkeypatch):
+    # The same big triangles twice, the repeats with their corners in another order
+    # (reversed winding too): the same voxels, and the column pass sees each triangle once.
+    import backend.geometry.voxelize as voxelize
+    monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 0)
+    seen = []
+    real = voxelize._mark_columns
+    monkeypatch.setattr(voxelize, "_mark_columns", lambda g, tri, *a: seen.append(tri.shape[2]) or real(g, tri, *a))
+    rng = np.random.default_rng(5)
+    v, f = _random_triangles(rng, 60, 0.15, spread=0.3)
+    repeats = np.concatenate([f, f[:, [1, 2, 0]], f[:20, [2, 1, 0]]])
+    got = voxelize_surface(v, repeats, 16)
+    np.testing.assert_array_equal(got, _reference(v, f, 16))
+    assert sum(seen) <= len(f)
 
 
 def test_tiny_meshes_take_the_brute_force_pass(monkeypatch):

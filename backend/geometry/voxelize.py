@@ -7,17 +7,20 @@ one of 13 axes separates them (3 box normals, the triangle normal, 9 edge x box-
 products). Touching counts as overlap.
 
 A tiny mesh (few triangles, few candidate voxels in all) takes one brute-force pass: every
-voxel of every block against the separating axes at once (fewest numpy calls). Otherwise,
+voxel of every block against the separating axes at once (fewest numpy calls); a mesh of
+few triangles but more candidates takes the column pass below for all of them. Otherwise,
 vectorised over triangles, with work in proportion to the surface, not its bounding boxes:
   - a block (the voxels a triangle's bounding box touches) one voxel thick on two axes is
     a row that the triangle touches everywhere;
   - a triangle whose block is at most 2 voxels wide on every axis is tested against the 8
     octants around the block's centre point in one go (the triangle lies inside the block,
-    so octant = voxel); a block one voxel thick on an axis is a 2D question in the others;
+    so octant = voxel); a block one voxel thick on an axis is a 2D question in the others.
+    When few triangles are small, the column pass takes them instead;
   - a bigger triangle is handled one voxel column at a time: the columns a row of the
     block reaches form one run (2D test), and so do the voxels it touches in a column, whose
     ends follow from the separating axes in closed form. Where many triangles are big, a
-    block one voxel thick on an axis takes its columns along it and needs the 2D test only;
+    block one voxel thick on an axis takes its columns along it and needs the 2D test only.
+    Repeated big triangles (the same three vertices) are marked once;
   - a triangle that crosses the grid's border is tested against each voxel of its clipped
     block (rare: only for meshes that do not fit the unit cube).
 Everything runs in chunks that bound memory. Per-triangle values are contiguous rows of
@@ -145,9 +148,13 @@ def _mark_triangles(grid: np.ndarray, tri: np.ndarray, coords: np.ndarray, faces
     wide = last - first
     fits = wide <= 1
     small = fits[0] & fits[1] & fits[2]
-    if small.all():  # no copies in the common cases: all small, or all big
+    small_count = np.count_nonzero(small)
+    if small_count == len(small):  # no copies in the common cases: all small, or all big
         _mark_small(grid, tri, first, last)
         return
+    if small_count < _MIN_SMALL_PASS:
+        # Few small blocks: the column pass takes them too (cheaper than a pass of their own).
+        small[:] = False
     # A block one voxel thick on two axes is a row, and the triangle's projection on the
     # third axis is an interval: it touches every voxel of the row (small rows are marked
     # with the small blocks).
@@ -662,11 +669,15 @@ _NEGATIVE_OCTANTS = _POSITIVE_OCTANTS[::-1].copy()  # the code of -a is 26 - the
 # Candidate columns handled in one go: bounds memory (the biggest work arrays, [29, rows] and
 # [10, columns] floats, stay within the scratch buffers) and amortises numpy's per-call cost.
 _MAX_COLUMNS = 25_000
-# Meshes with at most this many triangles and candidate voxels in all take the brute-force
-# pass (measured: about twice as fast below both, slower above ~20k candidates; many small
-# triangles pay for copying each one's 41 values block by block).
+# Meshes with at most this many triangles take the brute-force pass when they have at most
+# _MAX_BRUTE_CANDIDATES candidate voxels in all, else the column pass for every triangle
+# (measured: brute force is faster up to ~5000 candidates, the column pass's fixed cost of
+# ~200 numpy calls wins above).
 _MAX_BRUTE_TRIANGLES = 512
 _MAX_BRUTE_CANDIDATES = 4_000
+# Fewer triangles with small blocks than this take the column pass with the big ones (the
+# small-block pass costs ~150 numpy calls; measured: pays off from about 1000 triangles).
+_MIN_SMALL_PASS = 1000
 # Repeated big triangles are dropped when at least 1 in this many repeat (fewer do not pay
 # for gathering the rest again).
 _REPEATS_WORTH_DROPPING = 20
