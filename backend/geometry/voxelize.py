@@ -369,43 +369,51 @@ def _mark_columns(grid, tri, first, last) -> None:
                                    base[lo:hi], strides[:, lo:hi], in_layer)
 
 
-def _edge_axis_bounds(e, rel, n, ds):
-    """Bounds from the axes d x e_m for the axes d in ds (0, 1, 2 = u, v, w) and the 3 edges.
-
-    Axis d x e_m has component -e_{d+2} on axis d + 1 and e_{d+1} on d + 2. Corners m and
-    m + 1 project to q, the third corner to q + n_d (n = e_0 x e_1), and a voxel at offset o
-    (from the block's first voxel centre) overlaps on this axis iff
-    min - r <= A.o <= max + r, r = (|e_{d+1}| + |e_{d+2}|) / 2. Solved for one offset: on
-    iv for d = w (the 2D row test), on iw for d = u and d = v, as
-    lo + slope x <= solved <= hi + slope x with x the other offset (iu for w and v, iv for u):
-    -> lo, hi, slope, each [len(ds), 3 edges, T], widened by _TOUCH_TOLERANCE. An axis with
-    no component on the solved offset lies along a block axis: it repeats the candidate
-    range test and gives no bound."""
-    ds = np.asarray(ds)
-    e1, e2 = e.take(_NEXT[ds], axis=0, mode="clip"), e.take(_OPPOSITE[ds], axis=0, mode="clip")
-    q = (e1 * rel.take(_OPPOSITE[ds], axis=0, mode="clip")
-         - e2 * rel.take(_NEXT[ds], axis=0, mode="clip"))
-    far = q + n.take(ds, axis=0, mode="clip")[:, None, :]
-    r = 0.5 * (np.abs(e1) + np.abs(e2))
-    low = np.minimum(q, far) - r
-    high = np.maximum(q, far) + r
-    # The solved offset's coefficient c and the other one's f (see the docstring's cases).
-    swap = (ds == 1)[:, None, None]
-    c = np.where(swap, -e2, e1)
-    f = np.where(swap, e1, -e2)
-    level = c == 0
-    inv = 1.0 / (c + level)              # (any finite value where c = 0)
+def _w_bounds(au, av, aw, q1, q2):
+    """The run an axis (a_u, a_v, a_w) allows in column (iu, iv), as
+    lo + su iu + sv iv <= iw <= hi + su iu + sv iv: -> (lo, hi, su, sv), each [T, k].
+    The triangle projects to [min q, max q], the box at offset c to a.c +- r. An axis
+    with a_w = 0 gives no bound: u x edge and v x edge then lie along v or u (they repeat
+    the candidate range), and such a normal is parallel to one of the 2D axes w x edge."""
+    r = 0.5 * (np.abs(au) + np.abs(av) + np.abs(aw))
+    low, high = np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
+    level = aw == 0
+    inv = 1.0 / (aw + level)             # (any finite value where a_w = 0)
     low *= inv
     high *= inv
-    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by c < 0 swaps
-    lo -= _TOUCH_TOLERANCE
-    hi += _TOUCH_TOLERANCE
+    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by a_w < 0 swaps
     np.copyto(lo, -np.inf, where=level)
     np.copyto(hi, np.inf, where=level)
-    f *= inv
-    np.negative(f, out=f, where=~level)
-    np.copyto(f, 0.0, where=level)
-    return lo, hi, f
+    free = ~level
+    su, sv = -au * inv * free, -av * inv * free
+    return lo, hi, su, sv
+
+
+def _edge_w_bounds(a_side, aw, q1, q2):
+    """_w_bounds for the axes u x edge = (0, a_side, a_w) and v x edge = (a_side, 0, a_w),
+    the side component being the one that stays: -> (lo, hi, slope on it), each [3, T]."""
+    r = 0.5 * (np.abs(a_side) + np.abs(aw))
+    low, high = np.minimum(q1, q2) - r, np.maximum(q1, q2) + r
+    level = aw == 0
+    inv = 1.0 / (aw + level)             # (any finite value where a_w = 0)
+    low *= inv
+    high *= inv
+    lo, hi = np.minimum(low, high), np.maximum(low, high)    # dividing by a_w < 0 swaps
+    np.copyto(lo, -np.inf, where=level)
+    np.copyto(hi, np.inf, where=level)
+    return lo, hi, -a_side * inv * ~level
+
+
+def _interval(x1, x2, free, empty=None):
+    """[min, max] of two bounds (dividing by a negative number swaps them); no bound
+    (-inf, inf) where `free`, and an empty one (inf, -inf) where `empty` (unless free)."""
+    lo, hi = np.minimum(x1, x2), np.maximum(x1, x2)
+    if empty is not None:
+        np.copyto(lo, np.inf, where=empty)
+        np.copyto(hi, -np.inf, where=empty)
+    np.copyto(lo, -np.inf, where=free)
+    np.copyto(hi, np.inf, where=free)
+    return lo, hi
 
 
 def _max3(x):
@@ -424,15 +432,24 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     Values move from triangles to rows to columns as [values, n] matrices, one take each,
     and all arithmetic runs on contiguous rows (flat indices ride along as exact floats)."""
     du, dv, dw = dims
-    e = rel.take(_NEXT, axis=1, mode="clip") - rel           # [u/v/w, 3 edges, T]
-    (au, av, aw), (bu, bv, bw) = e[:, 0], e[:, 1]
-    nw = au * bv - av * bu
+    eu, ev, ew = rel.take(_NEXT, axis=1, mode="clip") - rel   # [3 edges, T]: edge m from corner m
+    ou, ov, ow = rel.take(_OPPOSITE, axis=1, mode="clip")     # the corner not on edge m
+    ru, rv, rw = rel
+    tol = _TOUCH_TOLERANCE
+
+    # Rows: axis w x edge = (-e_v, e_u, 0) bounds e_u iv - e_v iu to [min q - r, max q + r].
+    q1, q2 = -ev * ru + eu * rv, -ev * ou + eu * ov
+    r = 0.5 * (np.abs(eu) + np.abs(ev))
+    qlo, qhi = np.minimum(q1, q2), np.maximum(q1, q2)
+    level = eu == 0
+    inv = 1.0 / (eu + level)             # (any finite value where e_u = 0)
+    slope = ev * inv * ~level
+    touch_lo, touch_hi = _interval((qlo - r) * inv, (qhi + r) * inv, level)
+    touch_lo -= tol
+    touch_hi += tol
     owner = np.repeat(np.arange(len(du)), du)
     iu = (np.arange(len(owner)) - np.repeat(np.cumsum(du) - du, du)).astype(np.float64)
     if layer:
-        # Rows: the 2D test alone (axes w x edge).
-        (touch_lo,), (touch_hi,), (slope,) = _edge_axis_bounds(
-            e, rel, np.stack([nw, nw, nw]), [2])
         t = np.concatenate([slope, touch_lo, touch_hi, (dv - 1)[None], base[None],
                             strides]).take(owner, axis=1, mode="clip")          # [14, rows]
         start, stop = _touched_columns(t, iu)
@@ -441,30 +458,27 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
                    t[12].astype(np.int32))
         return
 
-    # The normal bounds iw by lo + su iu + sv iv <= iw <= hi + su iu + sv iv (no bound when it
-    # has no w component: it is then parallel to an axis w x edge, which decides alone).
-    n = np.stack([av * bw - aw * bv, aw * bu - au * bw, nw])
-    qn = n[0] * rel[0, 0] + n[1] * rel[1, 0] + n[2] * rel[2, 0]
-    r = 0.5 * (np.abs(n[0]) + np.abs(n[1]) + np.abs(n[2]))
-    level = nw == 0
-    inv = 1.0 / (nw + level)
-    n_lo, n_hi = _interval((qn - r) * inv, (qn + r) * inv, level)
-    n_lo -= _TOUCH_TOLERANCE
-    n_hi += _TOUCH_TOLERANCE
-    n_su, n_sv = -n[0] * inv * ~level, -n[1] * inv * ~level
-    # Edge axes: the 2D row test (w x edge, on iv), u x edge and v x edge (on iw).
-    lo, hi, slope = _edge_axis_bounds(e, rel, n, [0, 1, 2])
+    # A column's run: lo + su iu + sv iv <= iw <= hi + su iu + sv iv for the normal and the
+    # axes u x edge (su = 0) and v x edge (sv = 0), and the block's range 0 .. dw - 1.
+    nu = ev[0] * ew[1] - ew[0] * ev[1]
+    nv = ew[0] * eu[1] - eu[0] * ew[1]
+    nw = eu[0] * ev[1] - ev[0] * eu[1]
+    qn = (nu * ru[0] + nv * rv[0] + nw * rw[0])[None]
+    n_lo, n_hi, n_su, n_sv = _w_bounds(nu[None], nv[None], nw[None], qn, qn)
+    u_lo, u_hi, u_sv = _edge_w_bounds(-ew, ev, -ew * rv + ev * rw, -ew * ov + ev * ow)
+    v_lo, v_hi, v_su = _edge_w_bounds(ew, -eu, ew * ru - eu * rw, ew * ou - eu * ow)
     # The u x edge bounds depend on iv alone: one table per triangle, iv = 0 .. dv - 1.
     table_start = np.cumsum(dv) - dv
     table_owner = np.repeat(np.arange(len(dv)), dv)
-    iv = (np.arange(len(table_owner)) - table_start.take(table_owner, mode="clip")).astype(np.float64)
-    u = np.concatenate([lo[0], hi[0], slope[0]]).take(table_owner, axis=1, mode="clip")  # [9, sum dv]
+    iv = np.arange(len(table_owner)) - table_start.take(table_owner, mode="clip")
+    iv = iv.astype(np.float64)
+    u = np.concatenate([u_lo, u_hi, u_sv]).take(table_owner, axis=1, mode="clip")     # [9, sum dv]
     s = u[6:9] * iv
-    table = np.stack([_max3(u[0:3] + s), _min3(u[3:6] + s)])
+    table = np.stack([_max3(u[0:3] - tol + s), _min3(u[3:6] + tol + s)])
 
     per_triangle = np.concatenate(
-        [slope[2], lo[2], hi[2], (dv - 1)[None], base[None], strides, n_lo[None], n_hi[None],
-         n_su[None], n_sv[None], lo[1], hi[1], slope[1], (dw - 1)[None], table_start[None]],
+        [slope, touch_lo, touch_hi, (dv - 1)[None], base[None], strides, n_lo, n_hi, n_su,
+         n_sv, v_lo, v_hi, v_su, (dw - 1)[None], table_start[None]],
         out=_scratch("triangles", (29, len(du))))
     t = per_triangle.take(owner, axis=1, out=_scratch("rows", (29, len(owner))), mode="clip")
     start, stop = _touched_columns(t, iu)
@@ -472,11 +486,11 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     # folded into one interval (constant along the row).
     row = _scratch("row", (10, len(owner)))
     su_iu = t[24:27] * iu
-    np.maximum(_max3(t[18:21] + su_iu), 0.0, out=row[0])
-    np.minimum(_min3(t[21:24] + su_iu), t[27], out=row[1])
+    np.maximum(_max3(t[18:21] + su_iu - tol), 0.0, out=row[0])
+    np.minimum(_min3(t[21:24] + su_iu + tol), t[27], out=row[1])
     n_su_iu = t[16] * iu
-    np.add(t[14], n_su_iu, out=row[2])
-    np.add(t[15], n_su_iu, out=row[3])
+    np.subtract(t[14] + n_su_iu, tol, out=row[2])
+    np.add(t[15] + n_su_iu, tol, out=row[3])
     row[4] = t[17]
     row[5] = start
     np.add(t[28], start, out=row[6])                         # the table's index at start
@@ -497,15 +511,6 @@ def _mark_column_block(flat, rel, dims, base, strides, layer=False) -> None:
     w0 = np.ceil(w_low)
     run = (np.floor(w_high) - w0 + 1).astype(np.int32)
     _mark_runs(flat, (c[7] + k * c[8] + w0 * c[9]).astype(np.int32), run, c[9].astype(np.int32))
-
-
-def _interval(x1, x2, free):
-    """[min, max] of two bounds (dividing by a negative number swaps them); no bound
-    (-inf, inf) where `free`."""
-    lo, hi = np.minimum(x1, x2), np.maximum(x1, x2)
-    np.copyto(lo, -np.inf, where=free)
-    np.copyto(hi, np.inf, where=free)
-    return lo, hi
 
 
 def _touched_columns(t, iu):
