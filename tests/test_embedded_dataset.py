@@ -71,6 +71,43 @@ def test_wording_varies_and_held_out_frames_never_appear_in_training():
     assert len(answers) > 5 and all(L.category_in_text(a) == "sofa" for a in answers)
 
 
+def test_filler_words_are_made_up_and_keep_the_wording_in_order():
+    rng = np.random.default_rng(0)
+    text = "a dining chair with armrests"
+    assert all(L.with_filler(text, rng, 0.0) == text for _ in range(20))
+    filled = [L.with_filler(text, rng, 1.0) for _ in range(200)]
+    for out in filled:
+        words = out.split(" ")
+        extra = len(words) - len(text.split(" "))
+        assert 1 <= extra <= 3, out
+        # the original words survive in their order, with made-up ones between them
+        rest = iter(words)
+        assert all(any(w == v for v in rest) for w in text.split(" ")), out
+    made_up = {w.rstrip("?!:,") for out in filled for w in out.split(" ")} - set(text.split(" "))
+    assert made_up and all(w.isalpha() and w.islower() for w in made_up)
+    assert len(made_up) > 100  # random, not drawn from a word list
+    half = sum(L.with_filler(text, rng, 0.5) != text for _ in range(400))
+    assert 150 < half < 250
+
+
+def test_made_up_frames_hold_the_noun_phrase_among_made_up_words():
+    rng = np.random.default_rng(1)
+    shape = sample_shape("bed", 4)
+    frames = [L.made_up_frame(rng) for _ in range(200)]
+    assert len(set(frames)) > 150 and all(f.count("{d}") == 1 for f in frames)
+    for frame in frames:
+        others = frame.replace("a {d}", "").replace("{d}", "").split()
+        assert all(w.rstrip("?!:,").isalpha() for w in others), frame
+    # text_prompt takes them at the asked rate, and keeps its old draws when the rate is 0
+    known = {w for _ in range(3000) for w in L.text_prompt(shape, rng).split()}
+    prompts = [L.text_prompt(shape, rng, made_up=0.5) for _ in range(400)]
+    strange = sum(any(w not in known for w in p.split()) for p in prompts)
+    assert 140 < strange < 230  # 0.5 x 11/12 of them: a made-up frame may hold no word but "a"
+    assert all(L.category_in_text(p) == "bed" for p in prompts)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert [L.text_prompt(shape, a) for _ in range(20)] == [L.text_prompt(shape, b, made_up=0.0) for _ in range(20)]
+
+
 def test_category_in_text_prefers_the_longest_name():
     assert L.category_in_text("A table lamp with a finial.") == "lamp"
     assert L.category_in_text("a kitchen table") == "table"

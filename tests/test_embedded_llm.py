@@ -47,6 +47,25 @@ def test_examples_follow_the_published_prompt_format(setup):
     assert tokenizer.decode(ids[start:]).endswith("<|im_end|>") and "<mesh" not in tokenizer.decode(ids[start:])
 
 
+def test_the_sampler_mixes_made_up_words_in_when_asked(setup):
+    tokenizer, data = setup
+    from backend.embedded import language as L
+    known = {w for f in L.FRAMES["train"] + L.DESCRIBE_QUESTIONS["train"] + [REFERENCE_PROMPTS["describe"]]
+             for w in f.split()} | {w for ns in L.NOUNS.values() for n in ns for w in n.split()}
+
+    def user_words(sampler, task):
+        ids, start = sampler.sample(task)
+        user = tokenizer.decode(ids[:start]).split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+        return user.split(": ", 1)[1].split() if task == "text_to_3d" else user.split("\n")[-1].split()
+
+    for task in ("text_to_3d", "describe"):
+        plain = T.ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, seed=4)
+        noisy = T.ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, seed=4, made_up_frames=1.0, filler_chance=1.0)
+        strange = [sum(w.rstrip("?.") not in known for w in user_words(s, task)) for s in (plain, noisy)
+                   for _ in range(20)]
+        assert sum(strange[20:]) > 20 + sum(strange[:20]), (task, strange)
+
+
 def test_reduced_softmax_equals_the_full_one_after_tying(setup):
     tokenizer, data = setup
     model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1))
@@ -109,3 +128,23 @@ def test_exported_model_loads_in_the_runtime_and_answers(tmp_path, setup):
     runtime = ShapeLLMRuntime.load(tmp_path / "llm", dict(REFERENCE_PROMPTS), device="cpu")
     answer = runtime.describe(data["shape_codes"][0], {"max_new_tokens": 5, "seed": 1})
     assert isinstance(answer, str)
+
+
+def test_a_later_stage_starts_from_the_saved_model_with_its_own_checkpoint(tmp_path, setup):
+    """The polish stage: train_llm from a save_pretrained folder, resumable apart from the llm stage."""
+    from dataclasses import replace
+
+    _, data = setup
+    settings = T.LLMTrainSettings(hidden=32, layers=1, steps=2, batch=1, warmup=1)
+    base, _ = T.train_llm(data, tmp_path, settings, log=lambda _: None)
+    base.save_pretrained(str(tmp_path / "base"))
+    llm_checkpoint = (tmp_path / "llm_resume.pt").read_bytes()
+    polish = replace(settings, steps=0, filler_chance=1.0, seed=1)
+    same, _ = T.train_llm(data, tmp_path, polish, log=lambda _: None, start_from=tmp_path / "base", name="polish")
+    for (name, a), b in zip(base.state_dict().items(), same.state_dict().values()):
+        assert torch.equal(a, b), name
+    moved, _ = T.train_llm(data, tmp_path, replace(polish, steps=2), log=lambda _: None,
+                           start_from=tmp_path / "base", name="polish")
+    assert torch.load(tmp_path / "polish_resume.pt", weights_only=False)["step"] == 2
+    assert (tmp_path / "llm_resume.pt").read_bytes() == llm_checkpoint
+    assert not all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), moved.state_dict().values()))

@@ -125,9 +125,13 @@ def _describe_phrase(shape: Shape, noun: str, rng: np.random.Generator, adjectiv
     return words
 
 
-def text_prompt(shape: Shape, rng: np.random.Generator, pool: str = "train") -> str:
+def text_prompt(shape: Shape, rng: np.random.Generator, pool: str = "train", made_up: float = 0.0) -> str:
+    """A prompt for the shape; with probability `made_up`, in a made-up frame (made_up_frame)."""
     noun = NOUNS[shape.category][rng.integers(len(NOUNS[shape.category]))]
-    frame = FRAMES[pool][rng.integers(len(FRAMES[pool]))]
+    if made_up > 0 and rng.random() < made_up:
+        frame = made_up_frame(rng)
+    else:
+        frame = FRAMES[pool][rng.integers(len(FRAMES[pool]))]
     return frame.format(d=_describe_phrase(shape, noun, rng))
 
 
@@ -171,6 +175,38 @@ def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: st
 def with_article(part: str) -> str:
     """"armrests" stays plural; "handle" becomes "a handle"."""
     return part if part.endswith("s") else f"a {part}"
+
+
+_LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+_MARKS = ["", "", "", "?", "!", ":", ","]
+
+
+def made_up_word(rng: np.random.Generator) -> str:
+    """1-7 random letters, sometimes followed by a punctuation mark."""
+    return "".join(rng.choice(_LETTERS, int(rng.integers(1, 8)))) + _MARKS[rng.integers(len(_MARKS))]
+
+
+def with_filler(text: str, rng: np.random.Generator, chance: float) -> str:
+    """With probability `chance`, 1-3 made-up words inserted between the words of `text`.
+
+    Our BPE merges only the training wordings, so an unseen word reaches the model as bytes
+    and short pieces that training never fed it; made-up words teach it to look past such
+    pieces to the words it knows. They are random, so they say nothing of the held-out pool."""
+    if chance <= 0 or rng.random() >= chance:
+        return text
+    words = text.split(" ")
+    for _ in range(int(rng.integers(1, 4))):
+        words.insert(int(rng.integers(len(words) + 1)), made_up_word(rng))
+    return " ".join(words)
+
+
+def made_up_frame(rng: np.random.Generator) -> str:
+    """A sentence frame of made-up words around "{d}": an unseen frame, as held-out prompts
+    have, without drawing on the held-out pool."""
+    before = [made_up_word(rng) for _ in range(int(rng.integers(0, 4)))]
+    after = [made_up_word(rng) for _ in range(int(rng.integers(0, 3)))]
+    noun = "a {d}" if rng.random() < 0.7 else "{d}"
+    return " ".join(before + [noun] + after)
 
 
 def category_in_text(text: str) -> str | None:

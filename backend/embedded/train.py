@@ -7,7 +7,9 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
   vqvae  the small VQVAE3D (structured encoder/decoder, codebook fitted to the data)
   codes  every training shape encoded to 1024 codes
   llm    the small Qwen2.5-VL model on text->3D, describe and edit
-  export the preset folder (preset.json, vqvae/, llm/)
+  polish a short continuation of the llm stage's model with made-up words mixed into the
+         wordings (robustness to words it never saw; docs/embedded-model.md)
+  export the preset folder (preset.json, vqvae/, llm/), at every checkpoint of llm and polish
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,12 @@ from .vqvae_fit import build_structured_vqvae, encode_fast, fit_codebook
 EMBEDDED_GENERATION = {"max_new_tokens": 1100, "top_k": 8192, "top_p": 1.0, "temperature": 0.0, "seed": 42}
 EMBEDDED_NORMALIZATION = "corner"  # what backend/embedded/shape.py trains on
 EMBEDDED_TASKS = ("text_to_3d", "describe", "edit")  # image to 3D: not trained (no budget)
+# The polish stage: a short, gentle continuation (fresh optimiser, short warm-up).
+POLISH_STEPS = 1600
+POLISH_LR = 5e-4
+POLISH_FILLER_CHANCE = 0.3
+POLISH_MADE_UP_FRAMES = 0.5
+POLISH_TASK_WEIGHTS = "0.45,0.45,0.1"
 
 
 def _logger(path: Path):
@@ -141,7 +150,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(".cache/embedded"))
     ap.add_argument("--out", type=Path, default=Path("backend/weights/embedded"))
-    ap.add_argument("--stages", default="data,vqvae,codes,llm", help="comma-separated subset of the stages")
+    ap.add_argument("--stages", default="data,vqvae,codes,llm,polish", help="comma-separated subset of the stages")
     ap.add_argument("--per-category", type=int, default=250)
     ap.add_argument("--held-per-category", type=int, default=20)
     ap.add_argument("--fit-per-category", type=int, default=150, help="shapes per category for the codebook")
@@ -157,6 +166,13 @@ def main(argv=None) -> None:
     ap.add_argument("--task-weights", default=",".join(map(str, LLMTrainSettings.task_weights)),
                     help="text->3D, describe, edit")
     ap.add_argument("--llm-lr", type=float, default=LLMTrainSettings.lr)
+    ap.add_argument("--polish-steps", type=int, default=POLISH_STEPS)
+    ap.add_argument("--polish-lr", type=float, default=POLISH_LR)
+    ap.add_argument("--filler-chance", type=float, default=POLISH_FILLER_CHANCE,
+                    help="share of the polish stage's wordings with made-up words inserted")
+    ap.add_argument("--made-up-frames", type=float, default=POLISH_MADE_UP_FRAMES,
+                    help="share of the polish stage's prompts and questions in made-up frames")
+    ap.add_argument("--polish-task-weights", default=POLISH_TASK_WEIGHTS, help="text->3D, describe, edit")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -170,21 +186,42 @@ def main(argv=None) -> None:
         stage_vqvae(args.workdir, args.per_category, args.fit_per_category, log)
     if "codes" in stages:
         stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log)
-    if "llm" in stages or "export" in stages:
-        vqvae = load_trained_vqvae(args.workdir)
-        settings = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
-                                    steps=args.llm_steps, device=args.device,
-                                    text_shapes_per_category=args.text_shapes_per_category, lr=args.llm_lr,
-                                    task_weights=tuple(float(w) for w in args.task_weights.split(",")))
-        if "llm" not in stages:
-            settings.max_minutes = 0  # export only: resume the checkpoint and write it out
-        note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()), "llm": settings.__dict__}
+    if not {"llm", "polish", "export"} & set(stages):
+        return
+    vqvae = load_trained_vqvae(args.workdir)
+    base = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
+                            steps=args.llm_steps, device=args.device,
+                            text_shapes_per_category=args.text_shapes_per_category, lr=args.llm_lr,
+                            task_weights=tuple(float(w) for w in args.task_weights.split(",")))
+    polish = replace(base, steps=args.polish_steps, lr=args.polish_lr, warmup=20, seed=1,
+                     filler_chance=args.filler_chance, made_up_frames=args.made_up_frames,
+                     task_weights=tuple(float(w) for w in args.polish_task_weights.split(",")))
+    note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()), "llm": base.__dict__,
+            "polish": polish.__dict__}
+    data = load_codes(args.workdir)
+    base_folder = args.workdir / "llm_base"
 
-        def snapshot(model, tokenizer, step):
-            export_preset(args.out, vqvae, model, tokenizer, {**note, "llm_step": step})
-            log(f"exported the preset at LLM step {step} to {args.out}")
+    def snapshot(stage):
+        def write(model, tokenizer, step):
+            export_preset(args.out, vqvae, model, tokenizer, {**note, f"{stage}_step": step})
+            log(f"exported the preset at {stage} step {step} to {args.out}")
+        return write
 
-        train_llm(load_codes(args.workdir), args.workdir, settings, log, snapshot)
+    if "llm" in stages:
+        model, _ = train_llm(data, args.workdir, base, log, snapshot("llm"))
+        model.save_pretrained(str(base_folder))  # where the polish stage starts
+    if "polish" in stages:
+        if not base_folder.exists():
+            raise SystemExit(f"{base_folder} is missing: the polish stage starts from the llm stage's model")
+        train_llm(data, args.workdir, polish, log, snapshot("polish"), start_from=base_folder, name="polish")
+    elif "export" in stages and "llm" not in stages:
+        # export only: the newest checkpoint written out, no training
+        if (args.workdir / "polish_resume.pt").exists():
+            polish.max_minutes = 0
+            train_llm(data, args.workdir, polish, log, snapshot("polish"), start_from=base_folder, name="polish")
+        else:
+            base.max_minutes = 0
+            train_llm(data, args.workdir, base, log, snapshot("llm"))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ class LLMTrainSettings:
     # text -> 3D on only the first N shapes per category (0 = all): a small model learns a few
     # shapes by heart in the budget, and the whole variety came out as noise (measured)
     text_shapes_per_category: int = 3
+    # share of prompts, questions and instructions with made-up words inserted (with_filler),
+    # and of prompts and questions made of made-up words around the noun (made_up_frame)
+    filler_chance: float = 0.0
+    made_up_frames: float = 0.0
     max_minutes: float = 150.0
     seed: int = 0
     device: str = "cpu"
@@ -94,8 +98,10 @@ def encode_example(tokenizer, user_text: str, answer: str) -> tuple[list[int], i
 class ExampleSampler:
     """Draws fresh wordings every time, over the encoded shapes and edit pairs."""
 
-    def __init__(self, tokenizer, data: dict, prompts: dict, seed: int, text_shapes_per_category: int = 0):
+    def __init__(self, tokenizer, data: dict, prompts: dict, seed: int, text_shapes_per_category: int = 0,
+                 filler_chance: float = 0.0, made_up_frames: float = 0.0):
         self.tok, self.data, self.prompts = tokenizer, data, prompts
+        self.filler_chance, self.made_up_frames = filler_chance, made_up_frames
         self.rng = np.random.default_rng(seed)
         self.shapes = [shape_from_meta(m) for m in data["shape_meta"]]
         self.edit_src = [shape_from_meta(m) for m in data["edit_meta"]]
@@ -112,17 +118,21 @@ class ExampleSampler:
         rng = self.rng
         if task == "text_to_3d":
             i = self.text_shapes[int(rng.integers(len(self.text_shapes)))]
-            text = L.text_prompt(self.shapes[i], rng)
+            text = L.text_prompt(self.shapes[i], rng, made_up=self.made_up_frames)
+            text = L.with_filler(text, rng, self.filler_chance)
             user = self.prompts["text_to_3d"].format(text=text)
             return encode_example(self.tok, user, codes_to_text(self.data["shape_codes"][i]))
         if task == "describe":
             i = int(rng.integers(len(self.shapes)))
             question = self.prompts["describe"] if rng.random() < 0.5 else L.describe_question(rng)
+            if self.made_up_frames > 0 and rng.random() < self.made_up_frames:
+                question = L.made_up_frame(rng).format(d=L.made_up_word(rng)) + "?"
+            question = L.with_filler(question, rng, self.filler_chance)
             user = mesh_user_text(self.data["shape_codes"][i], question)
             return encode_example(self.tok, user, L.describe_answer(self.shapes[i], rng))
         i = int(rng.integers(len(self.edit_src)))
         kind = self.data["edit_meta"][i]["edit"]
-        instruction = L.edit_instruction(self.edit_src[i], kind, rng)
+        instruction = L.with_filler(L.edit_instruction(self.edit_src[i], kind, rng), rng, self.filler_chance)
         user = mesh_user_text(self.data["edit_src"][i], self.prompts["edit"].format(instruction=instruction))
         return encode_example(self.tok, user, codes_to_text(self.data["edit_tgt"][i]))
 
@@ -230,21 +240,29 @@ def learning_rate(settings: LLMTrainSettings, step: int, progress: float) -> flo
     return settings.lr * min(1.0, (step + 1) / settings.warmup) * float(decay)
 
 
-def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, snapshot=None):
+def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, snapshot=None,
+              start_from: Path | None = None, name: str = "llm"):
     """Trains (or resumes) and returns (model, tokenizer). `snapshot(model, tokenizer, step)` is
-    called at every checkpoint so a usable preset exists early."""
+    called at every checkpoint so a usable preset exists early. start_from: a saved model
+    (save_pretrained folder) to continue from instead of a fresh one; `name` keeps its
+    checkpoint apart."""
     workdir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = workdir / "llm_resume.pt"
+    ckpt_path = workdir / f"{name}_resume.pt"
     tokenizer = make_tokenizer()
-    model = new_model(tokenizer, settings).to(settings.device)
+    if start_from is None:
+        model = new_model(tokenizer, settings)
+    else:
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(start_from))
+    model = model.to(settings.device)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01, betas=(0.9, 0.98))
     step, elapsed_before = 0, 0.0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False, map_location=settings.device)
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
-        log(f"resumed LLM at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
-    sampler = ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, settings.seed + step, settings.text_shapes_per_category)
+        log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
+    sampler = ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, settings.seed + step,
+                             settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames)
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
@@ -289,7 +307,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
             if settings.device == "cpu":
                 adapt_threads()
             summary = " ".join(f"{t} {np.mean(v[-20:]):.3f}" for t, v in running.items() if v)
-            log(f"llm step {step} {summary} {time.time() - start:.0f}s")
+            log(f"{name} step {step} {summary} {time.time() - start:.0f}s")
         if time.time() - last_ckpt > settings.checkpoint_every_s:
             save()
             last_ckpt = time.time()

@@ -1,0 +1,55 @@
+"""The documented training command, every stage at a tiny size: it writes a preset the
+pipeline loads, the polish stage continues the llm stage's model, and a rerun resumes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from backend.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--per-category", "2", "--held-per-category", "1", "--fit-per-category", "2", "--llm-per-category", "2",
+        "--edits-per-category", "1", "--llm-steps", "2", "--llm-hidden", "32", "--llm-layers", "1",
+        "--polish-steps", "3", "--threads", "1"]
+
+
+def _train(work, out, *extra):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "backend.embedded.train", "--workdir", str(work), "--out", str(out),
+                           *TINY, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return (work / "train.log").read_text()
+
+
+def test_every_stage_runs_and_the_preset_loads(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "preset"
+    log = _train(work, out)
+    note = json.loads((out / "training.json").read_text())
+    assert note["polish_step"] == 3 and note["polish"]["made_up_frames"] > 0
+    # the polish stage starts from the llm stage's saved model and moves it
+    base = load_file(str(work / "llm_base" / "model.safetensors"))
+    polished = load_file(str(out / "llm" / "model.safetensors"))
+    assert base.keys() == polished.keys()
+    assert any(not np.array_equal(base[k], polished[k]) for k in base)
+    assert "exported the preset at polish step 3" in log
+
+    pipe = Pipeline(str(out), device="cpu")
+    try:
+        assert set(pipe.info()["supports"]) >= {"text_to_3d", "describe", "edit"}
+        answer = pipe.describe(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32),
+                               np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]], np.int32),
+                               {"max_new_tokens": 4})
+        assert isinstance(answer, str)
+    finally:
+        pipe.release()
+
+    # a rerun finds every stage done: it resumes at the end, trains nothing, writes the same model
+    again = _train(work, out)[len(log):]
+    assert "resumed llm at step 2" in again and "resumed polish at step 3" in again
+    rewritten = load_file(str(out / "llm" / "model.safetensors"))
+    assert all(np.array_equal(polished[k], rewritten[k]) for k in polished)
