@@ -81,7 +81,7 @@ class Pipeline:
 
     def text_to_3d(self, prompt: str, options=None, progress=None, cancelled=None) -> MeshResult:
         self._require("text_to_3d")
-        prompt = checked_text(prompt, "prompt")
+        prompt = self.preset.model_text(checked_text(prompt, "prompt"))
         return self._generate("text_to_3d", dict(text=prompt), options, progress, cancelled)
 
     def image_to_3d(self, image_bytes: bytes, options=None, progress=None, cancelled=None) -> MeshResult:
@@ -94,7 +94,7 @@ class Pipeline:
         self._require("describe")
         opts = self._options(options)
         if "question" in opts:
-            opts["question"] = checked_text(opts["question"], "question")
+            opts["question"] = self.preset.model_text(checked_text(opts["question"], "question"))
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
             codes, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
@@ -104,7 +104,7 @@ class Pipeline:
     def edit(self, vertices, faces, instruction: str, options=None, progress=None, cancelled=None) -> MeshResult:
         progress, cancelled = progress or _no_progress, cancelled or _never
         self._require("edit")
-        instruction = checked_text(instruction, "instruction")
+        instruction = self.preset.model_text(checked_text(instruction, "instruction"))
         opts = self._options(options)
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)

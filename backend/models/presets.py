@@ -13,7 +13,9 @@ A preset folder holds `preset.json`:
       "up": "z",                     # up axis of the model's own frame (only Z-up, the published one)
       "generation": {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7,
                      "temperature": 0.7, "seed": 42},
-      "tasks": ["text_to_3d", "image_to_3d", "describe", "edit"]
+      "tasks": ["text_to_3d", "image_to_3d", "describe", "edit"],
+      "lowercase_text": false        # lower-case the artist's prompt, question and instruction
+                                     # first (a model trained on lower-case wordings only)
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -68,6 +70,7 @@ class Preset:
     up: str = "z"
     generation: dict = field(default_factory=lambda: dict(REFERENCE_GENERATION))
     tasks: tuple = TASKS
+    lowercase_text: bool = False
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -89,6 +92,8 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
+        if not isinstance(self.lowercase_text, bool):
+            problems.append(f"lowercase_text must be true or false, not {self.lowercase_text!r}")
         bad_gen = set(self.generation) - set(GENERATION_KEYS)
         if bad_gen:
             problems.append(f"unknown generation keys {sorted(bad_gen)}; known: {GENERATION_KEYS}")
@@ -97,6 +102,10 @@ class Preset:
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
+
+    def model_text(self, text: str) -> str:
+        """The artist's words as the model reads them."""
+        return text.lower() if self.lowercase_text else text
 
     def vqvae_source(self) -> str | Path:
         return self._source(self.vqvae)
