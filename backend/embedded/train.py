@@ -42,7 +42,7 @@ EMBEDDED_GENERATION = {"max_new_tokens": 1100, "top_k": 8192, "top_p": 1.0, "tem
 EMBEDDED_NORMALIZATION = "corner"  # what backend/embedded/shape.py trains on
 EMBEDDED_TASKS = ("text_to_3d", "describe", "edit")  # image to 3D: not trained (no budget)
 # The polish stage: a short, gentle continuation (fresh optimiser, short warm-up).
-POLISH_STEPS = 1600
+POLISH_STEPS = 3200
 POLISH_LR = 5e-4
 POLISH_FILLER_CHANCE = 0.3
 POLISH_MADE_UP_FRAMES = 0.5
