@@ -210,19 +210,17 @@ def main(argv=None) -> None:
     if "llm" in stages:
         model, _ = train_llm(data, args.workdir, base, log, snapshot("llm"))
         model.save_pretrained(str(base_folder))  # where the polish stage starts
-    if "polish" in stages:
+    # export only: the newest checkpoint written out, no training
+    export_only = "export" in stages and not {"llm", "polish"} & set(stages)
+    if "polish" in stages or (export_only and (args.workdir / "polish_resume.pt").exists()):
         if not base_folder.exists():
             raise SystemExit(f"{base_folder} is missing: the polish stage starts from the llm stage's model")
-        train_llm(data, args.workdir, polish, log, snapshot("polish"), start_from=base_folder, name="polish")
-    elif "export" in stages and "llm" not in stages:
-        # export only: the newest checkpoint written out, no training
-        if (args.workdir / "polish_resume.pt").exists():
+        if export_only:
             polish.max_minutes = 0
-            train_llm(data, args.workdir, polish, log, snapshot("polish"), start_from=base_folder, name="polish")
-        else:
-            base.max_minutes = 0
-            train_llm(data, args.workdir, base, log, snapshot("llm"))
-
+        train_llm(data, args.workdir, polish, log, snapshot("polish"), start_from=base_folder, name="polish")
+    elif export_only:
+        base.max_minutes = 0
+        train_llm(data, args.workdir, base, log, snapshot("llm"))
 
 if __name__ == "__main__":
     main()
