@@ -170,7 +170,8 @@ class Pipeline:
         from backend.models.llm import ShapeLLMRuntime
 
         try:
-            return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device)
+            return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device,
+                                        aligned_edit_positions=self.preset.aligned_edit_positions)
         except TaskError:
             raise
         except Exception as err:

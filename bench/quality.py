@@ -10,7 +10,8 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
 - describe accuracy (the answer names the shape's category) on held-out shapes;
 - edit success on held-out shapes with held-out instruction wording: the asked proportion
   changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
-  add/remove: occupied voxels up/down) and the judge still sees the same category;
+  add/remove: occupied voxels up/down) and the judge still sees the same category; beside it
+  the voxel IoU of the answer with the true edited shape (how much of the shape stayed);
 - tokens/s of mesh generation and seconds per text -> 3D end to end;
 and writes a PNG contact sheet of the generated shapes (default out/quality/).
 """
@@ -186,7 +187,7 @@ def main(argv=None) -> dict:
 
     # -- edit -----------------------------------------------------------------------------------
     if report["supports"].get("edit") and args.edits_per_category:
-        results = defaultdict(list)
+        results, target_ious = defaultdict(list), []
         for c in CATEGORY_NAMES:
             for k in range(args.edits_per_category):
                 shape = held_out(c, 70 + k)
@@ -208,10 +209,14 @@ def main(argv=None) -> dict:
                     changed = ratio > 1.0 if kind == "add" else ratio < 1.0
                 kept = after.any() and judge.category(after) == c
                 results[kind].append(bool(changed and kept))
+                # how much of the shape stayed: voxel IoU with the true edited shape
+                target_ious.append(float(voxel_iou(after, L.apply_edit(shape, kind).occupancy())))
         report["edit"] = {"success": float(np.mean([x for v in results.values() for x in v])),
                           "per_kind": {k: float(np.mean(v)) for k, v in results.items()},
-                          "cases": sum(len(v) for v in results.values())}
-        print(f"edit success {report['edit']['success']:.3f}", flush=True)
+                          "cases": sum(len(v) for v in results.values()),
+                          "iou_with_true_edit": float(np.mean(target_ious))}
+        print(f"edit success {report['edit']['success']:.3f}, voxel IoU with the true edit "
+              f"{report['edit']['iou_with_true_edit']:.3f}", flush=True)
 
     (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("describe",)}, indent=2))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.errors import TaskError
-from backend.models.codec import NUM_CODES, MeshCodec, codes_to_text, parse_text
+from backend.models.codec import NUM_CODES, MeshCodec, aligned_positions, codes_to_text, parse_text
 from backend.models.tokenizer_build import build_tokenizer
 
 
@@ -103,3 +103,16 @@ def test_a_tokenizer_without_mesh_tokens_is_rejected():
     plain = Qwen2Tokenizer(vocab={"a": 0, "b": 1}, merges=[])
     with pytest.raises(TaskError, match="mesh tokens"):
         MeshCodec(plain)
+
+
+def test_aligned_positions_give_the_answer_the_input_blocks_positions():
+    S = 7  # the <mesh-start> id in this made-up conversation
+    ids = [1, 2, S, 10, 11, 12, 8, 3, 4, S, 10, 13, 12, 8, 5]  # prompt with a block, answer block
+    start = 9
+    pos = aligned_positions(ids, start, S)
+    assert pos[:start] == list(range(start))
+    assert pos[start:] == list(range(2, 2 + len(ids) - start))  # k-th answer code at the k-th input code's
+    assert aligned_positions(ids[2:], start - 2, S)[start - 2:] == [0, 1, 2, 3, 4, 5]
+    # no block in the prompt (text to 3D) or a text answer (describe): sequential
+    assert aligned_positions(ids[start:], 0, S) == list(range(len(ids) - start))
+    assert aligned_positions(ids[:-1] + [5], 13, S) == list(range(len(ids)))

@@ -148,3 +148,71 @@ def test_a_later_stage_starts_from_the_saved_model_with_its_own_checkpoint(tmp_p
     assert torch.load(tmp_path / "polish_resume.pt", weights_only=False)["step"] == 2
     assert (tmp_path / "llm_resume.pt").read_bytes() == llm_checkpoint
     assert not all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), moved.state_dict().values()))
+
+
+def test_embedded_edit_examples_keep_the_input_and_answer_a_fixed_distance_apart(tmp_path, setup):
+    """Instruction first: the answer's k-th code sits the same number of tokens after the
+    input's k-th code whatever the instruction's length, and the runtime builds the very
+    prompt training does."""
+    tokenizer, data = setup
+    sampler = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=5)
+    codec = MeshCodec(tokenizer)
+    distances, instructions = set(), set()
+    for _ in range(12):
+        ids, start = sampler.sample("edit")
+        user = tokenizer.decode(ids[:start]).split("<|im_start|>user\n")[1]
+        assert user.startswith("Edit this 3D mesh: ")
+        instructions.add(user.split("\n")[0])
+        distances.add(start - ids.index(codec.start_id))  # answer's <mesh-start> to the input's
+    assert len(instructions) > 3 and len(distances) == 1, (instructions, distances)
+
+    T.export_llm(T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)), tokenizer, tmp_path / "llm",
+                 {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
+    runtime = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu")
+    instruction = "make it taller {mesh}"  # a placeholder in the artist's text stays text
+    text = runtime._edit_text(data["edit_src"][0], instruction)
+    assert text.count("<mesh-start>") == 1 and text.startswith("Edit this 3D mesh: make it taller {mesh}\n")
+    trained_ids, start = T.encode_example(tokenizer, text, "")
+    assert runtime._prompt_ids([{"type": "text", "text": text}], None) == trained_ids[:start]
+
+
+def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path, setup):
+    """The loss positions an edit answer like the input block; the runtime's prefill and decode
+    steps must see the same positions, or the trained copying would not carry over."""
+    from transformers import DynamicCache
+
+    tokenizer, data = setup
+    torch.manual_seed(0)
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=2)).eval()
+    with torch.no_grad():  # large query/key weights: attention (and so positions) matter a lot
+        for name, p in model.model.language_model.named_parameters():
+            if "q_proj" in name or "k_proj" in name:
+                torch.nn.init.normal_(p, std=1.0)
+    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
+    vocab.tie_unused_rows(model.lm_head)  # the reduced softmax of batch_loss = the full one
+    T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
+    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7).sample("edit")
+    start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
+    positions = T.aligned_positions(ids, start, start_id)
+    with torch.no_grad():
+        trained = model(input_ids=torch.tensor([ids]), position_ids=torch.tensor(positions).expand(3, 1, -1)).logits[0]
+        plain = model(input_ids=torch.tensor([ids])).logits[0]
+    assert not torch.allclose(trained[start + 1], plain[start + 1], atol=1e-2)  # positions matter
+    with torch.no_grad():
+        loss = T.batch_loss(model, [(ids, start)], tokenizer.convert_tokens_to_ids("<|endoftext|>"), vocab,
+                            align_with=start_id)
+    expected_loss = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
+    assert torch.isclose(loss, expected_loss, rtol=1e-4)
+
+    for aligned in (True, False):
+        rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu", aligned_edit_positions=aligned)
+        prompt = ids[: start + 1]  # the runtime forces the answer's <mesh-start> into the prompt
+        text_positions = T.aligned_positions(prompt, start, start_id) if aligned else None
+        cache = DynamicCache(config=rt.model.config.text_config)
+        with torch.no_grad():
+            logits, position = rt._prefill(prompt, None, cache, text_positions)
+            steps = [logits] + [rt._step(ids[start + 1 + k], position + k, k, cache, rt._rope_table(position, 3))
+                                for k in range(3)]
+        expected = trained if aligned else plain
+        for k, got in enumerate(steps):
+            assert torch.allclose(got, expected[start + k], atol=1e-4), (aligned, k)

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from backend.models.checkpoints import save_vqvae
-from backend.models.presets import REFERENCE_PROMPTS, Preset
+from backend.models.presets import Preset
 from backend.models.vqvae import VQVAE3D, VQVAEConfig
 
 from . import language as L
 from .splits import occupancy_array, split_shapes, unpack
-from .train_llm import LLMTrainSettings, export_llm, shape_meta, train_llm
+from .train_llm import EMBEDDED_PROMPTS, LLMTrainSettings, export_llm, shape_meta, train_llm
 from .metrics import round_trip_iou
 from .vqvae_fit import CONFIG as VQVAE_CONFIG
 from .vqvae_fit import build_structured_vqvae, encode_fast, fit_codebook
@@ -137,12 +137,13 @@ def load_codes(workdir: Path) -> dict:
             "edit_meta": json.loads(str(raw["edit_meta"]))}
 
 
-def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict) -> None:
+def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned_edit_positions: bool) -> None:
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
-    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(REFERENCE_PROMPTS), normalization=EMBEDDED_NORMALIZATION,
-           up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True).save(out)
+    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(EMBEDDED_PROMPTS), normalization=EMBEDDED_NORMALIZATION,
+           up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True,
+           aligned_edit_positions=aligned_edit_positions).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 
@@ -166,6 +167,8 @@ def main(argv=None) -> None:
     ap.add_argument("--task-weights", default=",".join(map(str, LLMTrainSettings.task_weights)),
                     help="text->3D, describe, edit")
     ap.add_argument("--llm-lr", type=float, default=LLMTrainSettings.lr)
+    ap.add_argument("--aligned-edit-positions", type=int, choices=(0, 1), default=int(LLMTrainSettings.aligned_edit_positions),
+                    help="edit answers positioned like the input block (1) or sequentially (0)")
     ap.add_argument("--polish-steps", type=int, default=POLISH_STEPS)
     ap.add_argument("--polish-lr", type=float, default=POLISH_LR)
     ap.add_argument("--filler-chance", type=float, default=POLISH_FILLER_CHANCE,
@@ -192,6 +195,7 @@ def main(argv=None) -> None:
     base = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
                             steps=args.llm_steps, device=args.device,
                             text_shapes_per_category=args.text_shapes_per_category, lr=args.llm_lr,
+                            aligned_edit_positions=bool(args.aligned_edit_positions),
                             task_weights=tuple(float(w) for w in args.task_weights.split(",")))
     polish = replace(base, steps=args.polish_steps, lr=args.polish_lr, warmup=20, seed=1,
                      filler_chance=args.filler_chance, made_up_frames=args.made_up_frames,
@@ -203,7 +207,7 @@ def main(argv=None) -> None:
 
     def snapshot(stage):
         def write(model, tokenizer, step):
-            export_preset(args.out, vqvae, model, tokenizer, {**note, f"{stage}_step": step})
+            export_preset(args.out, vqvae, model, tokenizer, {**note, f"{stage}_step": step}, base.aligned_edit_positions)
             log(f"exported the preset at {stage} step {step} to {args.out}")
         return write
 

@@ -4,7 +4,10 @@ own tokenizer with the 8194 mesh tokens, the published prompt format and chat te
 Three tasks share one model, mixed in every run of steps:
   text -> 3D   user: text_to_3d template with a caption   assistant: mesh block
   describe     user: mesh block + "\n" + question           assistant: a caption
-  edit         user: mesh block + "\n" + edit template     assistant: edited mesh block
+  edit         user: edit template + "\n" + mesh block     assistant: edited mesh block
+Edit puts the instruction first (EMBEDDED_PROMPTS) and gives the answer block the input
+block's positions (codec.aligned_positions): an unchanged code is then one fixed relative
+position away, whatever the instruction's length (docs/embedded-model.md, "Edit").
 The loss covers the assistant turn only (its tokens and the closing <|im_end|>).
 """
 
@@ -21,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-from backend.models.codec import codes_to_text
+from backend.models.codec import aligned_positions, codes_to_text, with_mesh_block
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -29,6 +32,10 @@ from backend.models.tokenizer_build import build_tokenizer
 from . import language as L
 from .categories import CATEGORIES
 from .shape import Shape, sample_shape
+
+
+# Edit has no published template; ours puts the instruction before the mesh (see above).
+EMBEDDED_PROMPTS = {**REFERENCE_PROMPTS, "edit": "Edit this 3D mesh: {instruction}\n{mesh}"}
 
 
 @dataclass
@@ -50,6 +57,9 @@ class LLMTrainSettings:
     lead_tokens: int = 32
     lead_weight: float = 10.0
     task_weights: tuple[float, float, float] = (0.4, 0.35, 0.25)  # text->3D, describe, edit
+    # edit answers positioned like the input block (codec.aligned_positions), so copying an
+    # unchanged code is one fixed relative position; the preset says so to the runtime
+    aligned_edit_positions: bool = True
     checkpoint_every_s: float = 420.0
     # text -> 3D on only the first N shapes per category (0 = all): a small model learns a few
     # shapes by heart in the budget, and the whole variety came out as noise (measured)
@@ -81,11 +91,6 @@ def make_tokenizer():
 def chat_prompt(tokenizer, user_text: str) -> str:
     messages = [{"role": "user", "content": [{"type": "text", "text": user_text}]}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def mesh_user_text(codes: np.ndarray, request: str) -> str:
-    """The describe/edit user turn: the mesh block, a newline, then the request (reference demo)."""
-    return codes_to_text(codes) + "\n" + request
 
 
 def encode_example(tokenizer, user_text: str, answer: str) -> tuple[list[int], int]:
@@ -128,12 +133,12 @@ class ExampleSampler:
             if self.made_up_frames > 0 and rng.random() < self.made_up_frames:
                 question = L.made_up_frame(rng).format(d=L.made_up_word(rng)) + "?"
             question = L.with_filler(question, rng, self.filler_chance)
-            user = mesh_user_text(self.data["shape_codes"][i], question)
+            user = with_mesh_block(question, self.data["shape_codes"][i])
             return encode_example(self.tok, user, L.describe_answer(self.shapes[i], rng))
         i = int(rng.integers(len(self.edit_src)))
         kind = self.data["edit_meta"][i]["edit"]
         instruction = L.with_filler(L.edit_instruction(self.edit_src[i], kind, rng), rng, self.filler_chance)
-        user = mesh_user_text(self.data["edit_src"][i], self.prompts["edit"].format(instruction=instruction))
+        user = with_mesh_block(self.prompts["edit"], self.data["edit_src"][i]).replace("{instruction}", instruction)
         return encode_example(self.tok, user, codes_to_text(self.data["edit_tgt"][i]))
 
 
@@ -188,11 +193,12 @@ class ActiveVocab:
 
 def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: ActiveVocab,
                empty_id: int | None = None, keep_empty: float = 1.0, generator=None,
-               lead_tokens: int = 0, lead_weight: float = 1.0) -> torch.Tensor:
+               lead_tokens: int = 0, lead_weight: float = 1.0, align_with: int | None = None) -> torch.Tensor:
     """Weighted next-token loss over the assistant answers of a right-padded batch, divided by
     the number of answer tokens.
 
     The first `lead_tokens` answer tokens count `lead_weight` times (see LLMTrainSettings).
+    align_with: the <mesh-start> id, to position edit answers with codec.aligned_positions.
     The LM head over ~8.8k rows is the largest cost of a step. Most mesh targets are the empty
     code and easy, so only a random `keep_empty` share of them gets logits, weighted by
     1 / keep_empty: the same expected loss for a fraction of the head's work."""
@@ -200,15 +206,19 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch), length), dtype=torch.long)
     labels = torch.full((len(batch), length), -100, dtype=torch.long)
+    positions = torch.zeros((len(batch), length), dtype=torch.long)
     lead = torch.ones((len(batch), length - 1))
     for b, (ids, start) in enumerate(batch):
         input_ids[b, : len(ids)] = torch.tensor(ids)
         attention[b, : len(ids)] = 1
         labels[b, start: len(ids)] = torch.tensor(ids[start:])
+        aligned = aligned_positions(ids, start, align_with) if align_with is not None else range(len(ids))
+        positions[b, : len(ids)] = torch.as_tensor(aligned)
         lead[b, max(start - 1, 0): start - 1 + lead_tokens] = lead_weight  # targets ids[start...]
     # hidden states first, then the LM head only where there is a label: most prompt
     # positions (the mesh block of describe/edit) need no logits at all
-    hidden = model.model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).last_hidden_state
+    hidden = model.model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                         position_ids=positions.to(model.device).expand(3, -1, -1)).last_hidden_state
     targets = labels[:, 1:]
     labelled = targets != -100
     keep, weight = labelled, lead
@@ -261,7 +271,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
-    sampler = ExampleSampler(tokenizer, data, REFERENCE_PROMPTS, settings.seed + step,
+    sampler = ExampleSampler(tokenizer, data, EMBEDDED_PROMPTS, settings.seed + step,
                              settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames)
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
@@ -274,6 +284,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     empty_code = int(np.bincount(data["shape_codes"].ravel()).argmax())  # the all-empty column
     empty_id = tokenizer.convert_tokens_to_ids(f"<mesh{empty_code}>")
     loss_rng = torch.Generator().manual_seed(settings.seed + step)
+    align_with = tokenizer.convert_tokens_to_ids("<mesh-start>") if settings.aligned_edit_positions else None
     log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
     start, last_ckpt = time.time(), time.time()
     running = {t: [] for t in tasks}
@@ -296,7 +307,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         for g in opt.param_groups:
             g["lr"] = lr
         loss = batch_loss(model, batch, pad_id, vocab, empty_id, settings.keep_empty, loss_rng,
-                          settings.lead_tokens, settings.lead_weight)
+                          settings.lead_tokens, settings.lead_weight, align_with)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

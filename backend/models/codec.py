@@ -90,6 +90,26 @@ def codes_to_text(codes) -> str:
     return MESH_START + body + MESH_END
 
 
+def with_mesh_block(template: str, codes) -> str:
+    """A user turn holding a mesh block: at the template's `{mesh}`, or (no `{mesh}`) the block,
+    a newline, then the template, as in the reference demo for describe."""
+    mesh = codes_to_text(codes)
+    return template.replace("{mesh}", mesh) if "{mesh}" in template else mesh + "\n" + template
+
+
+def aligned_positions(ids: list[int], answer_start: int, start_id: int) -> list[int]:
+    """Text positions of a conversation whose answer (from `answer_start`) is a mesh block and
+    whose prompt holds one (edit): sequential, except that the answer restarts at the input
+    block's position, so that the answer's k-th code has the input's k-th code's position and
+    copying an unchanged code is attention at one fixed relative position. Other
+    conversations keep plain sequential positions."""
+    positions = list(range(len(ids)))
+    if answer_start >= len(ids) or ids[answer_start] != start_id or start_id not in ids[:answer_start]:
+        return positions
+    first = ids.index(start_id)
+    return positions[:answer_start] + list(range(first, first + len(ids) - answer_start))
+
+
 def parse_text(text: str) -> ParsedMesh:
     """Codes of the first mesh block in decoded text (policy in the module docstring)."""
     codes: list[int] = []

@@ -17,9 +17,10 @@ from a weak or random model. For describe, mesh tokens are banned: the answer is
 
 Prompts (format strings of the preset): `text_to_3d` holds `{text}`, `edit` holds
 `{instruction}`. `describe` and `edit` get the mesh block, a newline, then the prompt, as in
-the reference demo for describe; a template may instead place `{mesh}` itself. `image_to_3d`
-follows the image in the user turn. Edit has no published template: the user turn holds the
-mesh block and the instruction, the assistant turn a new mesh block, as in the training data.
+the reference demo for describe; a template may instead place `{mesh}` itself (the embedded
+model's edit template puts the instruction first). `image_to_3d` follows the image in the
+user turn. Edit has no published template: the user turn holds the mesh block and the
+instruction, the assistant turn a new mesh block, as in the training data.
 
 Sampling follows the reference (generate() with the model's generation_config): repetition
 penalty on every token seen so far (prompt included), then temperature, top-k, top-p;
@@ -42,7 +43,7 @@ import torch
 
 from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
-from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, codes_to_text
+from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, aligned_positions, with_mesh_block
 from backend.models.images import prepare_image
 
 REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
@@ -265,8 +266,10 @@ def _read_chat_template(folder: Path, tokenizer) -> str:
 
 
 class ShapeLLMRuntime:
-    def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device):
+    def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device,
+                 aligned_edit_positions: bool = False):
         self.model = model
+        self.aligned_edit_positions = aligned_edit_positions
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_template = chat_template
@@ -290,7 +293,7 @@ class ShapeLLMRuntime:
     # -- loading -----------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, llm_source, prompts: dict, device: str = "auto") -> "ShapeLLMRuntime":
+    def load(cls, llm_source, prompts: dict, device: str = "auto", aligned_edit_positions: bool = False) -> "ShapeLLMRuntime":
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
@@ -314,7 +317,8 @@ class ShapeLLMRuntime:
         except Exception as err:
             raise TaskError("model_error", f"could not load the LLM from {folder}: {err}") from err
         model.to(dev).eval()
-        return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev)
+        return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev,
+                   aligned_edit_positions)
 
     def release(self) -> None:
         """Frees the model's memory; the runtime cannot be used afterwards."""
@@ -353,10 +357,8 @@ class ShapeLLMRuntime:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
-        instruction = checked_text(instruction, "instruction")
-        template = self.prompts["edit"].replace("{instruction}", instruction)
-        content = [{"type": "text", "text": self._with_mesh(template, codes)}]
-        return self._mesh_answer(content, None, options, progress, cancelled)
+        content = [{"type": "text", "text": self._edit_text(codes, checked_text(instruction, "instruction"))}]
+        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions)
 
     # -- prompt building ---------------------------------------------------------------------
 
@@ -366,8 +368,11 @@ class ShapeLLMRuntime:
             raise TaskError("bad_field", f"a shape is {NUM_CODES} integer codes, got {codes.dtype} {codes.shape}")
         if codes.min() < 0 or codes.max() >= CODEBOOK_SIZE:
             raise TaskError("bad_field", f"shape codes must lie in [0, {CODEBOOK_SIZE})")
-        mesh = codes_to_text(codes)
-        return template.replace("{mesh}", mesh) if "{mesh}" in template else mesh + "\n" + template
+        return with_mesh_block(template, codes)
+
+    def _edit_text(self, codes, instruction: str) -> str:
+        # the mesh goes in first, so that an instruction holding "{mesh}" stays plain text
+        return self._with_mesh(self.prompts["edit"], codes).replace("{instruction}", instruction)
 
     def _prompt_ids(self, content: list, pixels) -> list[int]:
         messages = [{"role": "user", "content": content}]
@@ -394,16 +399,17 @@ class ShapeLLMRuntime:
             stop_after_block=True,
         )
 
-    def _mesh_answer(self, content, pixels, options, progress, cancelled) -> np.ndarray:
+    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False) -> np.ndarray:
         sampling = Sampling.from_options(options, self._live().generation_config)
         prompt = self._prompt_ids(content, pixels) + [self.codec.start_id]  # the forced opening
+        positions = aligned_positions(prompt, len(prompt) - 1, self.codec.start_id) if aligned else None
         constraint = self._constraint(allow_blocks=True, in_block=True)
 
         def on_token(done: int, token: int):
             if progress and constraint.in_block:
                 progress("tokens", constraint.count, NUM_CODES)
 
-        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled)
+        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions)
         parsed = self.codec.parse_ids([self.codec.start_id, *ids])
         if not parsed.exact:  # the grammar makes this impossible; fail loudly if it ever is
             raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
@@ -417,8 +423,11 @@ class ShapeLLMRuntime:
         return self.model
 
     @torch.inference_mode()
-    def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled) -> list[int]:
-        """Prefill once, then one token per step with the KV cache; returns the answer ids."""
+    def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled,
+                positions: list[int] | None = None) -> list[int]:
+        """Prefill once, then one token per step with the KV cache; returns the answer ids.
+        positions: the prompt's text positions when not sequential (the answer continues after
+        the last)."""
         from transformers import DynamicCache
 
         model = self._live()
@@ -431,7 +440,7 @@ class ShapeLLMRuntime:
 
         _check_cancel(cancelled)
         cache = DynamicCache(config=model.config.text_config)
-        logits, position = self._prefill(prompt, pixels, cache)
+        logits, position = self._prefill(prompt, pixels, cache, positions)
         rope = self._rope_table(position, max_new) if self._direct_step else None
         answer: list[int] = []
         while True:
@@ -465,7 +474,7 @@ class ShapeLLMRuntime:
             step = len(answer) - 1  # the token's index in the answer, its row in the rope table
             logits = self._step(token, position + step, step, cache, rope)
 
-    def _prefill(self, prompt: list[int], pixels, cache) -> tuple[torch.Tensor, int]:
+    def _prefill(self, prompt: list[int], pixels, cache, text_positions=None) -> tuple[torch.Tensor, int]:
         """Runs the prompt (and image); returns the last logits and the next text position."""
         model = self.model
         ids = torch.tensor([prompt], device=self._device)
@@ -476,6 +485,9 @@ class ShapeLLMRuntime:
             kinds = (ids == self.image_token_id).int()  # mm_token_type_ids: 1 marks image tokens
             positions, delta = model.model.get_rope_index(ids, mm_token_type_ids=kinds, image_grid_thw=grid)
             delta = int(delta.reshape(-1)[0])
+        elif text_positions is not None:
+            positions = torch.tensor(text_positions, device=self._device).view(1, 1, -1).expand(3, 1, -1)
+            delta = text_positions[-1] + 1 - len(prompt)
         else:
             positions = torch.arange(len(prompt), device=self._device).view(1, 1, -1).expand(3, 1, -1)
             delta = 0

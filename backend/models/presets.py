@@ -71,6 +71,8 @@ class Preset:
     generation: dict = field(default_factory=lambda: dict(REFERENCE_GENERATION))
     tasks: tuple = TASKS
     lowercase_text: bool = False
+    # edit answers positioned like the input block (codec.aligned_positions), as the model was trained
+    aligned_edit_positions: bool = False
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -92,8 +94,9 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
-        if not isinstance(self.lowercase_text, bool):
-            problems.append(f"lowercase_text must be true or false, not {self.lowercase_text!r}")
+        for key in ("lowercase_text", "aligned_edit_positions"):
+            if not isinstance(getattr(self, key), bool):
+                problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
         bad_gen = set(self.generation) - set(GENERATION_KEYS)
         if bad_gen:
             problems.append(f"unknown generation keys {sorted(bad_gen)}; known: {GENERATION_KEYS}")
