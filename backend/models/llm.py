@@ -18,7 +18,8 @@ from a weak or random model. For describe, mesh tokens are banned: the answer is
 Prompts (format strings of the preset): `text_to_3d` holds `{text}`, `edit` holds
 `{instruction}`. `describe` and `edit` get the mesh block, a newline, then the prompt, as in
 the reference demo for describe; a template may instead place `{mesh}` itself (the embedded
-model's edit template puts the instruction first). `image_to_3d` follows the image in the
+model's edit template puts the instruction first, and its preset gives the edit answer the
+input block's positions: `aligned_edit_positions`). `image_to_3d` follows the image in the
 user turn. Edit has no published template: the user turn holds the mesh block and the
 instruction, the assistant turn a new mesh block, as in the training data.
 
