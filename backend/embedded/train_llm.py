@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-from backend.models.codec import aligned_positions, codes_to_text, with_mesh_block
+from backend.models.codec import aligned_positions, codes_to_text, edit_user_text, with_mesh_block
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -138,7 +138,7 @@ class ExampleSampler:
         i = int(rng.integers(len(self.edit_src)))
         kind = self.data["edit_meta"][i]["edit"]
         instruction = L.with_filler(L.edit_instruction(self.edit_src[i], kind, rng), rng, self.filler_chance)
-        user = with_mesh_block(self.prompts["edit"], self.data["edit_src"][i]).replace("{instruction}", instruction)
+        user = edit_user_text(self.prompts["edit"], self.data["edit_src"][i], instruction)
         return encode_example(self.tok, user, codes_to_text(self.data["edit_tgt"][i]))
 
 

@@ -97,6 +97,12 @@ def with_mesh_block(template: str, codes) -> str:
     return template.replace("{mesh}", mesh) if "{mesh}" in template else mesh + "\n" + template
 
 
+def edit_user_text(template: str, codes, instruction: str) -> str:
+    """The edit user turn. The mesh goes in first, so that an instruction holding "{mesh}"
+    stays plain text."""
+    return with_mesh_block(template, codes).replace("{instruction}", instruction)
+
+
 def aligned_positions(ids: list[int], answer_start: int, start_id: int) -> list[int]:
     """Text positions of a conversation whose answer (from `answer_start`) is a mesh block and
     whose prompt holds one (edit): sequential, except that the answer restarts at the input

@@ -44,7 +44,7 @@ import torch
 
 from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
-from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, aligned_positions, with_mesh_block
+from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, aligned_positions, edit_user_text, with_mesh_block
 from backend.models.images import prepare_image
 
 REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
@@ -364,16 +364,10 @@ class ShapeLLMRuntime:
     # -- prompt building ---------------------------------------------------------------------
 
     def _with_mesh(self, template: str, codes) -> str:
-        codes = np.asarray(codes)
-        if codes.shape != (NUM_CODES,) or not np.issubdtype(codes.dtype, np.integer):
-            raise TaskError("bad_field", f"a shape is {NUM_CODES} integer codes, got {codes.dtype} {codes.shape}")
-        if codes.min() < 0 or codes.max() >= CODEBOOK_SIZE:
-            raise TaskError("bad_field", f"shape codes must lie in [0, {CODEBOOK_SIZE})")
-        return with_mesh_block(template, codes)
+        return with_mesh_block(template, _checked_codes(codes))
 
     def _edit_text(self, codes, instruction: str) -> str:
-        # the mesh goes in first, so that an instruction holding "{mesh}" stays plain text
-        return self._with_mesh(self.prompts["edit"], codes).replace("{instruction}", instruction)
+        return edit_user_text(self.prompts["edit"], _checked_codes(codes), instruction)
 
     def _prompt_ids(self, content: list, pixels) -> list[int]:
         messages = [{"role": "user", "content": content}]
@@ -530,6 +524,15 @@ class ShapeLLMRuntime:
                 use_cache=True,
             )
         return model.lm_head(text.norm(hidden)[0, -1])
+
+
+def _checked_codes(codes) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.shape != (NUM_CODES,) or not np.issubdtype(codes.dtype, np.integer):
+        raise TaskError("bad_field", f"a shape is {NUM_CODES} integer codes, got {codes.dtype} {codes.shape}")
+    if codes.min() < 0 or codes.max() >= CODEBOOK_SIZE:
+        raise TaskError("bad_field", f"shape codes must lie in [0, {CODEBOOK_SIZE})")
+    return codes
 
 
 def _check_cancel(cancelled) -> None:
