@@ -47,28 +47,8 @@ def _random_triangles(rng, count, size, spread=0.45):
     return v, np.arange(len(v)).reshape(-1, 3)
 
 
-@pytest.fixture(params=["one pass", "layer pass", "small blocks in the column pass", "brute force"])
-def column_passes(request, monkeypatch):
-    """Every way of taking triangles: both ways for big triangles, one column pass for all
-    (what few triangles get) and a separate pass for blocks one voxel thick (what many get),
-    small blocks in their own pass or in the column pass, with the brute-force pass of tiny
-    meshes off; and that pass for everything."""
-    import backend.geometry.voxelize as voxelize
-    if request.param == "brute force":
-        monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 10**9)
-        monkeypatch.setattr(voxelize, "_MAX_BRUTE_CANDIDATES", 10**9)
-        return
-    monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 0)
-    small_pass = request.param != "small blocks in the column pass"
-    monkeypatch.setattr(voxelize, "_MIN_SMALL_PASS", 0 if small_pass else 10**9)
-    if request.param == "layer pass":
-        monkeypatch.setattr(voxelize, "_MIN_LAYER_PASS", 0)
-    else:
-        monkeypatch.setattr(voxelize, "_MIN_LAYER_PASS", 10**9)
-
-
 @pytest.mark.parametrize("size", [0.01, 0.05, 0.2, 0.6])
-def test_matches_reference_on_random_triangles(size, column_passes):
+def test_matches_reference_on_random_triangles(size):
     rng = np.random.default_rng(int(size * 1000))
     v, f = _random_triangles(rng, 150, size)  # the big ones cross the grid's border too
     got = voxelize_surface(v, f, resolution=16)
@@ -76,7 +56,7 @@ def test_matches_reference_on_random_triangles(size, column_passes):
     np.testing.assert_array_equal(got, _reference(v, f, 16))
 
 
-def test_matches_reference_on_slivers_and_grid_aligned_faces(column_passes):
+def test_matches_reference_on_slivers_and_grid_aligned_faces():
     rng = np.random.default_rng(7)
     res = 16
     # Slivers: long thin triangles in random directions.
@@ -96,7 +76,7 @@ def test_matches_reference_on_slivers_and_grid_aligned_faces(column_passes):
     np.testing.assert_array_equal(voxelize_surface(v, f, res), _reference(v, f, res))
 
 
-def test_matches_reference_on_triangles_inside_one_voxel_row(column_passes):
+def test_matches_reference_on_triangles_inside_one_voxel_row():
     # Triangles whose blocks are one voxel thick on two axes and up to 16 long on the third.
     rng = np.random.default_rng(3)
     res, tris = 16, []
@@ -110,59 +90,22 @@ def test_matches_reference_on_triangles_inside_one_voxel_row(column_passes):
     np.testing.assert_array_equal(voxelize_surface(v, f, res), _reference(v, f, res))
 
 
-@pytest.mark.parametrize("name", ["featuretype.STL"])
+@pytest.mark.parametrize("name", sorted(os.listdir(FIXTURES)))
 def test_matches_reference_on_fixtures_at_64(name):
-    # featuretype is a CAD part whose faces fall exactly on grid planes at 64^3.
+    # Real meshes; featuretype is a CAD part whose faces fall exactly on grid planes at 64^3.
     from backend.geometry.meshio import load_mesh
     v, f = clean_mesh(*load_mesh(os.path.join(FIXTURES, name)))
     unit, _ = normalize(v, "demo")
     got = voxelize_surface(unit, f, 64)
+    assert got.any()
     np.testing.assert_array_equal(got, _reference(unit, f, 64))
 
 
-def test_brute_force_pass_gives_the_same_voxels_on_every_fixture(monkeypatch):
-    # The pass tiny meshes take, forced onto whole meshes, against the usual passes (each
-    # already checked against the reference above), byte for byte.
-    import backend.geometry.voxelize as voxelize
-    from backend.geometry.meshio import load_mesh
-    names = sorted(os.listdir(FIXTURES))
-    assert names
-    for name in names:
-        v, f = clean_mesh(*load_mesh(os.path.join(FIXTURES, name)))
-        unit, _ = normalize(v, "demo")
-        monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 0)
-        usual = voxelize_surface(unit, f, 64)
-        monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 10**9)
-        monkeypatch.setattr(voxelize, "_MAX_BRUTE_CANDIDATES", 10**9)
-        np.testing.assert_array_equal(voxelize_surface(unit, f, 64), usual, err_msg=name)
-
-
-def test_repeated_big_triangles_are_marked_once(monkeypatch):
-    # The same big triangles twice, the repeats with their corners in another order
-    # (reversed winding too): the same voxels, and the column pass sees each triangle once.
-    import backend.geometry.voxelize as voxelize
-    monkeypatch.setattr(voxelize, "_MAX_BRUTE_TRIANGLES", 0)
-    seen = []
-    real = voxelize._mark_columns
-    monkeypatch.setattr(voxelize, "_mark_columns", lambda g, tri, *a: seen.append(tri.shape[2]) or real(g, tri, *a))
+def test_repeated_and_reordered_triangles_change_nothing():
     rng = np.random.default_rng(5)
     v, f = _random_triangles(rng, 60, 0.15, spread=0.3)
     repeats = np.concatenate([f, f[:, [1, 2, 0]], f[:20, [2, 1, 0]]])
-    got = voxelize_surface(v, repeats, 16)
-    np.testing.assert_array_equal(got, _reference(v, f, 16))
-    assert sum(seen) <= len(f)
-
-
-def test_tiny_meshes_take_the_brute_force_pass(monkeypatch):
-    # A few triangles stay under both thresholds: the default dispatch uses the pass.
-    import backend.geometry.voxelize as voxelize
-    calls = []
-    real = voxelize._mark_brute
-    monkeypatch.setattr(voxelize, "_mark_brute", lambda *a: calls.append(1) or real(*a))
-    rng = np.random.default_rng(11)
-    v, f = _random_triangles(rng, 20, 0.03)
-    np.testing.assert_array_equal(voxelize_surface(v, f, 32), _reference(v, f, 32))
-    assert calls
+    np.testing.assert_array_equal(voxelize_surface(v, repeats, 16), _reference(v, f, 16))
 
 
 def test_axis_order_and_voxel_centres():
@@ -198,7 +141,7 @@ def test_fill_interior_of_closed_mesh():
     np.testing.assert_array_equal(fill_enclosed(shell), solid)
 
 
-def test_faces_on_the_cube_boundary_and_outside_parts(column_passes):
+def test_faces_on_the_cube_boundary_and_outside_parts():
     # Training normalisation puts faces exactly on +-0.5: they must still mark the border.
     v, f = _cube(-0.5, 0.5)
     grid = voxelize_surface(v, f, 8)
