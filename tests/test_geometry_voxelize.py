@@ -71,7 +71,9 @@ def test_matches_reference_on_slivers_and_grid_aligned_faces():
                         np.stack([k[:, 0], m[:, 1], k[:, 2]], 1)], axis=1)
     # Degenerate: segments and points.
     degenerate = np.stack([a, b, (a + b) / 2], axis=1)[:5]
-    tri = np.concatenate([slivers, aligned, degenerate])
+    # Nearly degenerate: edges and normals with tiny or subnormal components.
+    needles = np.stack([a, b, b + rng.choice([1e-300, 1e-17, 1e-9], (25, 3))], axis=1)
+    tri = np.concatenate([slivers, aligned, degenerate, needles])
     v, f = tri.reshape(-1, 3), np.arange(len(tri) * 3).reshape(-1, 3)
     np.testing.assert_array_equal(voxelize_surface(v, f, res), _reference(v, f, res))
 

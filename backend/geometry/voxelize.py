@@ -90,21 +90,24 @@ def _mark_surface(grid, coords, faces):
     """Occupy the voxels of grid [R, R, R] that the triangles faces [M, 3] of coords [N, 3]
     (voxel units) touch.
 
-    Per triangle, the separating axes (the normal, then unit d x edge j at 1 + 3 d + j) with
-    the interval [lower, upper] into which a voxel centre's projection must fall; positions
-    are offsets o from the centre of the block's first voxel (small numbers, so the products
-    stay exact where coordinates lie on grid planes). The 3 box normals are left out: every
-    voxel of the block lies within the triangle's bounding box.
+    Positions are offsets from the centre of the block's first voxel (small numbers, so
+    products stay exact where coordinates lie on grid planes). Per triangle, the separating
+    axes in the frame (u, v, w), w the normal's largest axis, with the interval [lower,
+    upper] into which a voxel centre's projection must fall. The 3 box normals are left out:
+    every voxel of the block lies within the triangle's bounding box.
     """
     res = grid.shape[0]
-    rel = np.empty((3, 3))          # [corner, axis], relative to the first voxel's centre
-    e = np.empty((3, 3))            # [edge, axis]: edge j runs from corner j to corner j + 1
-    axes = np.zeros((10, 3))
-    lower = np.empty(10)
-    upper = np.empty(10)
+    flat = grid.reshape(-1)
+    stride = np.array([res * res, res, 1])
+    rel = np.empty((3, 3))      # [corner, axis]: corners relative to the first voxel's centre
+    e = np.empty((3, 3))        # [edge, axis]: edge j runs from corner j to corner j + 1
     first = np.empty(3, np.int64)
     last = np.empty(3, np.int64)
-    o = np.empty(3)
+    # Rows: 0 the normal, 1 + j w x edge j, 4 + j u x edge j, 7 + j v x edge j. Columns: the
+    # components on u, v, w, then lower and upper. (Each edge axis is zero on its own unit
+    # axis, and those entries are never written.)
+    axes = np.zeros((10, 5))
+    inv_v = np.empty(3)
     for m in range(faces.shape[0]):
         i0, i1, i2 = faces[m, 0], faces[m, 1], faces[m, 2]
         outside = clipped = False
@@ -123,99 +126,108 @@ def _mark_surface(grid, coords, faces):
             rel[0, d], rel[1, d], rel[2, d] = a - centre, b - centre, c - centre
         if outside:
             continue
-        thin = (first[0] == last[0]) + (first[1] == last[1]) + (first[2] == last[2])
-        if thin >= 2 and not clipped:
+        base = first[0] * stride[0] + first[1] * stride[1] + first[2]
+        if (first[0] == last[0]) + (first[1] == last[1]) + (first[2] == last[2]) >= 2 \
+                and not clipped:
             # A block one voxel thick on two axes is a row, and the (connected) triangle
-            # reaches every voxel of it along the third (not so if the grid cut it).
-            for i in range(first[0], last[0] + 1):
-                for j in range(first[1], last[1] + 1):
-                    for k in range(first[2], last[2] + 1):
-                        grid[i, j, k] = True
+            # reaches every voxel of it along the third (not so where the grid cut it).
+            for i in range(last[0] - first[0] + 1):
+                for j in range(last[1] - first[1] + 1):
+                    for k in range(last[2] - first[2] + 1):
+                        flat[base + i * stride[0] + j * stride[1] + k] = True
             continue
-        axes[0, 0] = e[0, 1] * e[1, 2] - e[0, 2] * e[1, 1]
-        axes[0, 1] = e[0, 2] * e[1, 0] - e[0, 0] * e[1, 2]
-        axes[0, 2] = e[0, 0] * e[1, 1] - e[0, 1] * e[1, 0]
-        _bounds(axes, lower, upper, 0, rel)
-        for d in range(3):
-            a, b = (d + 1) % 3, (d + 2) % 3
-            for j in range(3):
-                # unit d x edge j: -e_b on axis a, e_a on axis b (zero on d)
-                k = 1 + 3 * d + j
-                ca, cb = -e[j, b], e[j, a]
-                axes[k, a], axes[k, b] = ca, cb
-                q0 = rel[0, a] * ca + rel[0, b] * cb
-                q1 = rel[1, a] * ca + rel[1, b] * cb
-                q2 = rel[2, a] * ca + rel[2, b] * cb
-                r = 0.5 * (abs(ca) + abs(cb))
-                lower[k] = min(q0, q1, q2) - r
-                upper[k] = max(q0, q1, q2) + r
-        # Columns run along w, the normal's largest axis: the plane then crosses a column
-        # within at most 3 voxels. In a row of constant u, the axes w x edge bound v, and
-        # in a column the normal bounds w; each voxel then gets the remaining exact tests.
+
+        n0 = e[0, 1] * e[1, 2] - e[0, 2] * e[1, 1]
+        n1 = e[0, 2] * e[1, 0] - e[0, 0] * e[1, 2]
+        n2 = e[0, 0] * e[1, 1] - e[0, 1] * e[1, 0]
         w = 0
-        if abs(axes[0, 1]) > abs(axes[0, 0]):
+        if abs(n1) > abs(n0):
             w = 1
-        if abs(axes[0, 2]) > max(abs(axes[0, 0]), abs(axes[0, 1])):
+        if abs(n2) > max(abs(n0), abs(n1)):
             w = 2
         u, v = (w + 1) % 3, (w + 2) % 3
+        axes[0, 0], axes[0, 1], axes[0, 2] = (n0, n1, n2)[u], (n0, n1, n2)[v], (n0, n1, n2)[w]
+        for j in range(3):
+            eu, ev, ew = e[j, u], e[j, v], e[j, w]
+            axes[1 + j, 0], axes[1 + j, 1] = -ev, eu
+            axes[4 + j, 1], axes[4 + j, 2] = -ew, ev
+            axes[7 + j, 2], axes[7 + j, 0] = -eu, ew
+        for k in range(10):
+            au, av, aw = axes[k, 0], axes[k, 1], axes[k, 2]
+            q0 = rel[0, u] * au + rel[0, v] * av + rel[0, w] * aw
+            q1 = rel[1, u] * au + rel[1, v] * av + rel[1, w] * aw
+            q2 = rel[2, u] * au + rel[2, v] * av + rel[2, w] * aw
+            r = 0.5 * (abs(au) + abs(av) + abs(aw))
+            axes[k, 3] = min(q0, q1, q2) - r
+            axes[k, 4] = max(q0, q1, q2) + r
+
+        # Rows of constant u: the axes w x edge bound v (the triangle's shadow along w);
+        # columns: the normal bounds w to at most 3 voxels; each voxel then gets the
+        # remaining exact tests. Ranges are worked out only where they can save a test.
+        du, dv, dw = last[u] - first[u], last[v] - first[v], last[w] - first[w]
+        su, sv, sw = stride[u], stride[v], stride[w]
         slack = _REACH_SLACK + _REACH_SLACK_RELATIVE * size
-        for ou in range(last[u] - first[u] + 1):
-            o[u] = ou
-            v_lo, v_hi = _range_along(axes, lower, upper, 1 + 3 * w, 3, o, v,
-                                      last[v] - first[v], slack)
-            for ov in range(v_lo, v_hi + 1):
-                o[v] = ov
-                if not _passes(axes, lower, upper, 1 + 3 * w, 3, o):
+        nu, nv, nw, n_lower, n_upper = axes[0, 0], axes[0, 1], axes[0, 2], axes[0, 3], axes[0, 4]
+        inv_nw = _reciprocal(nw)
+        for k in range(1, 4):
+            inv_v[k - 1] = _reciprocal(axes[k, 1])
+        for ou in range(du + 1):
+            fu = float(ou)
+            v_lo, v_hi = 0.0, float(dv)
+            if dv >= 2:
+                for k in range(1, 4):
+                    v_lo, v_hi = _narrowed(v_lo, v_hi, inv_v[k - 1], fu * axes[k, 0],
+                                           axes[k, 3], axes[k, 4], slack)
+            if v_hi < v_lo:     # (then the bounds may be huge: no cast)
+                continue
+            for ov in range(int(v_lo), int(v_hi) + 1):
+                fv = float(ov)
+                if not _passes(axes, 1, 4, fu, fv, 0.0):
                     continue
-                w_lo, w_hi = _range_along(axes, lower, upper, 0, 1, o, w,
-                                          last[w] - first[w], slack)
-                for ow in range(w_lo, w_hi + 1):
-                    o[w] = ow
-                    if _passes(axes, lower, upper, 0, 1, o) \
-                            and _passes(axes, lower, upper, 1 + 3 * u, 3, o) \
-                            and _passes(axes, lower, upper, 1 + 3 * v, 3, o):
-                        grid[first[0] + int(o[0]), first[1] + int(o[1]), first[2] + int(o[2])] = True
+                rest = fu * nu + fv * nv
+                w_lo, w_hi = 0.0, float(dw)
+                if dw >= 2:
+                    w_lo, w_hi = _narrowed(w_lo, w_hi, inv_nw, rest, n_lower, n_upper, slack)
+                if w_hi < w_lo:
+                    continue
+                for ow in range(int(w_lo), int(w_hi) + 1):
+                    fw = float(ow)
+                    q = rest + fw * nw
+                    if n_lower <= q <= n_upper and _passes(axes, 4, 10, fu, fv, fw):
+                        flat[base + ou * su + ov * sv + ow * sw] = True
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _bounds(axes, lower, upper, k, rel):
-    """[lower, upper] of axis k: the triangle's projection widened by the box's half extent."""
-    q0 = rel[0, 0] * axes[k, 0] + rel[0, 1] * axes[k, 1] + rel[0, 2] * axes[k, 2]
-    q1 = rel[1, 0] * axes[k, 0] + rel[1, 1] * axes[k, 1] + rel[1, 2] * axes[k, 2]
-    q2 = rel[2, 0] * axes[k, 0] + rel[2, 1] * axes[k, 1] + rel[2, 2] * axes[k, 2]
-    r = 0.5 * (abs(axes[k, 0]) + abs(axes[k, 1]) + abs(axes[k, 2]))
-    lower[k] = min(q0, q1, q2) - r
-    upper[k] = max(q0, q1, q2) + r
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _passes(axes, lower, upper, start, count, o):
-    """Whether offset o projects into [lower, upper] on axes start .. start + count - 1."""
-    for k in range(start, start + count):
-        q = o[0] * axes[k, 0] + o[1] * axes[k, 1] + o[2] * axes[k, 2]
-        if q < lower[k] or q > upper[k]:
+def _passes(axes, start, stop, fu, fv, fw):
+    """Whether the offset (fu, fv, fw) projects into [lower, upper] on axes start .. stop - 1."""
+    for k in range(start, stop):
+        q = fu * axes[k, 0] + fv * axes[k, 1] + fw * axes[k, 2]
+        if q < axes[k, 3] or q > axes[k, 4]:
             return False
     return True
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _range_along(axes, lower, upper, start, count, o, free, top, slack):
-    """The offsets 0 .. top along axis `free` whose projections on axes start ..
-    start + count - 1 can fall into [lower, upper], o's other coordinates given:
-    -> (first, last)."""
-    lo, hi = 0.0, float(top)
-    for k in range(start, start + count):
-        a = axes[k, free]
-        rest = 0.0
-        for d in range(3):
-            if d != free:
-                rest += o[d] * axes[k, d]
-        if a != 0.0:
-            x, y = (lower[k] - rest) / a, (upper[k] - rest) / a
-            if x > y:
-                x, y = y, x
-            lo = max(lo, np.ceil(x - slack))
-            hi = min(hi, np.floor(y + slack))
-        elif rest < lower[k] - slack or rest > upper[k] + slack:
-            hi = lo - 1.0
-    return int(lo), int(hi)
+def _reciprocal(a):
+    """1 / a, or 0 where that is not finite (a of 0 or subnormal: a x is then below the
+    slack for any x in the grid)."""
+    if a == 0.0:
+        return 0.0
+    inv = 1.0 / a
+    return inv if abs(inv) < np.inf else 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _narrowed(lo, hi, inv_a, rest, lower, upper, slack):
+    """The range lo .. hi (whole numbers as floats) narrowed to the x with
+    lower <= rest + a x <= upper, widened by slack, given 1 / a (0 for a = 0):
+    -> (lo, hi), empty when hi < lo."""
+    if inv_a != 0.0:
+        x, y = (lower - rest) * inv_a, (upper - rest) * inv_a
+        if x > y:
+            x, y = y, x
+        lo = max(lo, np.ceil(x - slack))
+        hi = min(hi, np.floor(y + slack))
+    elif rest < lower - slack or rest > upper + slack:
+        hi = lo - 1.0
+    return lo, hi
