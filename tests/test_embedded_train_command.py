@@ -15,7 +15,7 @@ from backend.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--per-category", "2", "--held-per-category", "1", "--fit-per-category", "2", "--llm-per-category", "2",
         "--edits-per-category", "1", "--llm-steps", "2", "--llm-hidden", "32", "--llm-layers", "1",
-        "--polish-steps", "3", "--threads", "1"]
+        "--polish-steps", "3", "--decoder-steps", "2", "--threads", "1"]
 
 
 def _train(work, out, *extra):
@@ -37,6 +37,15 @@ def test_every_stage_runs_and_the_preset_loads(tmp_path):
     assert base.keys() == polished.keys()
     assert any(not np.array_equal(base[k], polished[k]) for k in base)
     assert "exported the preset at polish step 3" in log
+    # the decoder stage moves the decoder alone (the codes stay), and the preset has it
+    import torch
+    fitted, tuned = (torch.load(work / name, weights_only=True) for name in ("vqvae_final.pt", "vqvae_decoder.pt"))
+    assert all(torch.equal(fitted[k], tuned[k]) for k in fitted if not k.startswith("Decoder."))
+    assert any(not torch.equal(fitted[k], tuned[k]) for k in fitted if k.startswith("Decoder."))
+    assert "decoder: 2 steps" in log
+    from backend.models.checkpoints import load_vqvae
+    exported = load_vqvae(out / "vqvae", device="cpu").state_dict()
+    assert all(torch.equal(exported[k], tuned[k]) for k in tuned)
 
     pipe = Pipeline(str(out), device="cpu")
     try:

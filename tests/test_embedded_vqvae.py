@@ -11,7 +11,8 @@ import torch
 from backend.embedded.metrics import decode_occupancy, voxel_iou
 from backend.embedded.shape import sample_shape
 from backend.embedded.splits import CATEGORY_NAMES
-from backend.embedded.vqvae_fit import assign_codes, build_structured_vqvae, encode_fast, fit_codebook, token_vectors
+from backend.embedded.vqvae_fit import (assign_codes, build_structured_vqvae, decoder_loss, encode_fast, fine_tune_decoder,
+                                        fit_codebook, token_vectors)
 from backend.models.checkpoints import load_vqvae, save_vqvae
 
 torch.set_num_threads(1)
@@ -67,6 +68,24 @@ def test_nearest_entry_for_unseen_column(fitted):
     cb = model.vq.embeddings.weight.detach().numpy()
     v = token_vectors(model, sample_shape("chair", 99).occupancy()[None])
     assert (assign_codes(cb, v) == model.vq.nearest(torch.from_numpy(v)).numpy()).all()
+
+
+def test_decoder_fine_tune_lowers_its_loss_and_keeps_the_codes(fitted):
+    import copy
+
+    model, shapes, _ = fitted
+    tuned = copy.deepcopy(model)
+    occ = np.stack([s.occupancy() for s in shapes])
+    codes = encode_fast(model, occ)
+    with torch.no_grad():
+        before = decoder_loss(tuned, codes, occ).item()
+    fine_tune_decoder(tuned, occ, codes, steps=6, lr=1e-3, batch=2, log=lambda _: None)
+    with torch.no_grad():
+        after = decoder_loss(tuned, codes, occ).item()
+    assert after < before
+    assert (encode_fast(tuned, occ) == codes).all()  # encoder and codebook untouched
+    moved = [not torch.equal(a, b) for a, b in zip(model.Decoder.parameters(), tuned.Decoder.parameters())]
+    assert any(moved)
 
 
 def test_saved_and_loaded_through_the_checkpoint_code(tmp_path, fitted):

@@ -8,24 +8,37 @@ Z) is one 4x4x16 voxel column and the whole model reduces to its codebook: 8192 
 patterns. Fitting that is vector quantisation of the columns (frequency seeding, then Lloyd
 steps with a majority vote per voxel), which is fast and exact to reproduce.
 
-The construction (all 3x3x3 kernels use only their centre tap):
+The construction (all 3x3x3 kernels use only their centre tap; the middle residual blocks
+start as the identity, their last conv zero):
   encoder: input conv copies the voxel; two stride-2 convs gather 2x2x2 blocks into channels
     (channel = d1 * 8 + d2 with d = 4i + 2j + k, the pixel-shuffle order); out layer
     LayerNorm + SiLU + identity keeps each voxel's sign: occupied > 0, empty <= 0.
   decoder: identity input conv; the two upsample convs are the inverse pixel shuffles; the
     last one also writes the negated value, so the final 2-channel LayerNorm sees [v, -v]
-    and turns it into sign(v); the out conv maps that to a logit > 0 exactly where v > 0.
+    (scaled down, SOFT_SIGN_SCALE) and turns it into sign(v); the out conv maps that to a
+    logit > 0 exactly where v > 0.
+
+The decoder is then fine-tuned (fine_tune_decoder): with the encoder and codebook fixed, the
+codes of every shape stay the same, and the decoder learns from a code's neighbours what its
+4x4x16 pattern only approximates (curved shells: lamp, vase, bowl).
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from backend.models.vqvae import VQVAE3D, VQVAEConfig
 
-CONFIG = dict(channels=(2, 8, 128), num_res_blocks=0, num_res_blocks_middle=0, latent_channels=64, code_dim=256)
+CONFIG = dict(channels=(2, 8, 128), num_res_blocks=0, num_res_blocks_middle=1, latent_channels=64, code_dim=256)
 LOGIT_SCALE = 10.0
+# The decoder's last upsample writes [s v, -s v]: small enough that the 2-channel LayerNorm
+# after it (eps 1e-5) is a smooth sign, through which the decoder fine-tune gets gradients
+# (with s = 1 it is a step); voxel values are ~3, so the sign itself is unchanged.
+SOFT_SIGN_SCALE = 1e-2
 # Channels 64..127 of the 16^3 stage hold constants +B, -B, ... Their variance dominates the
 # encoder's last LayerNorm, so it no longer rescales a cell by how many voxels it has: latent
 # values become ~3 for occupied voxels and ~0 for empty ones, and the quantiser's Euclidean
@@ -41,7 +54,9 @@ def _centre(conv: torch.nn.Conv3d) -> None:
 
 @torch.no_grad()
 def build_structured_vqvae() -> VQVAE3D:
-    model = VQVAE3D(VQVAEConfig(**CONFIG))
+    with torch.random.fork_rng():  # the middle blocks' first convs: the same on every run
+        torch.manual_seed(0)
+        model = VQVAE3D(VQVAEConfig(**CONFIG))
     enc, dec = model.Encoder, model.Decoder
     _centre(enc.input_layer)
     enc.input_layer.weight[0, 0, 1, 1, 1] = 1.0
@@ -66,12 +81,12 @@ def build_structured_vqvae() -> VQVAE3D:
     up2 = dec.blocks[1].conv
     _centre(up2)
     for d1 in range(8):
-        up2.weight[d1, d1, 1, 1, 1] = 1.0  # channel 0 of the output voxel: v
-        up2.weight[8 + d1, d1, 1, 1, 1] = -1.0  # channel 1: -v
+        up2.weight[d1, d1, 1, 1, 1] = SOFT_SIGN_SCALE  # channel 0 of the output voxel: s v
+        up2.weight[8 + d1, d1, 1, 1, 1] = -SOFT_SIGN_SCALE  # channel 1: -s v
     norm, out = dec.out_layer[0], dec.out_layer[2]
     torch.nn.init.ones_(norm.weight), torch.nn.init.zeros_(norm.bias)
     _centre(out)
-    # LayerNorm([v, -v]) = [s, -s], s = sign(v) (0 when v = 0); SiLU(1) - SiLU(-1) = 1
+    # LayerNorm([v, -v]) ~ [g, -g], g = sign(v) (0 when v = 0); SiLU(1) - SiLU(-1) = 1
     out.weight[0, 0, 1, 1, 1] = LOGIT_SCALE
     out.weight[0, 1, 1, 1, 1] = -LOGIT_SCALE
     out.bias[0] = -0.5 * LOGIT_SCALE
@@ -153,3 +168,41 @@ def encode_fast(model: VQVAE3D, occupancies: np.ndarray) -> np.ndarray:
     vectors = token_vectors(model, occupancies)
     codebook = model.vq.embeddings.weight.numpy()
     return assign_codes(codebook, vectors).reshape(len(occupancies), -1)
+
+
+def fine_tune_decoder(model: VQVAE3D, occupancies: np.ndarray, codes: np.ndarray, steps: int, lr: float = 2e-4,
+                      batch: int = 4, seed: int = 0, log=print) -> None:
+    """Trains model.Decoder to decode codes [N, 1024] into occupancies bool [N, R, R, R]
+    (binary cross-entropy plus a soft IoU term; warm-up, then cosine decay to 5%). The
+    encoder and the codebook are not touched, so codes stay what they were."""
+    decoder = model.Decoder
+    decoder.train()
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=lr)
+    warmup = min(50, steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(s, steps) / steps))))
+    rng = np.random.default_rng(seed)
+    started = time.time()
+    for step in range(1, steps + 1):
+        pick = rng.choice(len(codes), min(batch, len(codes)), replace=False)
+        loss = decoder_loss(model, codes[pick], occupancies[pick])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if step % 100 == 0 or step == steps:
+            log(f"decoder: step {step}/{steps} loss {loss.item():.4f} ({time.time() - started:.0f}s)")
+    decoder.eval()
+
+
+def decoder_loss(model: VQVAE3D, codes: np.ndarray, occupancies: np.ndarray) -> torch.Tensor:
+    """Binary cross-entropy of the decoded logits plus 1 - soft IoU (the measure we report),
+    for codes [B, 1024] against occupancies bool [B, R, R, R]."""
+    target = torch.from_numpy(np.asarray(occupancies)).float()
+    with torch.no_grad():
+        vectors = model.vq.lookup(torch.as_tensor(codes, dtype=torch.long))
+    logits = model.Decoder(model.tokens_to_latent(vectors))[:, 0]
+    p = torch.sigmoid(logits)
+    overlap = (p * target).sum((1, 2, 3))
+    union = (p + target - p * target).sum((1, 2, 3))
+    return F.binary_cross_entropy_with_logits(logits, target) + (1 - overlap / union).mean()
