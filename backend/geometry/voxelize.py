@@ -79,7 +79,7 @@ def _checked_resolution(resolution) -> int:
     return int(resolution)
 
 
-# Ranges found by division are widened by this many voxels (plus a share of the
+# Ranges solved from the separating axes are widened by this many voxels (plus a share of the
 # coordinates' size) before the exact tests, so that rounding never drops a touched voxel.
 _REACH_SLACK = 1e-6
 _REACH_SLACK_RELATIVE = 1e-12
