@@ -160,6 +160,10 @@ def test_faces_on_the_cube_boundary_and_outside_parts():
     got = voxelize_surface(far, far_faces, 8)
     assert got.any()
     np.testing.assert_array_equal(got, _reference(far, far_faces, 8))
+    # Beyond what float64 can test exactly: a clear error, not a guess.
+    with pytest.raises(GeometryError) as err:
+        voxelize_surface(far * 1e4, far_faces, 8)
+    assert err.value.code == "invalid_mesh" and "normalise" in err.value.message
 
 
 def test_resolution_and_bad_input():
