@@ -91,7 +91,7 @@ def stage_vqvae(workdir: Path, per_category: int, fit_per_category: int, log) ->
     t = time.time()
     data = np.load(workdir / "occupancy.npz")
     shapes = split_shapes(per_category, held_out=False, stretch_fraction=0.5)  # same list as stage_data
-    pick = np.array([i for i in range(len(shapes)) if i % per_category < fit_per_category])
+    pick = np.array(first_of_each_category(len(shapes), per_category, fit_per_category))
     model = build_structured_vqvae()
     info = fit_codebook(model, unpack(data["train"][pick]), [shapes[i].category for i in pick], log=log)
     ious = round_trip_iou(model, unpack(data["held"][::5]))
@@ -99,6 +99,12 @@ def stage_vqvae(workdir: Path, per_category: int, fit_per_category: int, log) ->
     torch.save(model.state_dict(), workdir / "vqvae_final.pt")
     (workdir / "vqvae_metrics.json").write_text(json.dumps(info, indent=2))
     log(f"vqvae: codebook fitted in {time.time() - t:.0f}s; held-out round-trip IoU {info['heldout_iou']:.4f}")
+
+
+def first_of_each_category(count: int, per_category: int, first: int) -> list[int]:
+    """Indices of the first `first` shapes of each category in a split_shapes list of `count`
+    (the shapes the codes stage encodes and the decoder stage trains on)."""
+    return [i for i in range(count) if i % per_category < first]
 
 
 def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_per_category: int, log) -> None:
@@ -110,7 +116,7 @@ def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_p
     t = time.time()
     vqvae = load_trained_vqvae(workdir)
     shapes = split_shapes(per_category, held_out=False, stretch_fraction=0.5)  # same list as stage_data
-    keep = [i for i, s in enumerate(shapes) if (i % per_category) < llm_per_category]
+    keep = first_of_each_category(len(shapes), per_category, llm_per_category)
     packed = np.load(workdir / "occupancy.npz")["train"]
     shape_codes = np.concatenate([encode_all(vqvae, unpack(packed[keep[i:i + 64]])) for i in range(0, len(keep), 64)])
     log(f"codes: {len(keep)} shapes encoded in {time.time() - t:.0f}s")
@@ -143,8 +149,8 @@ def stage_decoder(workdir: Path, per_category: int, llm_per_category: int, steps
         return
     t = time.time()
     model = load_trained_vqvae(workdir)
-    keep = [i for i in range(len(split_shapes(per_category, held_out=False, stretch_fraction=0.5)))
-            if i % per_category < llm_per_category]  # as in stage_codes
+    keep = first_of_each_category(len(split_shapes(per_category, held_out=False, stretch_fraction=0.5)),
+                                  per_category, llm_per_category)
     data = np.load(workdir / "occupancy.npz")
     held = unpack(data["held"][::5])
     before = float(np.mean(round_trip_iou(model, held)))
