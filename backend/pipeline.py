@@ -108,7 +108,8 @@ class Pipeline:
         opts = self._options(options)
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
-            codes, normalization = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
+            codes, normalization = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
+                                                fill=self.preset.edit_fill)
             new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
                                  progress=progress, cancelled=cancelled)
             vertices_unit, faces_out, new_codes = self._decode(vqvae, new_codes, opts, progress, cancelled)
@@ -171,14 +172,15 @@ class Pipeline:
 
         try:
             return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device,
-                                        aligned_edit_positions=self.preset.aligned_edit_positions)
+                                        aligned_edit_positions=self.preset.aligned_edit_positions,
+                                        edit_copy_bias=self.preset.edit_copy_bias)
         except TaskError:
             raise
         except Exception as err:
             raise TaskError("model_error", f"could not load the LLM of preset {self.preset.name}: {err}") from err
 
-    def _encode(self, vqvae, vertices, faces, opts, progress, cancelled):
-        """Caller's mesh -> (codes int32 [T], Normalization)."""
+    def _encode(self, vqvae, vertices, faces, opts, progress, cancelled, fill: float = 1.0):
+        """Caller's mesh -> (codes int32 [T], Normalization); `fill` as in normalize()."""
         import torch
 
         from backend.geometry.normalize import normalize
@@ -188,7 +190,7 @@ class Pipeline:
         progress("encode", 0, 1)
         try:
             v, f = clean_mesh(vertices, faces)
-            v_unit, normalization = normalize(v, convention=self.preset.normalization, up=opts["up"])
+            v_unit, normalization = normalize(v, convention=self.preset.normalization, up=opts["up"], fill=fill)
             grid = voxelize_surface(v_unit, f, resolution=vqvae.config.resolution)
         except GeometryError as err:
             raise TaskError(_INPUT_MESH_CODES.get(err.code, "bad_mesh"), err.message) from err

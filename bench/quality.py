@@ -10,10 +10,12 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
 - describe accuracy (the answer names the shape's category) on held-out shapes;
 - edit success on held-out shapes with held-out instruction wording: the asked proportion
   changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
-  add/remove: occupied voxels up/down) and the judge still sees the same category; beside it
-  the voxel IoU of the answer with the true edited shape (how much of the shape stayed);
+  add/remove: occupied voxels up/down) and the judge still sees the same category; the strict
+  success also asks the answer to be closer (voxel IoU) to the true edited shape than the
+  unedited source is, i.e. the change was made and the rest of the shape stayed;
 - tokens/s of mesh generation and seconds per text -> 3D end to end;
-and writes a PNG contact sheet of the generated shapes (default out/quality/).
+and writes PNG contact sheets of the generated shapes and of the edits (source, answer, true
+edit) (default out/quality/).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--preset", default=str(ROOT / "backend/weights/embedded"))
     ap.add_argument("--prompts", type=Path, default=ROOT / "bench/embedded_prompts.tsv")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0 = all)")
+    ap.add_argument("--parts", default="vqvae,text,describe,edit", help="which measurements to run")
     ap.add_argument("--describe-per-category", type=int, default=2)
     ap.add_argument("--edits-per-category", type=int, default=2)
     ap.add_argument("--iou-per-category", type=int, default=4)
@@ -100,6 +103,13 @@ def main(argv=None) -> dict:
     prompts = parse_prompt_file(args.prompts)
     if args.limit:
         prompts = prompts[: args.limit]
+    parts = set(args.parts.split(","))
+    if "text" not in parts:
+        prompts = []
+    if "describe" not in parts:
+        args.describe_per_category = 0
+    if "edit" not in parts:
+        args.edits_per_category = 0
     unknown = {c for _, c in prompts} - set(CATEGORY_NAMES)
     if unknown:
         raise SystemExit(f"unknown categories in {args.prompts}: {sorted(unknown)}")
@@ -121,24 +131,25 @@ def main(argv=None) -> dict:
     report["judge_accuracy_on_ground_truth"] = float(np.mean([judge.category(o) == c for c, o in truth]))
 
     # -- VQVAE round trip ---------------------------------------------------------------------
-    occs = [held_out(c, k).occupancy() for c in CATEGORY_NAMES for k in range(args.iou_per_category)]
-    ious = round_trip_iou(vqvae, np.stack(occs)) if occs else np.full(1, np.nan)
-    per_cat = {c: float(np.mean(ious[i * args.iou_per_category:(i + 1) * args.iou_per_category]))
-               for i, c in enumerate(CATEGORY_NAMES)}
-    report["vqvae_iou_heldout"] = {"mean": float(np.mean(ious)), "per_category": per_cat}
-    fixtures = {}
-    for path in sorted(args.fixtures.glob("*")) if args.fixtures.is_dir() else []:
-        try:
-            v, f = load_mesh(str(path))
-            v_unit, _ = normalize(v, convention=pipe.preset.normalization, up=file_up_axis(str(path)))
-            grid = voxelize_surface(v_unit, f, resolution=64)
-            fixtures[path.name] = round_trip_iou(vqvae, grid[None])[0]
-        except Exception as err:  # a fixture our loader rejects is reported, not fatal
-            fixtures[path.name] = f"error: {err}"
-    numeric = [x for x in fixtures.values() if isinstance(x, float)]
-    report["vqvae_iou_fixtures"] = {"mean": float(np.mean(numeric)) if numeric else None, "per_mesh": fixtures}
-    print(f"VQVAE round-trip IoU: held-out {np.mean(ious):.3f}, fixtures {report['vqvae_iou_fixtures']['mean']}",
-          flush=True)
+    if "vqvae" in parts:
+        occs = [held_out(c, k).occupancy() for c in CATEGORY_NAMES for k in range(args.iou_per_category)]
+        ious = round_trip_iou(vqvae, np.stack(occs)) if occs else np.full(1, np.nan)
+        per_cat = {c: float(np.mean(ious[i * args.iou_per_category:(i + 1) * args.iou_per_category]))
+                   for i, c in enumerate(CATEGORY_NAMES)}
+        report["vqvae_iou_heldout"] = {"mean": float(np.mean(ious)), "per_category": per_cat}
+        fixtures = {}
+        for path in sorted(args.fixtures.glob("*")) if args.fixtures.is_dir() else []:
+            try:
+                v, f = load_mesh(str(path))
+                v_unit, _ = normalize(v, convention=pipe.preset.normalization, up=file_up_axis(str(path)))
+                grid = voxelize_surface(v_unit, f, resolution=64)
+                fixtures[path.name] = round_trip_iou(vqvae, grid[None])[0]
+            except Exception as err:  # a fixture our loader rejects is reported, not fatal
+                fixtures[path.name] = f"error: {err}"
+        numeric = [x for x in fixtures.values() if isinstance(x, float)]
+        report["vqvae_iou_fixtures"] = {"mean": float(np.mean(numeric)) if numeric else None, "per_mesh": fixtures}
+        print(f"VQVAE round-trip IoU: held-out {np.mean(ious):.3f}, fixtures {report['vqvae_iou_fixtures']['mean']}",
+              flush=True)
 
     # -- text -> 3D -----------------------------------------------------------------------------
     hits, seconds, rates, sheet, labels = defaultdict(list), [], [], [], []
@@ -187,19 +198,29 @@ def main(argv=None) -> dict:
 
     # -- edit -----------------------------------------------------------------------------------
     if report["supports"].get("edit") and args.edits_per_category:
-        results, target_ious = defaultdict(list), []
+        fill = pipe.preset.edit_fill
+        edit_rng = np.random.default_rng(args.seed + 1)  # the same wordings whichever parts run
+        results, strict, target_ious, source_ious = defaultdict(list), defaultdict(list), [], []
+        edit_sheet, edit_labels = [], []
         for c in CATEGORY_NAMES:
             for k in range(args.edits_per_category):
                 shape = held_out(c, 70 + k)
                 kinds = L.possible_edits(shape)
                 kind = kinds[(CATEGORY_NAMES.index(c) + k) % len(kinds)]
-                instruction = L.edit_instruction(shape, kind, rng, "held_out")
+                instruction = L.edit_instruction(shape, kind, edit_rng, "held_out")
                 v, f = shape.mesh()
-                before = shape.occupancy()
+                # what the model reads and the true edit, in the preset's edit frame (with fill < 1
+                # the edited shape keeps the source's scale; with 1 it is re-normalised)
+                target = L.apply_edit(shape, kind)
+                before = shape.occupancy(fill=fill)
+                truth = target.occupancy(scale_of=shape if fill < 1 else None, fill=fill)
                 try:
-                    after = decode_occupancy(vqvae, pipe.edit(v, f, instruction, {**sampling, "seed": args.seed}).codes[None])[0]
+                    result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
+                    after = decode_occupancy(vqvae, result.codes[None])[0]
+                    # the judge knows shapes at full scale: the answer's mesh re-normalised
+                    judged = judge.category(voxelize_surface(normalize(result.vertices, "corner")[0], result.faces, 64))
                 except TaskError:
-                    after = np.zeros_like(before)
+                    after, judged = np.zeros_like(before), None
                 measure = {"taller": aspect, "shorter": aspect, "wider": width_ratio, "thinner": width_ratio}
                 if kind in measure:
                     ratio = measure[kind](after) / max(measure[kind](before), 1e-6)
@@ -207,16 +228,30 @@ def main(argv=None) -> dict:
                 else:
                     ratio = after.sum() / max(before.sum(), 1)
                     changed = ratio > 1.0 if kind == "add" else ratio < 1.0
-                kept = after.any() and judge.category(after) == c
+                kept = after.any() and judged == c
                 results[kind].append(bool(changed and kept))
-                # how much of the shape stayed: voxel IoU with the true edited shape
-                target_ious.append(float(voxel_iou(after, L.apply_edit(shape, kind).occupancy())))
+                # how much of the shape stayed: voxel IoU with the true edited shape, against what
+                # the unedited source scores (an answer closer to the truth than the source is)
+                target_ious.append(float(voxel_iou(after, truth)))
+                source_ious.append(float(voxel_iou(before, truth)))
+                strict[kind].append(bool(changed and kept and target_ious[-1] > source_ious[-1]))
+                edit_sheet += [before, after, truth]
+                edit_labels += [f"{c}", f"{kind}: {'ok' if strict[kind][-1] else 'miss'}", "true edit"]
+        path = args.out / "edit_contact_sheet.png"
+        contact_sheet(edit_sheet, edit_labels, columns=6, size=128).save(path)
+        report["edit_contact_sheet"] = str(path)
         report["edit"] = {"success": float(np.mean([x for v in results.values() for x in v])),
                           "per_kind": {k: float(np.mean(v)) for k, v in results.items()},
+                          "success_closer_than_source": float(np.mean([x for v in strict.values() for x in v])),
+                          "per_kind_closer_than_source": {k: float(np.mean(v)) for k, v in strict.items()},
                           "cases": sum(len(v) for v in results.values()),
-                          "iou_with_true_edit": float(np.mean(target_ious))}
-        print(f"edit success {report['edit']['success']:.3f}, voxel IoU with the true edit "
-              f"{report['edit']['iou_with_true_edit']:.3f}", flush=True)
+                          "edit_fill": fill,
+                          "iou_with_true_edit": float(np.mean(target_ious)),
+                          "source_iou_with_true_edit": float(np.mean(source_ious))}
+        print(f"edit success {report['edit']['success']:.3f} (and closer to the true edit than the source: "
+              f"{report['edit']['success_closer_than_source']:.3f}), voxel IoU with the true edit "
+              f"{report['edit']['iou_with_true_edit']:.3f} (the unedited source: "
+              f"{report['edit']['source_iou_with_true_edit']:.3f})", flush=True)
 
     (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("describe",)}, indent=2))

@@ -129,6 +129,38 @@ def test_edits_change_proportions_after_normalisation(category):
     assert width_ratio(L.apply_edit(shape, "thinner").occupancy()) < width / 1.1
 
 
+@pytest.mark.parametrize("category,kind", [("chair", "taller"), ("bed", "wider"), ("bottle", "taller"),
+                                           ("mug", "add"), ("table", "shorter")])
+def test_edit_pairs_keep_the_source_scale_and_fit_the_cube(category, kind):
+    """The edit frame: the source fills 1/EDIT_FACTOR of the cube, the edited shape keeps that
+    scale (a taller shape really is taller) and still fits; what the edit leaves alone stays."""
+    shape = sample_shape(category, 7)
+    if kind == "add":
+        shape = shape.with_params(part=False)
+    src, tgt = L.edit_pair_occupancies(shape, kind, L.EDIT_FILL)
+    e_src, e_tgt = extent(src), extent(tgt)
+    assert e_src.max() == pytest.approx(64 * L.EDIT_FILL, abs=1.5)
+    assert np.argwhere(src).min(0).tolist() == [0, 0, 0] == np.argwhere(tgt).min(0).tolist()
+    if kind in ("taller", "shorter"):
+        factor = L.EDIT_FACTOR if kind == "taller" else 1 / L.EDIT_FACTOR
+        assert e_tgt[2] == pytest.approx(e_src[2] * factor, abs=1.5)
+        assert (e_tgt[:2] == e_src[:2]).all()  # the footprint keeps its size
+        assert (tgt[..., 0] == src[..., 0]).mean() > 0.999  # and the floor layer its voxels
+    elif kind == "wider":
+        assert e_tgt[0] == pytest.approx(e_src[0] * L.EDIT_FACTOR, abs=1.5) and e_tgt[2] == e_src[2]
+    else:
+        assert tgt.sum() > src.sum() and (src & ~tgt).sum() < 0.2 * src.sum()
+
+
+def test_edit_pairs_with_fill_one_are_each_normalised_on_their_own():
+    """The committed weights' data: source and edited shape each fill the cube."""
+    shape = sample_shape("chair", 7)
+    src, tgt = L.edit_pair_occupancies(shape, "taller")
+    assert np.array_equal(src, shape.occupancy())
+    assert np.array_equal(tgt, L.apply_edit(shape, "taller").occupancy())
+    assert extent(tgt).max() == RESOLUTION
+
+
 def test_add_and_remove_part_edits_toggle_the_part():
     shape = sample_shape("mug", 0).with_params(part=False)
     assert "add" in L.possible_edits(shape)

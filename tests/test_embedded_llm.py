@@ -216,3 +216,59 @@ def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path,
         expected = trained if aligned else plain
         for k, got in enumerate(steps):
             assert torch.allclose(got, expected[start + k], atol=1e-4), (aligned, k)
+
+
+def test_mesh_pattern_terms_fold_into_a_plain_model_with_the_same_loss(setup):
+    """Training with MeshPatterns, then folding them into the embedding and LM-head rows, gives
+    an ordinary Qwen2.5-VL model whose full softmax scores the answer exactly as training did."""
+    import copy
+
+    tokenizer, data = setup
+    torch.manual_seed(0)
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
+    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
+    vocab.tie_unused_rows(model.lm_head)
+    codebook = torch.tensor(np.random.default_rng(0).integers(0, 2, (8192, 16)) * 2.0)  # voxels ~2, empty 0
+    patterns = T.MeshPatterns(codebook, 32, tokenizer.convert_tokens_to_ids("<mesh0>"))
+    with torch.no_grad():
+        torch.nn.init.normal_(patterns.read.weight), torch.nn.init.normal_(patterns.write.weight, std=0.3)
+    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=9).sample("edit")
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    with torch.no_grad():
+        with_patterns = T.batch_loss(model, [(ids, start)], pad, vocab, patterns=patterns)
+        without = T.batch_loss(model, [(ids, start)], pad, vocab)
+        folded = copy.deepcopy(model)
+        patterns.fold_into(folded, vocab.used)
+        logits = folded(input_ids=torch.tensor([ids])).logits[0, start - 1:-1]
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(ids[start:]))
+    assert not torch.isclose(with_patterns, without, rtol=1e-2)  # the terms matter
+    assert torch.isclose(with_patterns, expected, rtol=1e-4)
+
+
+def test_the_edit_copy_prior_is_the_same_in_training_and_at_run_time(tmp_path, setup):
+    """Training adds the bias to the logit of the input's k-th code at the answer's k-th code;
+    the runtime's decoding loop adds it at the same place (a huge bias makes the answer the input)."""
+    tokenizer, data = setup
+    torch.manual_seed(0)
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
+    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["edit_src"].ravel(), data["edit_tgt"].ravel()]))
+    vocab.tie_unused_rows(model.lm_head)
+    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7).sample("edit")
+    start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    with torch.no_grad():
+        loss = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, copy_bias=3.0)
+        positions = torch.tensor(T.aligned_positions(ids, start, start_id)).expand(3, 1, -1)
+        logits = model(input_ids=torch.tensor([ids]), position_ids=positions).logits[0, start - 1:-1].clone()
+    first = ids.index(start_id)
+    for k in range(1024):  # target row k + 1 is the answer's code k
+        logits[k + 1, ids[first + 1 + k]] += 3.0
+    assert torch.isclose(loss, torch.nn.functional.cross_entropy(logits, torch.tensor(ids[start:])), rtol=1e-4)
+
+    T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
+    source = data["edit_src"][1]
+    for bias, copies in ((50.0, True), (0.0, False)):
+        runtime = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu",
+                                       aligned_edit_positions=True, edit_copy_bias=bias)
+        answer = runtime.edit(source, "make it taller", {"temperature": 0.0})
+        assert np.array_equal(answer, source) == copies

@@ -1,5 +1,6 @@
 """The documented training command, every stage at a tiny size: it writes a preset the
-pipeline loads, the polish stage continues the llm stage's model, and a rerun resumes."""
+pipeline loads, the polish stage continues the llm stage's model and the edit stage the polished
+one, and a rerun resumes."""
 
 import json
 import os
@@ -15,7 +16,7 @@ from backend.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--per-category", "2", "--held-per-category", "1", "--fit-per-category", "2", "--llm-per-category", "2",
         "--edits-per-category", "1", "--llm-steps", "2", "--llm-hidden", "32", "--llm-layers", "1",
-        "--polish-steps", "3", "--decoder-steps", "2", "--threads", "1"]
+        "--polish-steps", "3", "--edit-steps", "2", "--decoder-steps", "2", "--threads", "1"]
 
 
 def _train(work, out, *extra):
@@ -26,17 +27,25 @@ def _train(work, out, *extra):
     return (work / "train.log").read_text()
 
 
+STAGES = ["--stages", "data,vqvae,codes,decoder,llm,polish,edit", "--edit-fill", "0.75", "--edit-copy-bias", "3"]
+
+
 def test_every_stage_runs_and_the_preset_loads(tmp_path):
     work, out = tmp_path / "work", tmp_path / "preset"
-    log = _train(work, out)
+    log = _train(work, out, *STAGES)
     note = json.loads((out / "training.json").read_text())
     assert note["polish_step"] == 3 and note["polish"]["made_up_frames"] > 0
-    # the polish stage starts from the llm stage's saved model and moves it
+    assert note["edit_step"] == 2 and note["edit"]["mesh_patterns"]
+    # each stage starts from the saved model of the one before and moves it
     base = load_file(str(work / "llm_base" / "model.safetensors"))
-    polished = load_file(str(out / "llm" / "model.safetensors"))
-    assert base.keys() == polished.keys()
+    polished = load_file(str(work / "llm_polished" / "model.safetensors"))
+    edited = load_file(str(out / "llm" / "model.safetensors"))
+    assert base.keys() == polished.keys() == edited.keys()
     assert any(not np.array_equal(base[k], polished[k]) for k in base)
-    assert "exported the preset at polish step 3" in log
+    assert any(not np.array_equal(polished[k], edited[k]) for k in base)
+    assert "exported the preset at polish step 3" in log and "exported the preset at edit step 2" in log
+    preset = json.loads((out / "preset.json").read_text())
+    assert preset["edit_fill"] == 0.75 and preset["edit_copy_bias"] == 3
     # the decoder stage moves the decoder alone (the codes stay), and the preset has it
     import torch
     fitted, tuned = (torch.load(work / name, weights_only=True) for name in ("vqvae_final.pt", "vqvae_decoder.pt"))
@@ -58,7 +67,12 @@ def test_every_stage_runs_and_the_preset_loads(tmp_path):
         pipe.release()
 
     # a rerun finds every stage done: it resumes at the end, trains nothing, writes the same model
-    again = _train(work, out)[len(log):]
-    assert "resumed llm at step 2" in again and "resumed polish at step 3" in again
+    again = _train(work, out, *STAGES)[len(log):]
+    assert "resumed llm at step 2" in again and "resumed polish at step 3" in again and "resumed edit at step 2" in again
     rewritten = load_file(str(out / "llm" / "model.safetensors"))
-    assert all(np.array_equal(polished[k], rewritten[k]) for k in polished)
+    assert all(np.array_equal(edited[k], rewritten[k]) for k in edited)
+    # export alone writes the newest stage's checkpoint out again
+    (out / "llm" / "model.safetensors").unlink()
+    _train(work, out, "--stages", "export", "--edit-fill", "0.75", "--edit-copy-bias", "3")
+    exported = load_file(str(out / "llm" / "model.safetensors"))
+    assert all(np.array_equal(edited[k], exported[k]) for k in edited)

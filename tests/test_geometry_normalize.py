@@ -69,6 +69,20 @@ def test_inverse_maps_back_exactly(convention, up, scale):
     assert norm.to_dict()["convention"] == convention
 
 
+@pytest.mark.parametrize("convention", ["training", "demo", "corner"])
+def test_fill_shrinks_the_shape_about_its_anchor_and_maps_back(convention):
+    full, _ = normalize(POINTS, convention, "z")
+    unit, norm = normalize(POINTS, convention, "z", fill=0.5)
+    # the corner convention keeps the low corner at -0.5; the others keep the centre
+    anchor = -0.5 if convention == "corner" else 0.0
+    np.testing.assert_allclose(unit - anchor, (full - anchor) * 0.5, atol=1e-6)
+    np.testing.assert_allclose(norm.from_unit(unit), POINTS, atol=1e-5)
+    for bad in (0.0, 1.5, -1.0):
+        with pytest.raises(GeometryError) as err:
+            normalize(POINTS, convention, fill=bad)
+        assert err.value.code == "invalid_argument"
+
+
 def test_scale_does_not_change_the_unit_shape():
     base, _ = normalize(POINTS, "training")
     for scale in (1e-4, 1e4):

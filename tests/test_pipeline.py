@@ -152,6 +152,27 @@ def test_edit_of_a_y_up_file_maps_back_into_its_frame(pipe):
     assert not np.allclose(result.vertices, norm_z.from_unit(v_unit), atol=1e-3)
 
 
+def test_edit_reads_the_input_at_the_presets_edit_fill_and_maps_the_answer_back_the_same_way(tiny_folder):
+    """edit_fill < 1: the input fills that share of the cube, and the answer comes back through
+    the same normalisation (an edited shape keeps the input's scale)."""
+    pipeline = Pipeline(str(tiny_folder), device="cpu")
+    try:
+        pipeline.preset = dataclasses.replace(pipeline.preset, edit_fill=0.5)
+        v, f = teapot()
+        seen = []
+        real_encode = pipeline._encode
+        pipeline._encode = lambda *a, **k: seen.append(k.get("fill")) or real_encode(*a, **k)
+        result = pipeline.edit(v, f, "make it taller", {"seed": 0})
+        assert seen == [0.5]
+        logits = pipeline._vqvae.decode(torch.from_numpy(result.codes[None]).long())[0, 0].numpy()
+        v_unit, _ = occupancy_to_mesh(logits, mode="smooth")
+        convention = pipeline.preset.normalization
+        assert np.allclose(result.vertices, normalize(v, convention, fill=0.5)[1].from_unit(v_unit), atol=1e-5)
+        assert not np.allclose(result.vertices, normalize(v, convention)[1].from_unit(v_unit), atol=1e-3)
+    finally:
+        pipeline.release()
+
+
 def test_cancel_during_tokens_is_prompt(pipe):
     rec = Recorder(cancel_at=("tokens", 10))
     with pytest.raises(Cancelled):

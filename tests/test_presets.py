@@ -28,7 +28,7 @@ def test_folder_round_trip_resolves_sub_folders(tmp_path):
     (tmp_path / "vqvae").mkdir()
     (tmp_path / "llm").mkdir()
     Preset(name="mine", vqvae="vqvae", llm="llm", tasks=["text_to_3d", "describe"],
-           generation={"seed": 7}, lowercase_text=True, aligned_edit_positions=True).save(tmp_path)
+           generation={"seed": 7}, lowercase_text=True, aligned_edit_positions=True, edit_fill=0.75).save(tmp_path)
     p = load_preset(tmp_path)
     assert p.name == "mine" and p.folder == tmp_path.resolve()
     assert p.vqvae_source() == tmp_path.resolve() / "vqvae"
@@ -37,6 +37,7 @@ def test_folder_round_trip_resolves_sub_folders(tmp_path):
     assert p.supports("describe") and not p.supports("image_to_3d")
     assert p.lowercase_text and p.model_text("Make it TALLER") == "make it taller"
     assert p.aligned_edit_positions and not Preset(name="x", vqvae="v", llm="l").aligned_edit_positions
+    assert p.edit_fill == 0.75 and Preset(name="x", vqvae="v", llm="l").edit_fill == 1.0
 
 
 def test_folder_may_name_a_hub_repo(tmp_path):
@@ -55,6 +56,9 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"colour": "red"}, "colour"),
     ({"lowercase_text": "yes"}, "lowercase_text"),
     ({"aligned_edit_positions": 1}, "aligned_edit_positions"),
+    ({"edit_fill": 0}, "edit_fill"),
+    ({"edit_fill": 1.5}, "edit_fill"),
+    ({"edit_fill": "0.7"}, "edit_fill"),
 ])
 def test_bad_preset_json_is_a_clear_error(tmp_path, bad, words):
     data = {"name": "x", "vqvae": "vqvae", "llm": "llm", **bad}

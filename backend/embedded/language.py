@@ -68,8 +68,14 @@ EDIT_PHRASES = {
                "held_out": ["could you get rid of the {p}?", "I want it without its {p}", "strip away the {p}"]},
 }
 
-# How much an edit stretches the object before re-normalising (longest side back to 1).
+# How much an edit stretches the object.
 EDIT_FACTOR = 1.35
+# The edit frame (train.py --edit-fill, off by default): the source's longest side fills
+# 1 / EDIT_FACTOR of the cube (low corner at -0.5), and the edited shape keeps the source's
+# scale, so a stretched or grown result still fits and comes back at the original's size; about
+# half as many codes change as with the result re-normalised (measured). Not yet better in
+# training (docs/embedded-model.md, "Edit").
+EDIT_FILL = 1 / EDIT_FACTOR
 ROUND_CATEGORIES = {"stool", "lamp", "mug", "vase", "bowl", "bottle"}
 
 
@@ -162,6 +168,16 @@ def apply_edit(shape: Shape, kind: str) -> Shape:
     if kind in ("add", "remove"):
         return shape.with_params(part=(kind == "add"))
     return shape.with_stretch(edit_stretch(shape.category, kind))
+
+
+def edit_pair_occupancies(shape: Shape, kind: str, fill: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(source, edited) occupancies, each with its low corner at -0.5. fill 1: each normalised
+    on its own (longest side 1; the committed weights' data); fill < 1: the edit frame, the
+    source's longest side `fill` and the edited shape at the source's scale."""
+    target = apply_edit(shape, kind)
+    if fill >= 1.0:
+        return shape.occupancy(), target.occupancy()
+    return shape.occupancy(fill=fill), target.occupancy(scale_of=shape, fill=fill)
 
 
 def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str = "train") -> str:

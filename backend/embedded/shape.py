@@ -33,14 +33,24 @@ class Shape:
     stretch: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-axis scale applied by edits
     seed: int = field(default=-1, compare=False)
 
-    def parts(self) -> list[Primitive]:
-        """The parts in the unit frame (longest side 1, low corner at -0.5)."""
-        raw = CATEGORIES[self.category].build(self.params)
+    def raw_parts(self) -> list[Primitive]:
+        """The parts in the builder's own units, stretched."""
         factors = np.asarray(self.stretch, dtype=float)
-        raw = [p.scaled(factors, np.zeros(3)) for p in raw]
+        return [p.scaled(factors, np.zeros(3)) for p in CATEGORIES[self.category].build(self.params)]
+
+    def longest_side(self) -> float:
+        """The longest side of the bounding box, in the builder's units."""
+        raw = self.raw_parts()
+        return float(np.max(np.max([p.bounds()[1] for p in raw], axis=0) - np.min([p.bounds()[0] for p in raw], axis=0)))
+
+    def parts(self, scale_of: "Shape | None" = None, fill: float = 1.0) -> list[Primitive]:
+        """The parts in the unit frame: low corner at -0.5, longest side `fill` (default 1).
+
+        scale_of: take the scale from that shape instead (its longest side to `fill`): the edit
+        frame, where an edited shape keeps its source's scale (docs/embedded-model.md, "Edit")."""
+        raw = self.raw_parts()
         lo = np.min([p.bounds()[0] for p in raw], axis=0)
-        hi = np.max([p.bounds()[1] for p in raw], axis=0)
-        scale = 1.0 / float(np.max(hi - lo))
+        scale = fill / (scale_of or self).longest_side()
         out = []
         for p in raw:
             c = (np.asarray(p.center) - lo) * scale - 0.5
@@ -54,14 +64,15 @@ class Shape:
     def with_stretch(self, factors) -> "Shape":
         return replace(self, stretch=tuple(float(a * b) for a, b in zip(self.stretch, factors)))
 
-    def mesh(self) -> tuple[np.ndarray, np.ndarray]:
-        """(vertices float32 [N,3], faces int32 [M,3]) in the unit frame."""
-        m = trimesh.util.concatenate([p.mesh() for p in self.parts()])
+    def mesh(self, scale_of: "Shape | None" = None, fill: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(vertices float32 [N,3], faces int32 [M,3]) in the unit frame (see `parts`)."""
+        m = trimesh.util.concatenate([p.mesh() for p in self.parts(scale_of, fill)])
         return m.vertices.astype(np.float32), m.faces.astype(np.int32)
 
-    def occupancy(self, resolution: int = RESOLUTION) -> np.ndarray:
+    def occupancy(self, resolution: int = RESOLUTION, scale_of: "Shape | None" = None,
+                  fill: float = 1.0) -> np.ndarray:
         """Surface occupancy bool [R, R, R] (dims x, y, z), as the pipeline voxelises meshes."""
-        v, f = self.mesh()
+        v, f = self.mesh(scale_of, fill)
         return voxelize_surface(v, f, resolution=resolution)
 
 

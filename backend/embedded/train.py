@@ -11,7 +11,10 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
   llm    the small Qwen2.5-VL model on text->3D, describe and edit
   polish a short continuation of the llm stage's model with made-up words mixed into the
          wordings (robustness to words it never saw; docs/embedded-model.md)
-  export the preset folder (preset.json, vqvae/, llm/), at every checkpoint of llm and polish
+  edit   (opt-in, not in the default --stages) a continuation of the polished model aimed at
+         edit: voxel-pattern terms and the edit copy prior; with --edit-fill 0.7407 it is the
+         experiment of docs/embedded-model.md, "Edit", which did not beat the committed weights
+  export the preset folder (preset.json, vqvae/, llm/), at every checkpoint of the LLM stages
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ POLISH_LR = 5e-4
 POLISH_FILLER_CHANCE = 0.3
 POLISH_MADE_UP_FRAMES = 0.5
 POLISH_TASK_WEIGHTS = "0.45,0.45,0.1"
+# The opt-in edit stage: continues the polished model with the voxel-pattern terms
+# (MeshPatterns) and the copy prior on, mostly edit examples, the other tasks mixed in.
+EDIT_STEPS = 1200
+EDIT_LR = 1e-3
+EDIT_TASK_WEIGHTS = "0.15,0.15,0.7"
+EDIT_COPY_BIAS = 4.0  # the edit copy prior (LLMTrainSettings.edit_copy_bias), declared by the preset
 DECODER_STEPS = 1600
 
 
@@ -107,9 +116,11 @@ def first_of_each_category(count: int, per_category: int, first: int) -> list[in
     return [i for i in range(count) if i % per_category < first]
 
 
-def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_per_category: int, log) -> None:
+def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_per_category: int, log,
+                edit_fill: float = 1.0) -> None:
     """Codes of the first `llm_per_category` training shapes of each category, and of edit
-    pairs (an unstretched training shape, one edit of it)."""
+    pairs (an unstretched training shape, one edit of it; `edit_fill` as in
+    language.edit_pair_occupancies)."""
     path = workdir / "codes.npz"
     if path.exists():
         return
@@ -131,13 +142,15 @@ def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_p
             src.append(int(i))
             options = L.possible_edits(shapes[i])
             kinds.append(options[rng.integers(len(options))])
-    targets = [L.apply_edit(shapes[i], k) for i, k in zip(src, kinds)]
-    tgt_codes = np.concatenate([encode_all(vqvae, np.stack([s.occupancy() for s in targets[i:i + 32]]))
-                                for i in range(0, len(targets), 32)])
-    src_codes = shape_codes[[keep.index(i) for i in src]]
+    src_codes, tgt_codes = [], []
+    for i in range(0, len(src), 32):
+        pairs = [L.edit_pair_occupancies(shapes[j], k, edit_fill) for j, k in zip(src[i:i + 32], kinds[i:i + 32])]
+        src_codes.append(encode_all(vqvae, np.stack([a for a, _ in pairs])))
+        tgt_codes.append(encode_all(vqvae, np.stack([b for _, b in pairs])))
     edit_meta = [dict(shape_meta(shapes[i]), edit=k) for i, k in zip(src, kinds)]
     np.savez(path, shape_codes=shape_codes, shape_meta=json.dumps([shape_meta(shapes[i]) for i in keep]),
-             edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta))
+             edit_src=np.concatenate(src_codes), edit_tgt=np.concatenate(tgt_codes),
+             edit_meta=json.dumps(edit_meta), edit_fill=edit_fill)
     log(f"codes: {len(keep)} shapes, {len(src)} edit pairs in {time.time() - t:.0f}s; "
         f"{len(np.unique(shape_codes))} distinct codes")
 
@@ -164,20 +177,25 @@ def stage_decoder(workdir: Path, per_category: int, llm_per_category: int, steps
     log(f"decoder: {steps} steps in {time.time() - t:.0f}s; held-out round-trip IoU {before:.4f} -> {after:.4f}")
 
 
-def load_codes(workdir: Path) -> dict:
+def load_codes(workdir: Path, edit_fill: float = 1.0) -> dict:
     raw = np.load(workdir / "codes.npz")
+    if not np.isclose(float(raw["edit_fill"]) if "edit_fill" in raw else 1.0, edit_fill):
+        raise SystemExit(f"{workdir / 'codes.npz'} holds edit pairs of another --edit-fill: delete it and rerun "
+                         "the codes stage")
     return {"shape_codes": raw["shape_codes"].astype(np.int64), "edit_src": raw["edit_src"].astype(np.int64),
             "edit_tgt": raw["edit_tgt"].astype(np.int64), "shape_meta": json.loads(str(raw["shape_meta"])),
             "edit_meta": json.loads(str(raw["edit_meta"]))}
 
 
-def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned_edit_positions: bool) -> None:
+def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned_edit_positions: bool,
+                  edit_fill: float = 1.0, edit_copy_bias: float = 0.0) -> None:
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
     Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(EMBEDDED_PROMPTS), normalization=EMBEDDED_NORMALIZATION,
            up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True,
-           aligned_edit_positions=aligned_edit_positions).save(out)
+           aligned_edit_positions=aligned_edit_positions, edit_fill=edit_fill,
+           edit_copy_bias=edit_copy_bias).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 
@@ -191,6 +209,9 @@ def main(argv=None) -> None:
     ap.add_argument("--fit-per-category", type=int, default=150, help="shapes per category for the codebook")
     ap.add_argument("--llm-per-category", type=int, default=150)
     ap.add_argument("--edits-per-category", type=int, default=60)
+    ap.add_argument("--edit-fill", type=float, default=1.0,
+                    help="edit pairs in the edit frame: the source's longest side this share of the cube, the "
+                         f"edited shape at its scale (1 = each re-normalised; the experiment used {L.EDIT_FILL:.4f})")
     ap.add_argument("--decoder-steps", type=int, default=DECODER_STEPS)
     ap.add_argument("--llm-steps", type=int, default=LLMTrainSettings.steps, help="LLM steps (the schedule's length)")
     ap.add_argument("--llm-minutes", type=float, default=LLMTrainSettings.max_minutes, help="wall-clock cap of the LLM stage")
@@ -211,6 +232,11 @@ def main(argv=None) -> None:
     ap.add_argument("--made-up-frames", type=float, default=POLISH_MADE_UP_FRAMES,
                     help="share of the polish stage's prompts and questions in made-up frames")
     ap.add_argument("--polish-task-weights", default=POLISH_TASK_WEIGHTS, help="text->3D, describe, edit")
+    ap.add_argument("--edit-steps", type=int, default=EDIT_STEPS)
+    ap.add_argument("--edit-lr", type=float, default=EDIT_LR)
+    ap.add_argument("--edit-task-weights", default=EDIT_TASK_WEIGHTS, help="text->3D, describe, edit")
+    ap.add_argument("--edit-copy-bias", type=float, default=EDIT_COPY_BIAS,
+                    help="the edit stage's copy prior (LLMTrainSettings.edit_copy_bias), written to the preset")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -223,10 +249,11 @@ def main(argv=None) -> None:
     if "vqvae" in stages:
         stage_vqvae(args.workdir, args.per_category, args.fit_per_category, log)
     if "codes" in stages:
-        stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log)
+        stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log,
+                    args.edit_fill)
     if "decoder" in stages:
         stage_decoder(args.workdir, args.per_category, args.llm_per_category, args.decoder_steps, log)
-    if not {"llm", "polish", "export"} & set(stages):
+    if not {"llm", "polish", "edit", "export"} & set(stages):
         return
     vqvae = load_trained_vqvae(args.workdir)
     base = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
@@ -237,31 +264,44 @@ def main(argv=None) -> None:
     polish = replace(base, steps=args.polish_steps, lr=args.polish_lr, warmup=20, seed=1,
                      filler_chance=args.filler_chance, made_up_frames=args.made_up_frames,
                      task_weights=tuple(float(w) for w in args.polish_task_weights.split(",")))
-    note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()), "llm": base.__dict__,
-            "polish": polish.__dict__}
-    data = load_codes(args.workdir)
-    base_folder = args.workdir / "llm_base"
+    edit = replace(polish, steps=args.edit_steps, lr=args.edit_lr, seed=2, mesh_patterns=True,
+                   edit_copy_bias=args.edit_copy_bias,
+                   task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
+    settings = {"llm": base, "polish": polish, "edit": edit}
+    note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()),
+            **{name: s.__dict__ for name, s in settings.items()}}
+    data = load_codes(args.workdir, args.edit_fill)
+    codebook = vqvae.vq.embeddings.weight.detach().cpu()
+    # each LLM stage starts from the model the one before it saved
+    starts = {"llm": None, "polish": args.workdir / "llm_base", "edit": args.workdir / "llm_polished"}
+    saves = {"llm": args.workdir / "llm_base", "polish": args.workdir / "llm_polished", "edit": None}
 
     def snapshot(stage):
         def write(model, tokenizer, step):
-            export_preset(args.out, vqvae, model, tokenizer, {**note, f"{stage}_step": step}, base.aligned_edit_positions)
+            note[f"{stage}_step"] = step  # kept for the later stages' exports
+            export_preset(args.out, vqvae, model, tokenizer, note, base.aligned_edit_positions,
+                          args.edit_fill, settings[stage].edit_copy_bias)
             log(f"exported the preset at {stage} step {step} to {args.out}")
         return write
 
-    if "llm" in stages:
-        model, _ = train_llm(data, args.workdir, base, log, snapshot("llm"))
-        model.save_pretrained(str(base_folder))  # where the polish stage starts
-    # export only: the newest checkpoint written out, no training
-    export_only = "export" in stages and not {"llm", "polish"} & set(stages)
-    if "polish" in stages or (export_only and (args.workdir / "polish_resume.pt").exists()):
-        if not base_folder.exists():
-            raise SystemExit(f"{base_folder} is missing: the polish stage starts from the llm stage's model")
-        if export_only:
-            polish.max_minutes = 0
-        train_llm(data, args.workdir, polish, log, snapshot("polish"), start_from=base_folder, name="polish")
-    elif export_only:
-        base.max_minutes = 0
-        train_llm(data, args.workdir, base, log, snapshot("llm"))
+    def run(stage, settings_now):
+        start = starts[stage]
+        if start is not None and not start.exists():
+            raise SystemExit(f"{start} is missing: the {stage} stage starts from the model the stage before it saved")
+        return train_llm(data, args.workdir, settings_now, log, snapshot(stage), start_from=start, name=stage,
+                         codebook=codebook)[0]
+
+    trained = [stage for stage in ("llm", "polish", "edit") if stage in stages]
+    for stage in trained:
+        model = run(stage, settings[stage])
+        if saves[stage] is not None:
+            model.save_pretrained(str(saves[stage]))
+    if "export" in stages and not trained:  # the newest checkpoint written out, no training
+        last = next((st for st in ("edit", "polish", "llm") if (args.workdir / f"{st}_resume.pt").exists()), None)
+        if last is None:
+            raise SystemExit(f"nothing to export: no LLM checkpoint in {args.workdir}")
+        run(last, replace(settings[last], max_minutes=0))
+
 
 if __name__ == "__main__":
     main()

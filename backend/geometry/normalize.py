@@ -9,6 +9,8 @@ Two conventions (see ../shared/reference/shapellm-omni.md section 4):
               corner at (-0.5, -0.5, -0.5) (after the up rotation). Our embedded model uses it:
               its token sequence then starts at the object instead of after hundreds of empty
               tokens that a small model cannot count (docs/embedded-model.md).
+fill (default 1): the share of the cube the longest side takes; edit inputs of the embedded
+model use 1/1.35, so an edited shape grows at the input's own scale and still fits.
 Up axis: a Blender mesh is Z-up and stays as it is; a Y-up file (glTF, OBJ) is turned Z-up
 with the reference's +90 degree rotation about X, (x, y, z) -> (x, -z, y). The demo
 normalises in the file's own frame and rotates afterwards; so do we (it matters for "demo").
@@ -69,28 +71,28 @@ def up_rotation(up: str) -> np.ndarray:
     return np.eye(3) if up == "z" else _Y_UP_TO_Z_UP.copy()
 
 
-def training_normalization(v, up: str = "z") -> Normalization:
-    """Centre each axis, scale the longest side to 1."""
+def training_normalization(v, up: str = "z", fill: float = 1.0) -> Normalization:
+    """Centre each axis, scale the longest side to `fill`."""
     v = _checked(v)
     lo, hi = v.min(axis=0), v.max(axis=0)
     longest = float((hi - lo).max())
     if not longest > 0.0:
         raise GeometryError(DEGENERATE_MESH, "all vertices are at one point: nothing to scale")
-    return Normalization((lo + hi) / 2.0, 1.0 / longest, up_rotation(up), "training", up)
+    return Normalization((lo + hi) / 2.0, fill / longest, up_rotation(up), "training", up)
 
 
-def demo_normalization(v, up: str = "z") -> Normalization:
+def demo_normalization(v, up: str = "z", fill: float = 1.0) -> Normalization:
     """One scalar min/max over every coordinate, as the published demo does."""
     v = _checked(v)
     lo, hi = float(v.min()), float(v.max())
     if not hi - lo > 0.0:
         raise GeometryError(DEGENERATE_MESH, "all vertices are at one point: nothing to scale")
     center = np.full(3, (lo + hi) / 2.0)
-    return Normalization(center, 1.0 / (hi - lo), up_rotation(up), "demo", up)
+    return Normalization(center, fill / (hi - lo), up_rotation(up), "demo", up)
 
 
-def corner_normalization(v, up: str = "z") -> Normalization:
-    """Scale the longest side to 1 and put the low corner (in the Z-up frame) at -0.5."""
+def corner_normalization(v, up: str = "z", fill: float = 1.0) -> Normalization:
+    """Scale the longest side to `fill` and put the low corner (in the Z-up frame) at -0.5."""
     v = _checked(v)
     rotation = up_rotation(up)
     w = v @ rotation.T  # exact for a signed permutation
@@ -98,18 +100,21 @@ def corner_normalization(v, up: str = "z") -> Normalization:
     longest = float((hi - lo).max())
     if not longest > 0.0:
         raise GeometryError(DEGENERATE_MESH, "all vertices are at one point: nothing to scale")
-    # unit = (w - lo) / longest - 0.5 = ((v - c) / longest) @ R.T  with  c = (lo + longest / 2) @ R
-    center = (lo + longest / 2.0) @ rotation
-    return Normalization(center, 1.0 / longest, rotation, "corner", up)
+    # unit = (w - lo) * fill / longest - 0.5 = ((v - c) * fill / longest) @ R.T
+    # with  c = (lo + longest / (2 fill)) @ R
+    center = (lo + longest / (2.0 * fill)) @ rotation
+    return Normalization(center, fill / longest, rotation, "corner", up)
 
 
 _BUILDERS = {"training": training_normalization, "demo": demo_normalization, "corner": corner_normalization}
 
 
-def normalize(v, convention: str = "training", up: str = "z"):
+def normalize(v, convention: str = "training", up: str = "z", fill: float = 1.0):
     """-> (v_unit float32 [N,3], Normalization)."""
+    if not 0.0 < fill <= 1.0:
+        raise GeometryError(INVALID_ARGUMENT, f"fill must be in (0, 1], got {fill!r}")
     if convention in _BUILDERS:
-        norm = _BUILDERS[convention](v, up)
+        norm = _BUILDERS[convention](v, up, fill)
     else:
         raise GeometryError(
             INVALID_ARGUMENT, f"convention must be one of {CONVENTIONS}, got {convention!r}"

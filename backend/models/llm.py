@@ -268,9 +268,10 @@ def _read_chat_template(folder: Path, tokenizer) -> str:
 
 class ShapeLLMRuntime:
     def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device,
-                 aligned_edit_positions: bool = False):
+                 aligned_edit_positions: bool = False, edit_copy_bias: float = 0.0):
         self.model = model
         self.aligned_edit_positions = aligned_edit_positions
+        self.edit_copy_bias = float(edit_copy_bias)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_template = chat_template
@@ -294,7 +295,8 @@ class ShapeLLMRuntime:
     # -- loading -----------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, llm_source, prompts: dict, device: str = "auto", aligned_edit_positions: bool = False) -> "ShapeLLMRuntime":
+    def load(cls, llm_source, prompts: dict, device: str = "auto", aligned_edit_positions: bool = False,
+             edit_copy_bias: float = 0.0) -> "ShapeLLMRuntime":
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
@@ -319,7 +321,7 @@ class ShapeLLMRuntime:
             raise TaskError("model_error", f"could not load the LLM from {folder}: {err}") from err
         model.to(dev).eval()
         return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev,
-                   aligned_edit_positions)
+                   aligned_edit_positions, edit_copy_bias)
 
     def release(self) -> None:
         """Frees the model's memory; the runtime cannot be used afterwards."""
@@ -359,7 +361,8 @@ class ShapeLLMRuntime:
 
     def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
         content = [{"type": "text", "text": self._edit_text(codes, checked_text(instruction, "instruction"))}]
-        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions)
+        copy = (np.asarray(codes), self.edit_copy_bias) if self.edit_copy_bias else None
+        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy)
 
     # -- prompt building ---------------------------------------------------------------------
 
@@ -394,7 +397,7 @@ class ShapeLLMRuntime:
             stop_after_block=True,
         )
 
-    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False) -> np.ndarray:
+    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False, copy=None) -> np.ndarray:
         sampling = Sampling.from_options(options, self._live().generation_config)
         prompt = self._prompt_ids(content, pixels) + [self.codec.start_id]  # the forced opening
         positions = aligned_positions(prompt, len(prompt) - 1, self.codec.start_id) if aligned else None
@@ -404,7 +407,7 @@ class ShapeLLMRuntime:
             if progress and constraint.in_block:
                 progress("tokens", constraint.count, NUM_CODES)
 
-        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions)
+        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions, copy)
         parsed = self.codec.parse_ids([self.codec.start_id, *ids])
         if not parsed.exact:  # the grammar makes this impossible; fail loudly if it ever is
             raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
@@ -419,10 +422,11 @@ class ShapeLLMRuntime:
 
     @torch.inference_mode()
     def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled,
-                positions: list[int] | None = None) -> list[int]:
+                positions: list[int] | None = None, copy: tuple | None = None) -> list[int]:
         """Prefill once, then one token per step with the KV cache; returns the answer ids.
         positions: the prompt's text positions when not sequential (the answer continues after
-        the last)."""
+        the last). copy: (codes [1024], bias): the k-th code of the block gets `bias` added to
+        the logit of codes[k] (the edit copy prior, as the model was trained with it)."""
         from transformers import DynamicCache
 
         model = self._live()
@@ -444,6 +448,9 @@ class ShapeLLMRuntime:
             if kind == "force":
                 token = int(allowed)
             elif kind == "ids":
+                if copy is not None and constraint.count < len(copy[0]):
+                    logits = logits.clone()
+                    logits[int(self.codec.code_ids[copy[0][constraint.count]])] += copy[1]
                 if self.codec.contiguous:  # a slice is a view: cheaper than gathering 8192 ids
                     first = self.codec.first_code_id
                     picked = slice(first, first + CODEBOOK_SIZE)

@@ -14,8 +14,13 @@ A preset folder holds `preset.json`:
       "generation": {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7,
                      "temperature": 0.7, "seed": 42},
       "tasks": ["text_to_3d", "image_to_3d", "describe", "edit"],
-      "lowercase_text": false        # lower-case the artist's prompt, question and instruction
+      "lowercase_text": false,       # lower-case the artist's prompt, question and instruction
                                      # first (a model trained on lower-case wordings only)
+      "aligned_edit_positions": false,  # edit answers positioned like the input block
+      "edit_fill": 1.0,              # an edit input's longest side as a share of the cube; the
+                                     # answer is read at the input's scale (embedded: 1/1.35)
+      "edit_copy_bias": 0.0          # added to the logit of the input's k-th code at the answer's
+                                     # k-th code (a copy prior the model was trained with)
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -73,6 +78,12 @@ class Preset:
     lowercase_text: bool = False
     # edit answers positioned like the input block (codec.aligned_positions), as the model was trained
     aligned_edit_positions: bool = False
+    # an edit input's longest side as a share of the unit cube (normalize's `fill`); the answer
+    # maps back through the same normalisation, so an edited shape keeps the input's scale
+    edit_fill: float = 1.0
+    # an edit answer's k-th code gets this added to the logit of the input's k-th code: the
+    # model was trained with it and learns only where the answer differs from its input
+    edit_copy_bias: float = 0.0
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -97,6 +108,11 @@ class Preset:
         for key in ("lowercase_text", "aligned_edit_positions"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
+        if isinstance(self.edit_fill, bool) or not isinstance(self.edit_fill, (int, float)) or not 0 < self.edit_fill <= 1:
+            problems.append(f"edit_fill must be a number in (0, 1], not {self.edit_fill!r}")
+        if isinstance(self.edit_copy_bias, bool) or not isinstance(self.edit_copy_bias, (int, float)) \
+                or not 0 <= self.edit_copy_bias <= 50:
+            problems.append(f"edit_copy_bias must be a number in [0, 50], not {self.edit_copy_bias!r}")
         bad_gen = set(self.generation) - set(GENERATION_KEYS)
         if bad_gen:
             problems.append(f"unknown generation keys {sorted(bad_gen)}; known: {GENERATION_KEYS}")
