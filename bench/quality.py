@@ -98,6 +98,7 @@ def main(argv=None) -> dict:
     from backend.geometry.voxelize import voxelize_surface
     from backend.models.checkpoints import load_vqvae
     from backend.errors import TaskError
+    from backend.geometry.errors import GeometryError
     from backend.pipeline import Pipeline
 
     prompts = parse_prompt_file(args.prompts)
@@ -125,6 +126,16 @@ def main(argv=None) -> dict:
 
     def held_out(category, k):
         return sample_shape(category, shape_seed(category, 100 + k, held_out=True))
+
+    def judged_answer(result):
+        """The category of an edit answer. The judge knows shapes at full scale, and an answer
+        in the edit frame is smaller: its mesh is re-normalised first."""
+        if result is None:
+            return None
+        try:
+            return judge.category(voxelize_surface(normalize(result.vertices, "corner")[0], result.faces, 64))
+        except GeometryError:  # too degenerate to re-normalise
+            return None
 
     # -- the judge itself, on held-out ground truth -----------------------------------------
     truth = [(c, held_out(c, k).occupancy()) for c in CATEGORY_NAMES for k in range(3)]
@@ -216,11 +227,10 @@ def main(argv=None) -> dict:
                 truth = target.occupancy(scale_of=shape if fill < 1 else None, fill=fill)
                 try:
                     result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
-                    after = decode_occupancy(vqvae, result.codes[None])[0]
-                    # the judge knows shapes at full scale: the answer's mesh re-normalised
-                    judged = judge.category(voxelize_surface(normalize(result.vertices, "corner")[0], result.faces, 64))
-                except TaskError:
-                    after, judged = np.zeros_like(before), None
+                except TaskError:  # e.g. no_shape: an all-empty answer
+                    result = None
+                after = decode_occupancy(vqvae, result.codes[None])[0] if result else np.zeros_like(before)
+                judged = judged_answer(result)
                 measure = {"taller": aspect, "shorter": aspect, "wider": width_ratio, "thinner": width_ratio}
                 if kind in measure:
                     ratio = measure[kind](after) / max(measure[kind](before), 1e-6)
