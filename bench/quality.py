@@ -222,9 +222,7 @@ def main(argv=None) -> dict:
                 v, f = shape.mesh()
                 # what the model reads and the true edit, in the preset's edit frame (with fill < 1
                 # the edited shape keeps the source's scale; with 1 it is re-normalised)
-                target = L.apply_edit(shape, kind)
-                before = shape.occupancy(fill=fill)
-                truth = target.occupancy(scale_of=shape if fill < 1 else None, fill=fill)
+                before, truth = L.edit_pair_occupancies(shape, kind, fill)
                 try:
                     result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
                 except TaskError:  # e.g. no_shape: an all-empty answer

@@ -76,3 +76,17 @@ def test_every_stage_runs_and_the_preset_loads(tmp_path):
     _train(work, out, "--stages", "export", "--edit-fill", "0.75", "--edit-copy-bias", "3")
     exported = load_file(str(out / "llm" / "model.safetensors"))
     assert all(np.array_equal(edited[k], exported[k]) for k in edited)
+
+
+def test_codes_of_another_edit_frame_are_refused_clearly(tmp_path):
+    """A workdir whose edit pairs were made with another --edit-fill must not train silently."""
+    import pytest
+
+    from backend.embedded.train import load_codes
+
+    codes = np.zeros((1, 1024), np.int16)
+    np.savez(tmp_path / "codes.npz", shape_codes=codes, shape_meta="[]", edit_src=codes, edit_tgt=codes,
+             edit_meta="[]", edit_fill=0.75)
+    assert load_codes(tmp_path, 0.75)["edit_src"].shape == (1, 1024)
+    with pytest.raises(SystemExit, match="--edit-fill"):
+        load_codes(tmp_path, 1.0)

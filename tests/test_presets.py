@@ -59,6 +59,9 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"edit_fill": 0}, "edit_fill"),
     ({"edit_fill": 1.5}, "edit_fill"),
     ({"edit_fill": "0.7"}, "edit_fill"),
+    ({"edit_copy_bias": -1}, "edit_copy_bias"),
+    ({"edit_copy_bias": True}, "edit_copy_bias"),
+    ({"edit_copy_bias": "4"}, "edit_copy_bias"),
 ])
 def test_bad_preset_json_is_a_clear_error(tmp_path, bad, words):
     data = {"name": "x", "vqvae": "vqvae", "llm": "llm", **bad}

@@ -170,14 +170,16 @@ def apply_edit(shape: Shape, kind: str) -> Shape:
     return shape.with_stretch(edit_stretch(shape.category, kind))
 
 
+def edited_occupancy(shape: Shape, kind: str, fill: float = 1.0) -> np.ndarray:
+    """The edited shape's occupancy, low corner at -0.5. fill 1: normalised on its own (longest
+    side 1; the committed weights' data); fill < 1: the edit frame, at the scale that gives the
+    source's longest side `fill`."""
+    return apply_edit(shape, kind).occupancy(scale_of=shape if fill < 1.0 else None, fill=fill)
+
+
 def edit_pair_occupancies(shape: Shape, kind: str, fill: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(source, edited) occupancies, each with its low corner at -0.5. fill 1: each normalised
-    on its own (longest side 1; the committed weights' data); fill < 1: the edit frame, the
-    source's longest side `fill` and the edited shape at the source's scale."""
-    target = apply_edit(shape, kind)
-    if fill >= 1.0:
-        return shape.occupancy(), target.occupancy()
-    return shape.occupancy(fill=fill), target.occupancy(scale_of=shape, fill=fill)
+    """(source, edited) occupancies as the model reads and should answer them (see edited_occupancy)."""
+    return shape.occupancy(fill=fill), edited_occupancy(shape, kind, fill)
 
 
 def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str = "train") -> str:

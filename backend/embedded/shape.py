@@ -40,8 +40,8 @@ class Shape:
 
     def longest_side(self) -> float:
         """The longest side of the bounding box, in the builder's units."""
-        raw = self.raw_parts()
-        return float(np.max(np.max([p.bounds()[1] for p in raw], axis=0) - np.min([p.bounds()[0] for p in raw], axis=0)))
+        lo, hi = _bounds(self.raw_parts())
+        return float(np.max(hi - lo))
 
     def parts(self, scale_of: "Shape | None" = None, fill: float = 1.0) -> list[Primitive]:
         """The parts in the unit frame: low corner at -0.5, longest side `fill` (default 1).
@@ -49,8 +49,8 @@ class Shape:
         scale_of: take the scale from that shape instead (its longest side to `fill`): the edit
         frame, where an edited shape keeps its source's scale (docs/embedded-model.md, "Edit")."""
         raw = self.raw_parts()
-        lo = np.min([p.bounds()[0] for p in raw], axis=0)
-        scale = fill / (scale_of or self).longest_side()
+        lo, hi = _bounds(raw)
+        scale = fill / (scale_of.longest_side() if scale_of is not None else float(np.max(hi - lo)))
         out = []
         for p in raw:
             c = (np.asarray(p.center) - lo) * scale - 0.5
@@ -74,6 +74,10 @@ class Shape:
         """Surface occupancy bool [R, R, R] (dims x, y, z), as the pipeline voxelises meshes."""
         v, f = self.mesh(scale_of, fill)
         return voxelize_surface(v, f, resolution=resolution)
+
+
+def _bounds(parts: list[Primitive]) -> tuple[np.ndarray, np.ndarray]:
+    return np.min([p.bounds()[0] for p in parts], axis=0), np.max([p.bounds()[1] for p in parts], axis=0)
 
 
 def sample_shape(category: str, seed: int) -> Shape:

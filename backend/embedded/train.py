@@ -142,15 +142,18 @@ def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_p
             src.append(int(i))
             options = L.possible_edits(shapes[i])
             kinds.append(options[rng.integers(len(options))])
-    src_codes, tgt_codes = [], []
-    for i in range(0, len(src), 32):
-        pairs = [L.edit_pair_occupancies(shapes[j], k, edit_fill) for j, k in zip(src[i:i + 32], kinds[i:i + 32])]
-        src_codes.append(encode_all(vqvae, np.stack([a for a, _ in pairs])))
-        tgt_codes.append(encode_all(vqvae, np.stack([b for _, b in pairs])))
+    def encoded(occupancy_of, items):
+        return np.concatenate([encode_all(vqvae, np.stack([occupancy_of(*it) for it in items[i:i + 32]]))
+                               for i in range(0, len(items), 32)])
+
+    tgt_codes = encoded(lambda j, k: L.edited_occupancy(shapes[j], k, edit_fill), list(zip(src, kinds)))
+    if edit_fill >= 1.0:  # the sources as they are: encoded above already
+        src_codes = shape_codes[[keep.index(i) for i in src]]
+    else:
+        src_codes = encoded(lambda j: shapes[j].occupancy(fill=edit_fill), [(j,) for j in src])
     edit_meta = [dict(shape_meta(shapes[i]), edit=k) for i, k in zip(src, kinds)]
     np.savez(path, shape_codes=shape_codes, shape_meta=json.dumps([shape_meta(shapes[i]) for i in keep]),
-             edit_src=np.concatenate(src_codes), edit_tgt=np.concatenate(tgt_codes),
-             edit_meta=json.dumps(edit_meta), edit_fill=edit_fill)
+             edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta), edit_fill=edit_fill)
     log(f"codes: {len(keep)} shapes, {len(src)} edit pairs in {time.time() - t:.0f}s; "
         f"{len(np.unique(shape_codes))} distinct codes")
 

@@ -299,11 +299,13 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     keep = keep.to(device)
     logits = vocab.logits(model.lm_head, hidden[:, :-1][keep], patterns)
     if copy_bias:
-        column = vocab.index[copied[keep.cpu()].clamp(min=0)].to(device)
-        rows = torch.nonzero(copied[keep.cpu()].to(device) >= 0).squeeze(1)
-        if (column[rows] < 0).any():
+        kept = copied[keep.cpu()]
+        rows = torch.nonzero(kept >= 0).squeeze(1)
+        column = vocab.index[kept[rows]]
+        if (column < 0).any():
             raise ValueError("an edit input code is missing from the training vocabulary")
-        logits = logits.index_put((rows, column[rows]), torch.tensor(copy_bias, device=device), accumulate=True)
+        logits = logits.index_put((rows.to(device), column.to(device)), torch.tensor(copy_bias, device=device),
+                                  accumulate=True)
     classes = vocab.index.to(device)[targets.to(device)[keep]]
     losses = F.cross_entropy(logits.float(), classes, reduction="none")
     return (losses * weight.to(device)[keep]).sum() / labelled.sum().to(device)

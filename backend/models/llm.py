@@ -448,8 +448,7 @@ class ShapeLLMRuntime:
             if kind == "force":
                 token = int(allowed)
             elif kind == "ids":
-                if copy is not None and constraint.count < len(copy[0]):
-                    logits = logits.clone()
+                if copy is not None and constraint.count < len(copy[0]):  # logits: this step's own
                     logits[int(self.codec.code_ids[copy[0][constraint.count]])] += copy[1]
                 if self.codec.contiguous:  # a slice is a view: cheaper than gathering 8192 ids
                     first = self.codec.first_code_id

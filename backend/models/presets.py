@@ -108,11 +108,11 @@ class Preset:
         for key in ("lowercase_text", "aligned_edit_positions"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
-        if isinstance(self.edit_fill, bool) or not isinstance(self.edit_fill, (int, float)) or not 0 < self.edit_fill <= 1:
-            problems.append(f"edit_fill must be a number in (0, 1], not {self.edit_fill!r}")
-        if isinstance(self.edit_copy_bias, bool) or not isinstance(self.edit_copy_bias, (int, float)) \
-                or not 0 <= self.edit_copy_bias <= 50:
-            problems.append(f"edit_copy_bias must be a number in [0, 50], not {self.edit_copy_bias!r}")
+        for key, ok, allowed in (("edit_fill", lambda x: 0 < x <= 1, "(0, 1]"),
+                                 ("edit_copy_bias", lambda x: 0 <= x <= 50, "[0, 50]")):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+                problems.append(f"{key} must be a number in {allowed}, not {value!r}")
         bad_gen = set(self.generation) - set(GENERATION_KEYS)
         if bad_gen:
             problems.append(f"unknown generation keys {sorted(bad_gen)}; known: {GENERATION_KEYS}")
