@@ -23,6 +23,7 @@ from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
 from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
+from backend.geometry.placement import fit_edit_answer
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
 MESH_STYLES = ("smooth", "blocky")
@@ -97,7 +98,7 @@ class Pipeline:
             opts["question"] = self.preset.model_text(checked_text(opts["question"], "question"))
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
-            codes, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
+            codes, _, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
             text = llm.describe(codes, options=self._llm_options(opts), progress=progress, cancelled=cancelled)
         return str(text)
 
@@ -108,11 +109,15 @@ class Pipeline:
         opts = self._options(options)
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
-            codes, normalization = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
-                                                fill=self.preset.edit_fill)
+            codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
+                                                        fill=self.preset.edit_fill)
             new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
                                  progress=progress, cancelled=cancelled)
-            vertices_unit, faces_out, new_codes = self._decode(vqvae, new_codes, opts, progress, cancelled)
+            vertices_unit, faces_out, new_codes, answer = self._decode(vqvae, new_codes, opts, progress, cancelled)
+        if self.preset.edit_fill == 1.0:
+            # The answer was normalised on its own: its size comes from the sides the edit kept.
+            scale, offset = fit_edit_answer(source, answer)
+            vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes)
 
@@ -139,7 +144,7 @@ class Pipeline:
             llm, vqvae = self._models(progress, cancelled)
             codes = llm.generate_shape(**inputs, options=self._llm_options(opts),
                                        progress=progress, cancelled=cancelled)
-            vertices, faces, codes = self._decode(vqvae, codes, opts, progress, cancelled)
+            vertices, faces, codes, _ = self._decode(vqvae, codes, opts, progress, cancelled)
         return MeshResult(vertices, faces, codes)
 
     def _models(self, progress: Progress, cancelled: CancelCheck):
@@ -180,7 +185,8 @@ class Pipeline:
             raise TaskError("model_error", f"could not load the LLM of preset {self.preset.name}: {err}") from err
 
     def _encode(self, vqvae, vertices, faces, opts, progress, cancelled, fill: float = 1.0):
-        """Caller's mesh -> (codes int32 [T], Normalization); `fill` as in normalize()."""
+        """Caller's mesh -> (codes int32 [T], Normalization, occupancy bool [R,R,R]); `fill` as in
+        normalize()."""
         import torch
 
         from backend.geometry.normalize import normalize
@@ -201,11 +207,11 @@ class Pipeline:
         codes = vqvae.encode(occupancy)[0].cpu().numpy().astype(np.int32)
         progress("encode", 1, 1)
         _check(cancelled)
-        return codes, normalization
+        return codes, normalization, grid
 
     def _decode(self, vqvae, codes, opts, progress, cancelled):
-        """1024 codes -> (vertices in the unit cube, faces, codes int32)."""
-        from backend.geometry.surface import occupancy_to_mesh
+        """1024 codes -> (vertices in the unit cube, faces, codes int32, occupancy bool [R,R,R])."""
+        from backend.geometry.surface import MIN_COMPONENT_VOXELS, occupancy_to_mesh, remove_small_components
 
         codes = np.asarray(codes, dtype=np.int32).reshape(-1)
         if codes.shape != (vqvae.config.num_tokens,):
@@ -224,7 +230,8 @@ class Pipeline:
             raise TaskError("internal", f"meshing the generated shape failed: {err.message}") from err
         progress("surface", 1, 1)
         _check(cancelled)
-        return vertices, faces, codes
+        # the occupancy the mesh was made of, for placing an edit answer
+        return vertices, faces, codes, remove_small_components(logits > 0, MIN_COMPONENT_VOXELS)
 
     # -- options ---------------------------------------------------------------------------
     def _require(self, task: str) -> None:

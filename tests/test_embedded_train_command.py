@@ -76,6 +76,10 @@ def test_every_stage_runs_and_the_preset_loads(tmp_path):
     _train(work, out, "--stages", "export", "--edit-fill", "0.75", "--edit-copy-bias", "3")
     exported = load_file(str(out / "llm" / "model.safetensors"))
     assert all(np.array_equal(edited[k], exported[k]) for k in edited)
+    # a run that stops at polish records the stages its model went through, not the edit stage
+    _train(work, out, "--stages", "llm,polish", "--edit-fill", "0.75")
+    note = json.loads((out / "training.json").read_text())
+    assert "polish" in note and "edit" not in note and "edit_step" not in note
 
 
 def test_codes_of_another_edit_frame_are_refused_clearly(tmp_path):

@@ -14,7 +14,9 @@ from PIL import Image, ImageDraw
 from backend.errors import Cancelled, TaskError
 from backend.geometry.meshio import load_mesh
 from backend.geometry.normalize import normalize
-from backend.geometry.surface import occupancy_to_mesh
+from backend.geometry.placement import fit_edit_answer
+from backend.geometry.surface import MIN_COMPONENT_VOXELS, occupancy_to_mesh, remove_small_components
+from backend.geometry.voxelize import voxelize_surface
 from backend.models.presets import load_preset
 from tests.backend_process import tiny_preset
 from backend.pipeline import Pipeline
@@ -127,14 +129,15 @@ def test_describe_a_real_mesh(pipe):
 
 
 def test_edit_lands_where_the_original_stood(pipe):
+    """The tiny preset reads and writes each shape normalised on its own (edit_fill 1), so the
+    answer is sized from the sides the edit kept and stands on the source's floor and footprint."""
     v, f = teapot()
     result = pipe.edit(v, f, "make it taller", {"seed": 0})
     check_mesh(result)
-    centre = (v.min(0) + v.max(0)) / 2
-    half = (v.max(0) - v.min(0)).max() / 2
-    # Inside the original's bounding cube (the unit cube mapped back), not in the unit frame.
-    assert np.all(np.abs(result.vertices - centre) <= half * (1 + 2 / 64))
-    assert np.abs(result.vertices - centre).max() > half * 0.3
+    voxel = (v.max(0) - v.min(0)).max() / 64  # in the caller's units
+    assert abs(result.vertices[:, 2].min() - v[:, 2].min()) <= 1.5 * voxel
+    centre = (result.vertices.min(0) + result.vertices.max(0)) / 2
+    assert np.allclose(centre[:2], ((v.min(0) + v.max(0)) / 2)[:2], atol=1.5 * voxel)
 
 
 def test_edit_of_a_y_up_file_maps_back_into_its_frame(pipe):
@@ -142,14 +145,18 @@ def test_edit_of_a_y_up_file_maps_back_into_its_frame(pipe):
     result = pipe.edit(v, f, "make it round", {"seed": 5, "up": "y"})
     # The same codes meshed in the unit frame, mapped back through an independently computed
     # Y-up normalisation, give the returned vertices.
+    # (placed on the source's floor and footprint first, as every edit_fill 1 answer is).
     vqvae = pipe._vqvae
     logits = vqvae.decode(torch.from_numpy(result.codes[None]).long())[0, 0].numpy()
     v_unit, _ = occupancy_to_mesh(logits, mode="smooth")
-    _, norm = normalize(v, convention="training", up="y")
-    assert np.allclose(result.vertices, norm.from_unit(v_unit), atol=1e-5)
+    v_source, norm = normalize(v, convention="training", up="y")
+    source = voxelize_surface(v_source, f, resolution=64)
+    scale, offset = fit_edit_answer(source, remove_small_components(logits > 0, MIN_COMPONENT_VOXELS))
+    placed = v_unit * np.float32(scale) + offset.astype(np.float32)
+    assert np.allclose(result.vertices, norm.from_unit(placed), atol=1e-5)
     # And that map is not the Z-up one (the duck's box is not a cube, the rotation matters).
     _, norm_z = normalize(v, convention="training", up="z")
-    assert not np.allclose(result.vertices, norm_z.from_unit(v_unit), atol=1e-3)
+    assert not np.allclose(result.vertices, norm_z.from_unit(placed), atol=1e-3)
 
 
 def test_edit_reads_the_input_at_the_presets_edit_fill_and_maps_the_answer_back_the_same_way(tiny_folder):

@@ -271,8 +271,17 @@ def main(argv=None) -> None:
                    edit_copy_bias=args.edit_copy_bias,
                    task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
     settings = {"llm": base, "polish": polish, "edit": edit}
+    order = ("llm", "polish", "edit")
+    trained = [stage for stage in order if stage in stages]
+    if trained:
+        final = trained[-1]
+    else:  # export only: the newest checkpoint is written out
+        final = next((st for st in reversed(order) if (args.workdir / f"{st}_resume.pt").exists()), None)
+        if final is None:
+            raise SystemExit(f"nothing to export: no LLM checkpoint in {args.workdir}")
+    # the note names the stages the exported model went through, not every stage there is
     note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()),
-            **{name: s.__dict__ for name, s in settings.items()}}
+            **{name: settings[name].__dict__ for name in order[:order.index(final) + 1]}}
     data = load_codes(args.workdir, args.edit_fill)
     codebook = vqvae.vq.embeddings.weight.detach().cpu()
     # each LLM stage starts from the model the one before it saved
@@ -294,16 +303,12 @@ def main(argv=None) -> None:
         return train_llm(data, args.workdir, settings_now, log, snapshot(stage), start_from=start, name=stage,
                          codebook=codebook)[0]
 
-    trained = [stage for stage in ("llm", "polish", "edit") if stage in stages]
     for stage in trained:
         model = run(stage, settings[stage])
         if saves[stage] is not None:
             model.save_pretrained(str(saves[stage]))
-    if "export" in stages and not trained:  # the newest checkpoint written out, no training
-        last = next((st for st in ("edit", "polish", "llm") if (args.workdir / f"{st}_resume.pt").exists()), None)
-        if last is None:
-            raise SystemExit(f"nothing to export: no LLM checkpoint in {args.workdir}")
-        run(last, replace(settings[last], max_minutes=0))
+    if not trained:
+        run(final, replace(settings[final], max_minutes=0))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,11 @@ _SIGN_MARGIN = 0.12
 _BLUR = np.array([0.25, 0.5, 0.25], dtype=np.float32)
 
 
-def occupancy_to_mesh(occ, mode: str = "smooth", min_component_voxels: int = 8,
+# Components smaller than this are noise of a generated grid, not part of the shape.
+MIN_COMPONENT_VOXELS = 8
+
+
+def occupancy_to_mesh(occ, mode: str = "smooth", min_component_voxels: int = MIN_COMPONENT_VOXELS,
                       target_faces=None, fill_cavities: bool = True, smoothing: str = "fast",
                       normalization=None):
     """Mesh an occupancy grid. `occ`: [R,R,R] bool, or numbers occupied where > 0 (logits).
