@@ -117,10 +117,37 @@ def image_bytes(settings) -> tuple[bytes, str]:
             return f.read(), image.name
 
 
+# What each task makes, for "the loaded model cannot ..." messages.
+TASK_WORDS = {"text_to_3d": "make shapes from text", "image_to_3d": "make shapes from images",
+              "describe": "describe shapes", "edit": "edit shapes"}
+
+
+def unsupported_reason(task: str) -> str | None:
+    """Why the connected backend's model cannot do `task`, or None when it can (or nobody knows
+    yet: not connected, or a backend that does not say)."""
+    session = session_mod.get()
+    if session is None or not session.connected:
+        return None
+    supports = session.server_info.get("supports")
+    if not isinstance(supports, dict) or supports.get(task, True):
+        return None
+    return f"The loaded model ({session.server_info.get('preset', '?')}) cannot {TASK_WORDS[task]}"
+
+
 class ShapeLLMOperator(bpy.types.Operator):
-    """Shared error handling: Refused and wire errors become a report, nothing changes."""
+    """Shared error handling: Refused and wire errors become a report, nothing changes.
+    `task`: the backend task the operator sends; greyed out, with the reason, when the loaded
+    model does not support it."""
 
     bl_options = {"REGISTER"}
+    task = None
+
+    @classmethod
+    def poll(cls, context):
+        reason = unsupported_reason(cls.task) if cls.task else None
+        if reason:
+            cls.poll_message_set(reason)
+        return reason is None
 
     def execute(self, context):
         try:
@@ -181,6 +208,7 @@ class SHAPELLM_OT_backend_stop(ShapeLLMOperator):
 class SHAPELLM_OT_generate(ShapeLLMOperator):
     """Generate a mesh from the prompt, at the 3D cursor"""
 
+    task = "text_to_3d"
     bl_idname = "shapellm.generate"
     bl_label = "Generate"
 
@@ -196,6 +224,7 @@ class SHAPELLM_OT_generate(ShapeLLMOperator):
 class SHAPELLM_OT_generate_image(ShapeLLMOperator):
     """Generate a mesh of what the image shows, at the 3D cursor"""
 
+    task = "image_to_3d"
     bl_idname = "shapellm.generate_image"
     bl_label = "Generate from Image"
 
@@ -221,6 +250,7 @@ def submit_variations(context, task, label, fields, blobs=None) -> list:
 class SHAPELLM_OT_describe(ShapeLLMOperator):
     """Describe the selected object's shape in words"""
 
+    task = "describe"
     bl_idname = "shapellm.describe"
     bl_label = "Describe this object"
 
@@ -237,6 +267,7 @@ class SHAPELLM_OT_describe(ShapeLLMOperator):
 class SHAPELLM_OT_edit(ShapeLLMOperator):
     """Make an edited copy of the selected object; the original is kept"""
 
+    task = "edit"
     bl_idname = "shapellm.edit"
     bl_label = "Edit with Instruction"
 

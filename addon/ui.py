@@ -7,6 +7,7 @@ import time
 import bpy
 
 from . import session as session_mod
+from .operators import unsupported_reason
 
 STATE_ICONS = {"connected": "CHECKMARK", "connecting": "SORTTIME", "offline": "UNLINKED",
                "lost": "ERROR", "incompatible": "ERROR"}
@@ -16,6 +17,13 @@ class ShapeLLMPanel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "ShapeLLM"
+
+
+def say_if_unsupported(layout, task: str) -> None:
+    """Under a greyed-out button: why (the loaded model cannot do that task)."""
+    reason = unsupported_reason(task)
+    if reason:
+        layout.label(text=reason, icon="INFO")
 
 
 class SHAPELLM_PT_main(ShapeLLMPanel, bpy.types.Panel):
@@ -52,6 +60,7 @@ class SHAPELLM_PT_generate(ShapeLLMPanel, bpy.types.Panel):
         layout = self.layout
         layout.prop(settings, "prompt", text="")
         layout.operator("shapellm.generate", icon="MESH_MONKEY")
+        say_if_unsupported(layout, "text_to_3d")
         box = layout.box()
         box.prop(settings, "image_source", expand=True)
         if settings.image_source == "FILE":
@@ -59,6 +68,7 @@ class SHAPELLM_PT_generate(ShapeLLMPanel, bpy.types.Panel):
         else:
             box.template_ID(settings, "image", open="image.open")
         box.operator("shapellm.generate_image", icon="IMAGE_DATA")
+        say_if_unsupported(box, "image_to_3d")
         col = layout.column(align=True)
         col.prop(settings, "seed")
         row = col.row(align=True)
@@ -84,12 +94,14 @@ class SHAPELLM_PT_object(ShapeLLMPanel, bpy.types.Panel):
         obj = context.active_object
         layout.label(text=obj.name if obj else "Nothing selected", icon="OBJECT_DATA")
         layout.operator("shapellm.describe", icon="INFO")
+        say_if_unsupported(layout, "describe")
         if settings.caption:
             layout.label(text=settings.caption)
         layout.prop(settings, "instruction", text="")
         row = layout.row()
         row.operator_context = "EXEC_DEFAULT"   # the instruction is right above: no popup
         row.operator("shapellm.edit", text="Apply Edit", icon="MODIFIER").instruction = settings.instruction
+        say_if_unsupported(layout, "edit")
 
 
 class SHAPELLM_PT_jobs(ShapeLLMPanel, bpy.types.Panel):

@@ -187,3 +187,27 @@ def test_sampling_is_the_models_own_unless_the_artist_sets_a_temperature(bpy):
     settings.custom_temperature = False
     log = draw(bpy, bpy.types.SHAPELLM_PT_generate.draw)
     assert any(name == "prop" and args[1] == "custom_temperature" for name, args, _ in log)
+
+
+def test_a_task_the_loaded_model_cannot_do_is_greyed_out_with_the_reason(bpy):
+    """The embedded preset makes no shapes from images: the button says so before a click."""
+    session = harness.module("session").get()
+    session.state, session.message = "connected", "Connected"
+    supports = {"text_to_3d": True, "image_to_3d": False, "describe": True, "edit": True}
+    session.server_info = {"preset": "embedded", "device": "cpu", "supports": supports}
+    assert not bpy.ops.shapellm.generate_image.poll()
+    assert bpy.ops.shapellm.generate.poll() and bpy.ops.shapellm.describe.poll() and bpy.ops.shapellm.edit.poll()
+    with pytest.raises(RuntimeError, match=r"embedded\) cannot make shapes from images"):
+        bpy.ops.shapellm.generate_image()
+    assert session.book.jobs == {}  # nothing was sent
+    assert "cannot make shapes from images" in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+    assert "cannot" not in texts(draw(bpy, bpy.types.SHAPELLM_PT_object.draw))
+    supports["edit"] = False
+    assert not bpy.ops.shapellm.edit.poll()
+    assert "cannot edit shapes" in texts(draw(bpy, bpy.types.SHAPELLM_PT_object.draw))
+    # a model that can, or a backend not yet known, leaves every button on
+    supports["image_to_3d"] = supports["edit"] = True
+    assert bpy.ops.shapellm.generate_image.poll() and bpy.ops.shapellm.edit.poll()
+    session.disconnect()
+    assert bpy.ops.shapellm.generate_image.poll()
+    assert "cannot" not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
