@@ -15,8 +15,8 @@ same footprint centre (X, Y) and the same floor (lowest Z).
 Known limits: an edit that stretches two sides by the same factor (a round vase made wider in
 X and Y) looks, from the answer alone, like the third side stretched the other way, and comes
 back at the right proportions but the wrong size; with a side under MIN_SIDE_VOXELS (a flat
-ladder) no pair can be trusted and the scale stays 1, as before. bench/quality.py --parts
-placement counts both.
+ladder) no pair can be trusted and the scale stays 1, as before. bench/edit_placement.py
+counts both.
 """
 
 from __future__ import annotations
