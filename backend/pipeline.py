@@ -24,6 +24,7 @@ from backend.errors import Cancelled, TaskError
 from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
 from backend.geometry.placement import fit_edit_answer
+from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
 MESH_STYLES = ("smooth", "blocky")
@@ -113,9 +114,11 @@ class Pipeline:
                                                         fill=self.preset.edit_fill)
             new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
                                  progress=progress, cancelled=cancelled)
-            vertices_unit, faces_out, new_codes, answer = self._decode(vqvae, new_codes, opts, progress, cancelled)
+            vertices_unit, faces_out, new_codes, logits = self._decode(vqvae, new_codes, opts, progress, cancelled)
         if self.preset.edit_fill == 1.0:
-            # The answer was normalised on its own: its size comes from the sides the edit kept.
+            # The answer was normalised on its own: its size comes from the sides the edit kept,
+            # measured on the voxels its mesh was made of.
+            answer = remove_small_components(logits > 0, MIN_COMPONENT_VOXELS)
             scale, offset = fit_edit_answer(source, answer)
             vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
@@ -210,8 +213,8 @@ class Pipeline:
         return codes, normalization, grid
 
     def _decode(self, vqvae, codes, opts, progress, cancelled):
-        """1024 codes -> (vertices in the unit cube, faces, codes int32, occupancy bool [R,R,R])."""
-        from backend.geometry.surface import MIN_COMPONENT_VOXELS, occupancy_to_mesh, remove_small_components
+        """1024 codes -> (vertices in the unit cube, faces, codes int32, the VQVAE's logits [R,R,R])."""
+        from backend.geometry.surface import occupancy_to_mesh
 
         codes = np.asarray(codes, dtype=np.int32).reshape(-1)
         if codes.shape != (vqvae.config.num_tokens,):
@@ -230,8 +233,7 @@ class Pipeline:
             raise TaskError("internal", f"meshing the generated shape failed: {err.message}") from err
         progress("surface", 1, 1)
         _check(cancelled)
-        # the occupancy the mesh was made of, for placing an edit answer
-        return vertices, faces, codes, remove_small_components(logits > 0, MIN_COMPONENT_VOXELS)
+        return vertices, faces, codes, logits
 
     # -- options ---------------------------------------------------------------------------
     def _require(self, task: str) -> None:

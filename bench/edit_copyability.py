@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-TOKEN_HEIGHT = 16  # voxels: one token is 4 latent cells of 4 voxels along Z
+from bench.edit_probe import TOKEN_HEIGHT, seam_taller  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -53,9 +53,8 @@ def main(argv=None) -> dict:
         for k in range(args.per_category):
             shape = sample_shape(category, shape_seed(category, 170 + k, held_out=True))
             source, stretched = L.edit_pair_occupancies(shape, "taller", L.EDIT_FILL)
-            top = source.shape[2] - TOKEN_HEIGHT  # the source fits below this in the edit frame
-            assert not source[..., top:].any()
-            seam = np.concatenate([source[..., :TOKEN_HEIGHT], source[..., :top]], axis=2)
+            assert not source[..., -TOKEN_HEIGHT:].any()  # the source fits below the top token
+            seam = seam_taller(source)
             before = encode(source)
             for name, occupancy in (("stretch", stretched), ("seam", seam)):
                 after = encode(occupancy)

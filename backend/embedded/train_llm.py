@@ -385,8 +385,10 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed_s=elapsed(),
                         patterns=patterns.state_dict() if patterns is not None else None), ckpt_path)
         vocab.tie_unused_rows(model.lm_head)  # the saved model's full softmax = the trained one
+        plain = plain_model()
         if snapshot:
-            snapshot(plain_model(), tokenizer, step)
+            snapshot(plain, tokenizer, step)
+        return plain
 
     def plain_model():
         if patterns is None:
@@ -418,8 +420,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         if time.time() - last_ckpt > settings.checkpoint_every_s:
             save()
             last_ckpt = time.time()
-    save()
-    return plain_model().eval(), tokenizer
+    return save().eval(), tokenizer
 
 
 def export_llm(model, tokenizer, folder: Path, generation: dict) -> None:
