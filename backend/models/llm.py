@@ -19,7 +19,8 @@ Prompts (format strings of the preset): `text_to_3d` holds `{text}`, `edit` hold
 `{instruction}`. `describe` and `edit` get the mesh block, a newline, then the prompt, as in
 the reference demo for describe; a template may instead place `{mesh}` itself (the embedded
 model's edit template puts the instruction first, and its preset gives the edit answer the
-input block's positions: `aligned_edit_positions`). `image_to_3d` follows the image in the
+input block's positions: `aligned_edit_positions`, with `grid_edit_positions` the codes of
+both blocks at their cells, codec.grid_positions). `image_to_3d` follows the image in the
 user turn. Edit has no published template: the user turn holds the mesh block and the
 instruction, the assistant turn a new mesh block, as in the training data.
 
@@ -430,7 +431,7 @@ class ShapeLLMRuntime:
 
     @torch.inference_mode()
     def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled,
-                positions: list[int] | None = None, copy: tuple | None = None) -> list[int]:
+                positions: np.ndarray | None = None, copy: tuple | None = None) -> list[int]:
         """Prefill once, then one token per step with the KV cache; returns the answer ids.
         positions: [3, len(prompt) + max_new] rope positions of the prompt and the answer when
         not sequential. copy: (codes [1024], bias): the k-th code of the block gets `bias` added to

@@ -17,6 +17,7 @@ A preset folder holds `preset.json`:
       "lowercase_text": false,       # lower-case the artist's prompt, question and instruction
                                      # first (a model trained on lower-case wordings only)
       "aligned_edit_positions": false,  # edit answers positioned like the input block
+      "grid_edit_positions": false,  # and the blocks' codes at their (z-group, x, y) cells
       "edit_fill": 1.0,              # an edit input's longest side as a share of the cube; the
                                      # answer is read at the input's scale (embedded: 1/1.35)
       "edit_copy_bias": 0.0          # added to the logit of the input's k-th code at the answer's
