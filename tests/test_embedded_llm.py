@@ -176,9 +176,11 @@ def test_embedded_edit_examples_keep_the_input_and_answer_a_fixed_distance_apart
     assert runtime._prompt_ids([{"type": "text", "text": text}], None) == trained_ids[:start]
 
 
-def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path, setup):
-    """The loss positions an edit answer like the input block; the runtime's prefill and decode
-    steps must see the same positions, or the trained copying would not carry over."""
+@pytest.mark.parametrize("grid", [False, True])
+def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path, setup, grid):
+    """The loss positions an edit answer like the input block (with `grid`, the blocks' codes at
+    their cells, codec.grid_positions); the runtime's prefill and decode steps must see the same
+    positions, or the trained copying would not carry over."""
     from transformers import DynamicCache
 
     tokenizer, data = setup
@@ -193,29 +195,35 @@ def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path,
     T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
     ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7).sample("edit")
     start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
-    positions = T.aligned_positions(ids, start, start_id)
+    place = T.grid_positions if grid else T.aligned_positions
+    positions = torch.as_tensor(np.broadcast_to(place(ids, start, start_id), (3, len(ids))).copy()).view(3, 1, -1)
     with torch.no_grad():
-        trained = model(input_ids=torch.tensor([ids]), position_ids=torch.tensor(positions).expand(3, 1, -1)).logits[0]
+        trained = model(input_ids=torch.tensor([ids]), position_ids=positions).logits[0]
         plain = model(input_ids=torch.tensor([ids])).logits[0]
     assert not torch.allclose(trained[start + 1], plain[start + 1], atol=1e-2)  # positions matter
     with torch.no_grad():
         loss = T.batch_loss(model, [(ids, start)], tokenizer.convert_tokens_to_ids("<|endoftext|>"), vocab,
-                            align_with=start_id)
+                            align_with=start_id, grid=grid)
     expected_loss = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
     assert torch.isclose(loss, expected_loss, rtol=1e-4)
 
     for aligned in (True, False):
-        rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu", aligned_edit_positions=aligned)
+        rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu",
+                                  aligned_edit_positions=aligned, grid_edit_positions=grid)
         prompt = ids[: start + 1]  # the runtime forces the answer's <mesh-start> into the prompt
-        text_positions = T.aligned_positions(prompt, start, start_id) if aligned else None
         cache = DynamicCache(config=rt.model.config.text_config)
+        if aligned:
+            where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(prompt)))
+        else:
+            where = torch.arange(len(prompt) + 4).expand(3, -1)
+        steps = where[:, len(prompt):]
         with torch.no_grad():
-            logits, position = rt._prefill(prompt, None, cache, text_positions)
-            steps = [logits] + [rt._step(ids[start + 1 + k], position + k, k, cache, rt._rope_table(position, 3))
-                                for k in range(3)]
+            logits, _ = rt._prefill(prompt, None, cache, where[:, : len(prompt)].numpy() if aligned else None)
+            table = rt._rope_table(steps[:, :3])
+            got = [logits] + [rt._step(ids[start + 1 + k], steps[:, k], k, cache, table) for k in range(3)]
         expected = trained if aligned else plain
-        for k, got in enumerate(steps):
-            assert torch.allclose(got, expected[start + k], atol=1e-4), (aligned, k)
+        for k, step_logits in enumerate(got):
+            assert torch.allclose(step_logits, expected[start + k], atol=1e-4), (aligned, k)
 
 
 def test_mesh_pattern_terms_fold_into_a_plain_model_with_the_same_loss(setup):

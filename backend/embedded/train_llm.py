@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-from backend.models.codec import NUM_CODES, aligned_positions, codes_to_text, edit_user_text, with_mesh_block
+from backend.models.codec import NUM_CODES, aligned_positions, codes_to_text, edit_user_text, grid_positions, with_mesh_block
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -61,6 +61,9 @@ class LLMTrainSettings:
     # edit answers positioned like the input block (codec.aligned_positions), so copying an
     # unchanged code is one fixed relative position; the preset says so to the runtime
     aligned_edit_positions: bool = True
+    # with aligned positions, edit blocks' codes at their (z-group, x, y) cells through the three
+    # mrope sections (codec.grid_positions); the preset says so to the runtime
+    grid_edit_positions: bool = False
     checkpoint_every_s: float = 420.0
     # text -> 3D on only the first N shapes per category (0 = all): a small model learns a few
     # shapes by heart in the budget, and the whole variety came out as noise (measured)
@@ -251,12 +254,13 @@ class MeshPatterns(torch.nn.Module):
 def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: ActiveVocab,
                empty_id: int | None = None, keep_empty: float = 1.0, generator=None,
                lead_tokens: int = 0, lead_weight: float = 1.0, align_with: int | None = None,
-               patterns: MeshPatterns | None = None, copy_bias: float = 0.0) -> torch.Tensor:
+               patterns: MeshPatterns | None = None, copy_bias: float = 0.0, grid: bool = False) -> torch.Tensor:
     """Weighted next-token loss over the assistant answers of a right-padded batch, divided by
     the number of answer tokens.
 
     The first `lead_tokens` answer tokens count `lead_weight` times (see LLMTrainSettings).
-    align_with: the <mesh-start> id, to position edit answers with codec.aligned_positions.
+    align_with: the <mesh-start> id, to position edit answers with codec.aligned_positions
+    (codec.grid_positions with `grid`).
     copy_bias: with align_with, an edit answer's k-th code gets it added to the logit of the
     input block's k-th code (the vocabulary must hold the input codes).
     The LM head over ~8.8k rows is the largest cost of a step. Most mesh targets are the empty
@@ -266,15 +270,18 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch), length), dtype=torch.long)
     labels = torch.full((len(batch), length), -100, dtype=torch.long)
-    positions = torch.zeros((len(batch), length), dtype=torch.long)
+    positions = torch.zeros((3, len(batch), length), dtype=torch.long)
     lead = torch.ones((len(batch), length - 1))
     copied = torch.full((len(batch), length - 1), -100, dtype=torch.long)  # the input code per target
     for b, (ids, start) in enumerate(batch):
         input_ids[b, : len(ids)] = torch.tensor(ids)
         attention[b, : len(ids)] = 1
         labels[b, start: len(ids)] = torch.tensor(ids[start:])
-        aligned = aligned_positions(ids, start, align_with) if align_with is not None else range(len(ids))
-        positions[b, : len(ids)] = torch.as_tensor(aligned)
+        if align_with is None:
+            positions[:, b, : len(ids)] = torch.arange(len(ids))
+        else:
+            place = grid_positions if grid else aligned_positions
+            positions[:, b, : len(ids)] = torch.tensor(np.broadcast_to(place(ids, start, align_with), (3, len(ids))))
         lead[b, max(start - 1, 0): start - 1 + lead_tokens] = lead_weight  # targets ids[start...]
         if copy_bias and align_with is not None and ids[start] == align_with and align_with in ids[:start]:
             first = ids.index(align_with)  # the input block; target start + k is answer code k
@@ -286,7 +293,7 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     feed = ({"inputs_embeds": patterns.embed(model.get_input_embeddings(), inputs)} if patterns is not None
             else {"input_ids": inputs})
     hidden = model.model(**feed, attention_mask=attention.to(model.device),
-                         position_ids=positions.to(model.device).expand(3, -1, -1)).last_hidden_state
+                         position_ids=positions.to(model.device)).last_hidden_state
     targets = labels[:, 1:]
     labelled = targets != -100
     keep, weight = labelled, lead
@@ -405,7 +412,8 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         for g in opt.param_groups:
             g["lr"] = lr
         loss = batch_loss(model, batch, pad_id, vocab, empty_id, settings.keep_empty, loss_rng,
-                          settings.lead_tokens, settings.lead_weight, align_with, patterns, settings.edit_copy_bias)
+                          settings.lead_tokens, settings.lead_weight, align_with, patterns, settings.edit_copy_bias,
+                          settings.grid_edit_positions)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

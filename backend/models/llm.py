@@ -19,7 +19,8 @@ Prompts (format strings of the preset): `text_to_3d` holds `{text}`, `edit` hold
 `{instruction}`. `describe` and `edit` get the mesh block, a newline, then the prompt, as in
 the reference demo for describe; a template may instead place `{mesh}` itself (the embedded
 model's edit template puts the instruction first, and its preset gives the edit answer the
-input block's positions: `aligned_edit_positions`). `image_to_3d` follows the image in the
+input block's positions: `aligned_edit_positions`, with `grid_edit_positions` the codes of
+both blocks at their cells, codec.grid_positions). `image_to_3d` follows the image in the
 user turn. Edit has no published template: the user turn holds the mesh block and the
 instruction, the assistant turn a new mesh block, as in the training data.
 
@@ -44,7 +45,7 @@ import torch
 
 from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
-from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, aligned_positions, edit_user_text, with_mesh_block
+from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, aligned_positions, edit_user_text, grid_positions, with_mesh_block
 from backend.models.images import prepare_image
 
 REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
@@ -268,9 +269,10 @@ def _read_chat_template(folder: Path, tokenizer) -> str:
 
 class ShapeLLMRuntime:
     def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device,
-                 aligned_edit_positions: bool = False, edit_copy_bias: float = 0.0):
+                 aligned_edit_positions: bool = False, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False):
         self.model = model
         self.aligned_edit_positions = aligned_edit_positions
+        self.grid_edit_positions = grid_edit_positions
         self.edit_copy_bias = float(edit_copy_bias)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
@@ -296,7 +298,7 @@ class ShapeLLMRuntime:
 
     @classmethod
     def load(cls, llm_source, prompts: dict, device: str = "auto", aligned_edit_positions: bool = False,
-             edit_copy_bias: float = 0.0) -> "ShapeLLMRuntime":
+             edit_copy_bias: float = 0.0, grid_edit_positions: bool = False) -> "ShapeLLMRuntime":
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
@@ -321,7 +323,7 @@ class ShapeLLMRuntime:
             raise TaskError("model_error", f"could not load the LLM from {folder}: {err}") from err
         model.to(dev).eval()
         return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev,
-                   aligned_edit_positions, edit_copy_bias)
+                   aligned_edit_positions, edit_copy_bias, grid_edit_positions)
 
     def release(self) -> None:
         """Frees the model's memory; the runtime cannot be used afterwards."""
@@ -400,7 +402,7 @@ class ShapeLLMRuntime:
     def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False, copy=None) -> np.ndarray:
         sampling = Sampling.from_options(options, self._live().generation_config)
         prompt = self._prompt_ids(content, pixels) + [self.codec.start_id]  # the forced opening
-        positions = aligned_positions(prompt, len(prompt) - 1, self.codec.start_id) if aligned else None
+        positions = self._edit_positions(prompt) if aligned else None
         constraint = self._constraint(allow_blocks=True, in_block=True)
 
         def on_token(done: int, token: int):
@@ -413,6 +415,13 @@ class ShapeLLMRuntime:
             raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
         return parsed.codes
 
+    def _edit_positions(self, prompt: list[int]) -> np.ndarray:
+        """Rope positions [3, len(prompt) + NUM_CODES + 1] of an edit conversation whose prompt
+        ends with the answer's <mesh-start>, the answer included, as the model was trained."""
+        full = prompt + [int(self.codec.code_ids[0])] * NUM_CODES + [self.codec.end_id]  # a placeholder answer
+        place = grid_positions if self.grid_edit_positions else aligned_positions
+        return np.broadcast_to(place(full, len(prompt) - 1, self.codec.start_id), (3, len(full)))
+
     # -- the decoding loop -------------------------------------------------------------------
 
     def _live(self):
@@ -422,10 +431,10 @@ class ShapeLLMRuntime:
 
     @torch.inference_mode()
     def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled,
-                positions: list[int] | None = None, copy: tuple | None = None) -> list[int]:
+                positions: np.ndarray | None = None, copy: tuple | None = None) -> list[int]:
         """Prefill once, then one token per step with the KV cache; returns the answer ids.
-        positions: the prompt's text positions when not sequential (the answer continues after
-        the last). copy: (codes [1024], bias): the k-th code of the block gets `bias` added to
+        positions: [3, len(prompt) + max_new] rope positions of the prompt and the answer when
+        not sequential. copy: (codes [1024], bias): the k-th code of the block gets `bias` added to
         the logit of codes[k] (the edit copy prior, as the model was trained with it)."""
         from transformers import DynamicCache
 
@@ -439,8 +448,12 @@ class ShapeLLMRuntime:
 
         _check_cancel(cancelled)
         cache = DynamicCache(config=model.config.text_config)
-        logits, position = self._prefill(prompt, pixels, cache, positions)
-        rope = self._rope_table(position, max_new) if self._direct_step else None
+        logits, position = self._prefill(prompt, pixels, cache, None if positions is None else positions[:, : len(prompt)])
+        if positions is None:  # the answer continues after the prompt
+            steps = torch.arange(position, position + max_new, device=dev).expand(3, -1)
+        else:
+            steps = torch.as_tensor(np.ascontiguousarray(positions[:, len(prompt) : len(prompt) + max_new]), device=dev)
+        rope = self._rope_table(steps) if self._direct_step else None
         answer: list[int] = []
         while True:
             _check_cancel(cancelled)
@@ -473,7 +486,7 @@ class ShapeLLMRuntime:
             if seen is not None:
                 seen[token] = True
             step = len(answer) - 1  # the token's index in the answer, its row in the rope table
-            logits = self._step(token, position + step, step, cache, rope)
+            logits = self._step(token, steps[:, step], step, cache, rope)
 
     def _prefill(self, prompt: list[int], pixels, cache, text_positions=None) -> tuple[torch.Tensor, int]:
         """Runs the prompt (and image); returns the last logits and the next text position."""
@@ -486,9 +499,9 @@ class ShapeLLMRuntime:
             kinds = (ids == self.image_token_id).int()  # mm_token_type_ids: 1 marks image tokens
             positions, delta = model.model.get_rope_index(ids, mm_token_type_ids=kinds, image_grid_thw=grid)
             delta = int(delta.reshape(-1)[0])
-        elif text_positions is not None:
-            positions = torch.tensor(text_positions, device=self._device).view(1, 1, -1).expand(3, 1, -1)
-            delta = text_positions[-1] + 1 - len(prompt)
+        elif text_positions is not None:  # [3, len(prompt)]
+            positions = torch.as_tensor(np.ascontiguousarray(text_positions), device=self._device).view(3, 1, -1)
+            delta = int(text_positions[0, -1]) + 1 - len(prompt)
         else:
             positions = torch.arange(len(prompt), device=self._device).view(1, 1, -1).expand(3, 1, -1)
             delta = 0
@@ -497,16 +510,16 @@ class ShapeLLMRuntime:
         )
         return out.logits[0, -1], len(prompt) + delta
 
-    def _rope_table(self, first: int, count: int):
-        """cos/sin of the text positions first..first+count-1, computed once per answer. The
+    def _rope_table(self, steps: torch.Tensor):
+        """cos/sin of the answer's positions steps [3, count], computed once per answer. The
         same elementwise math as the model's per-call rotary embedding, so results are equal."""
         text = self.model.model.language_model
-        positions = torch.arange(first, first + count, device=self._device).view(1, 1, -1).expand(3, 1, -1)
+        positions = steps.view(3, 1, -1)
         probe = torch.zeros(1, dtype=text.embed_tokens.weight.dtype, device=self._device)
         return text.rotary_emb(probe, positions)
 
-    def _step(self, token: int, position: int, row: int, cache, rope_table) -> torch.Tensor:
-        """One decode step at text `position` (row `row` of the rope table): the new token's
+    def _step(self, token: int, position: torch.Tensor, row: int, cache, rope_table) -> torch.Tensor:
+        """One decode step at `position` [3] (row `row` of the rope table): the new token's
         logits. Calls the decoder layers
         directly (no mask building, no output wrappers) with precomputed rotary tables, which is
         what makes this loop faster than generate()."""
@@ -514,7 +527,7 @@ class ShapeLLMRuntime:
         text = model.model.language_model
         ids = torch.tensor([[token]], device=self._device)
         if rope_table is None:
-            positions = torch.full((3, 1, 1), position, dtype=torch.long, device=self._device)
+            positions = position.view(3, 1, 1)
             hidden = text(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)[0]
             return model.lm_head(hidden[0, -1])
         rope = tuple(t[:, row : row + 1] for t in rope_table)

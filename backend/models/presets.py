@@ -17,6 +17,7 @@ A preset folder holds `preset.json`:
       "lowercase_text": false,       # lower-case the artist's prompt, question and instruction
                                      # first (a model trained on lower-case wordings only)
       "aligned_edit_positions": false,  # edit answers positioned like the input block
+      "grid_edit_positions": false,  # and the blocks' codes at their (z-group, x, y) cells
       "edit_fill": 1.0,              # an edit input's longest side as a share of the cube; the
                                      # answer is read at the input's scale (embedded: 1/1.35)
       "edit_copy_bias": 0.0          # added to the logit of the input's k-th code at the answer's
@@ -78,6 +79,8 @@ class Preset:
     lowercase_text: bool = False
     # edit answers positioned like the input block (codec.aligned_positions), as the model was trained
     aligned_edit_positions: bool = False
+    # with aligned positions, edit blocks' codes at their (z-group, x, y) cells (codec.grid_positions)
+    grid_edit_positions: bool = False
     # an edit input's longest side as a share of the unit cube (normalize's `fill`); the answer
     # maps back through the same normalisation, so an edited shape keeps the input's scale
     edit_fill: float = 1.0
@@ -105,7 +108,7 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
-        for key in ("lowercase_text", "aligned_edit_positions"):
+        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
         for key, ok, allowed in (("edit_fill", lambda x: 0 < x <= 1, "(0, 1]"),
