@@ -5,6 +5,9 @@
         --stages edit --edit-fill 0.7407407407407407 --edit-task-weights 0,0,1 --edit-steps 600
     python bench/edit_probe.py eval .cache/probe_preset --truth seam
 
+(add `--grid-edit-positions 1` to the train command for the grid-positions probe; `eval` reads
+the preset's own settings.)
+
 `data` copies a workdir whose codes were made with --edit-fill 0.7407 (and its llm_polished/
 and VQVAE files) keeping only the "taller" pairs; with --truth seam their targets become the
 seam move (the bottom token repeated, the rest moved up one token: legs one step longer),
