@@ -54,21 +54,18 @@ def edit_frame_pairs(source: Path, per_category: int, truth: str) -> tuple[np.nd
     training shapes of each category (the list the training stages use), encoded in the edit
     frame with the workdir's VQVAE."""
     from backend.embedded import language as L
-    from backend.embedded.train import first_of_each_category, load_trained_vqvae
+    from backend.embedded.train import encode_each, first_of_each_category, load_trained_vqvae
     from backend.embedded.train_llm import shape_meta
     from backend.embedded.splits import split_shapes
-    from backend.embedded.vqvae_fit import encode_fast
 
     shapes = split_shapes(250, held_out=False, stretch_fraction=0.5)  # as train.py's default stages
     picked = [shapes[i] for i in first_of_each_category(len(shapes), 250, per_category)]
     vqvae = load_trained_vqvae(source)
-
-    def encoded(occupancy_of):
-        return np.concatenate([encode_fast(vqvae, np.stack([occupancy_of(s) for s in picked[i:i + 32]]))
-                               for i in range(0, len(picked), 32)]).astype(np.int16)
-
-    src = encoded(lambda s: s.occupancy(fill=L.EDIT_FILL))
-    tgt = seam_codes(src) if truth == "seam" else encoded(lambda s: L.edited_occupancy(s, "taller", L.EDIT_FILL))
+    src = encode_each(vqvae, picked, lambda s: s.occupancy(fill=L.EDIT_FILL))
+    if truth == "seam":
+        tgt = seam_codes(src)
+    else:
+        tgt = encode_each(vqvae, picked, lambda s: L.edited_occupancy(s, "taller", L.EDIT_FILL))
     return src, tgt, [dict(shape_meta(s), edit="taller") for s in picked]
 
 

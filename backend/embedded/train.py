@@ -94,6 +94,13 @@ def encode_all(model: VQVAE3D, occupancies: np.ndarray) -> np.ndarray:
     return encode_fast(model, occupancies).astype(np.int16)
 
 
+def encode_each(model: VQVAE3D, items: list, occupancy_of, batch: int = 32) -> np.ndarray:
+    """Codes int16 [len(items), 1024] of occupancy_of(item), made and encoded `batch` at a time
+    (so the occupancies of all items never sit in memory together)."""
+    return np.concatenate([encode_all(model, np.stack([occupancy_of(it) for it in items[i:i + batch]]))
+                           for i in range(0, len(items), batch)])
+
+
 def stage_vqvae(workdir: Path, per_category: int, fit_per_category: int, log) -> None:
     if (workdir / "vqvae_final.pt").exists():
         return
@@ -142,15 +149,11 @@ def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_p
             src.append(int(i))
             options = L.possible_edits(shapes[i])
             kinds.append(options[rng.integers(len(options))])
-    def encoded(occupancy_of, items):
-        return np.concatenate([encode_all(vqvae, np.stack([occupancy_of(*it) for it in items[i:i + 32]]))
-                               for i in range(0, len(items), 32)])
-
-    tgt_codes = encoded(lambda j, k: L.edited_occupancy(shapes[j], k, edit_fill), list(zip(src, kinds)))
+    tgt_codes = encode_each(vqvae, list(zip(src, kinds)), lambda jk: L.edited_occupancy(shapes[jk[0]], jk[1], edit_fill))
     if edit_fill >= 1.0:  # the sources as they are: encoded above already
         src_codes = shape_codes[[keep.index(i) for i in src]]
     else:
-        src_codes = encoded(lambda j: shapes[j].occupancy(fill=edit_fill), [(j,) for j in src])
+        src_codes = encode_each(vqvae, src, lambda j: shapes[j].occupancy(fill=edit_fill))
     edit_meta = [dict(shape_meta(shapes[i]), edit=k) for i, k in zip(src, kinds)]
     np.savez(path, shape_codes=shape_codes, shape_meta=json.dumps([shape_meta(shapes[i]) for i in keep]),
              edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta), edit_fill=edit_fill)
