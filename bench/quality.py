@@ -12,7 +12,9 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
   changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
   add/remove: occupied voxels up/down) and the judge still sees the same category; the strict
   success also asks the answer to be closer (voxel IoU) to the true edited shape than the
-  unedited source is, i.e. the change was made and the rest of the shape stayed;
+  unedited source is, i.e. the change was made and the rest of the shape stayed; the same
+  judge run on the true edits themselves says how much of that a perfect model could score
+  (`--edit-truth moves` takes the code moves of backend/embedded/moves.py as the true edits);
 - tokens/s of mesh generation and seconds per text -> 3D end to end;
 and writes PNG contact sheets of the generated shapes and of the edits (source, answer, true
 edit) (default out/quality/).
@@ -27,6 +29,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,6 +76,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--parts", default="vqvae,text,describe,edit", help="which measurements to run")
     ap.add_argument("--describe-per-category", type=int, default=2)
     ap.add_argument("--edits-per-category", type=int, default=2)
+    ap.add_argument("--edit-truth", choices=("stretch", "moves"), default="stretch",
+                    help="the true edits of taller/shorter/wider/thinner: the stretch (language.py) or the "
+                         "code moves (backend/embedded/moves.py) a moves-trained model learnt")
     ap.add_argument("--iou-per-category", type=int, default=4)
     ap.add_argument("--fixtures", type=Path, default=ROOT.parent / "shared/fixtures/meshes")
     ap.add_argument("--out", type=Path, default=ROOT / "out/quality")
@@ -95,7 +101,9 @@ def main(argv=None) -> dict:
     from backend.embedded.splits import CATEGORY_NAMES, shape_seed
     from backend.geometry.meshio import file_up_axis, load_mesh
     from backend.geometry.normalize import normalize
+    from backend.geometry.surface import occupancy_to_mesh
     from backend.geometry.voxelize import voxelize_surface
+    from backend.embedded import moves as M
     from backend.models.checkpoints import load_vqvae
     from backend.errors import TaskError
     from backend.geometry.errors import GeometryError
@@ -136,6 +144,13 @@ def main(argv=None) -> dict:
             return judge.category(voxelize_surface(normalize(result.vertices, "corner")[0], result.faces, 64))
         except GeometryError:  # too degenerate to re-normalise
             return None
+
+    def judged_occupancy(occ):
+        """judged_answer for an occupancy (a true edit), through the pipeline's own surface."""
+        if not occ.any():
+            return None
+        v, f = occupancy_to_mesh(occ)
+        return judged_answer(SimpleNamespace(vertices=v, faces=f))
 
     # -- the judge itself, on held-out ground truth -----------------------------------------
     truth = [(c, held_out(c, k).occupancy()) for c in CATEGORY_NAMES for k in range(3)]
@@ -212,7 +227,21 @@ def main(argv=None) -> dict:
         fill = pipe.preset.edit_fill
         edit_rng = np.random.default_rng(args.seed + 1)  # the same wordings whichever parts run
         results, strict, target_ious, source_ious = defaultdict(list), defaultdict(list), [], []
+        truth_results = defaultdict(list)  # the judge on the true edits themselves: its ceiling
         edit_sheet, edit_labels = [], []
+        empty_code = int(vqvae.encode(torch.zeros(1, 1, 64, 64, 64))[0, 0])
+
+        def made_change(kind, before, after, category, judged):
+            """The asked proportion changed by >= 5% and the judge still sees the category."""
+            measure = {"taller": aspect, "shorter": aspect, "wider": width_ratio, "thinner": width_ratio}
+            if kind in measure:
+                ratio = measure[kind](after) / max(measure[kind](before), 1e-6)
+                changed = ratio > 1.05 if kind in ("taller", "wider") else ratio < 1 / 1.05
+            else:
+                ratio = after.sum() / max(before.sum(), 1)
+                changed = ratio > 1.0 if kind == "add" else ratio < 1.0
+            return bool(changed and after.any() and judged == category)
+
         for c in CATEGORY_NAMES:
             for k in range(args.edits_per_category):
                 shape = held_out(c, 70 + k)
@@ -223,26 +252,22 @@ def main(argv=None) -> dict:
                 # what the model reads and the true edit, in the preset's edit frame (with fill < 1
                 # the edited shape keeps the source's scale; with 1 it is re-normalised)
                 before, truth = L.edit_pair_occupancies(shape, kind, fill)
+                if args.edit_truth == "moves" and kind in M.MOVE_KINDS:
+                    codes = vqvae.encode(torch.from_numpy(before).float()[None, None])[0].numpy()
+                    if M.can_move(codes, kind, c, empty_code):  # else the stretch stays the truth
+                        truth = decode_occupancy(vqvae, M.move(codes, kind, c, empty_code)[None])[0]
                 try:
                     result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
                 except TaskError:  # e.g. no_shape: an all-empty answer
                     result = None
                 after = decode_occupancy(vqvae, result.codes[None])[0] if result else np.zeros_like(before)
-                judged = judged_answer(result)
-                measure = {"taller": aspect, "shorter": aspect, "wider": width_ratio, "thinner": width_ratio}
-                if kind in measure:
-                    ratio = measure[kind](after) / max(measure[kind](before), 1e-6)
-                    changed = ratio > 1.05 if kind in ("taller", "wider") else ratio < 1 / 1.05
-                else:
-                    ratio = after.sum() / max(before.sum(), 1)
-                    changed = ratio > 1.0 if kind == "add" else ratio < 1.0
-                kept = after.any() and judged == c
-                results[kind].append(bool(changed and kept))
+                results[kind].append(made_change(kind, before, after, c, judged_answer(result)))
+                truth_results[kind].append(made_change(kind, before, truth, c, judged_occupancy(truth)))
                 # how much of the shape stayed: voxel IoU with the true edited shape, against what
                 # the unedited source scores (an answer closer to the truth than the source is)
                 target_ious.append(float(voxel_iou(after, truth)))
                 source_ious.append(float(voxel_iou(before, truth)))
-                strict[kind].append(bool(changed and kept and target_ious[-1] > source_ious[-1]))
+                strict[kind].append(results[kind][-1] and target_ious[-1] > source_ious[-1])
                 edit_sheet += [before, after, truth]
                 edit_labels += [f"{c}", f"{kind}: {'ok' if strict[kind][-1] else 'miss'}", "true edit"]
         path = args.out / "edit_contact_sheet.png"
@@ -252,6 +277,9 @@ def main(argv=None) -> dict:
                           "per_kind": {k: float(np.mean(v)) for k, v in results.items()},
                           "success_closer_than_source": float(np.mean([x for v in strict.values() for x in v])),
                           "per_kind_closer_than_source": {k: float(np.mean(v)) for k, v in strict.items()},
+                          "true_edits_success": float(np.mean([x for v in truth_results.values() for x in v])),
+                          "true_edits_per_kind": {k: float(np.mean(v)) for k, v in truth_results.items()},
+                          "edit_truth": args.edit_truth,
                           "cases": sum(len(v) for v in results.values()),
                           "edit_fill": fill,
                           "iou_with_true_edit": float(np.mean(target_ious)),
@@ -259,7 +287,8 @@ def main(argv=None) -> dict:
         print(f"edit success {report['edit']['success']:.3f} (and closer to the true edit than the source: "
               f"{report['edit']['success_closer_than_source']:.3f}), voxel IoU with the true edit "
               f"{report['edit']['iou_with_true_edit']:.3f} (the unedited source: "
-              f"{report['edit']['source_iou_with_true_edit']:.3f})", flush=True)
+              f"{report['edit']['source_iou_with_true_edit']:.3f}); the true edits ({args.edit_truth}) pass the same "
+              f"judge {report['edit']['true_edits_success']:.3f}", flush=True)
 
     (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("describe",)}, indent=2))
