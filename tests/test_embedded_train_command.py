@@ -94,3 +94,38 @@ def test_codes_of_another_edit_frame_are_refused_clearly(tmp_path):
     assert load_codes(tmp_path, 0.75)["edit_src"].shape == (1, 1024)
     with pytest.raises(SystemExit, match="--edit-fill"):
         load_codes(tmp_path, 1.0)
+
+
+def test_moves_edit_data_are_every_shape_moved_and_parts_added_or_removed(tmp_path):
+    import torch
+
+    from backend.embedded import moves
+    from backend.embedded.categories import CATEGORIES
+    from backend.embedded.train import load_codes, load_trained_vqvae
+
+    work = tmp_path / "work"
+    fill = "0.7407407407407407"
+    _train(work, tmp_path / "preset", "--stages", "data,vqvae,codes", "--edit-data", "moves", "--edit-fill", fill)
+    data = load_codes(work, float(fill), "moves")
+    vqvae = load_trained_vqvae(work)
+    with torch.no_grad():
+        empty = int(vqvae.encode(torch.zeros(1, 1, 64, 64, 64))[0, 0])
+    kinds = [m["edit"] for m in data["edit_meta"]]
+    assert set(kinds) >= {"taller", "shorter", "wider", "thinner"} and set(kinds) & {"add", "remove"}
+    shapes = {(m["category"], m["seed"]) for m in data["edit_meta"]}
+    assert len(shapes) == 2 * len(CATEGORIES)  # every training shape is a source
+    for src, tgt, meta in zip(data["edit_src"], data["edit_tgt"], data["edit_meta"]):
+        if meta["edit"] in moves.MOVE_KINDS:
+            assert np.array_equal(tgt, moves.move(src, meta["edit"], meta["category"], empty))
+        else:
+            assert CATEGORIES[meta["category"]].part and (meta["edit"] == "remove") == meta["part"]
+            assert not np.array_equal(tgt, src)
+    # a workdir of moves is refused to a run asking for stretches, and moves need the edit frame
+    import pytest
+    with pytest.raises(SystemExit, match="--edit-data"):
+        load_codes(work, float(fill), "stretch")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "backend.embedded.train", "--workdir", str(tmp_path / "w2"),
+                           "--out", str(tmp_path / "p2"), *TINY, "--stages", "data,vqvae,codes", "--edit-data", "moves"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "--edit-fill below 1" in done.stderr

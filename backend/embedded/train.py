@@ -34,6 +34,8 @@ from backend.models.presets import Preset
 from backend.models.vqvae import VQVAE3D, VQVAEConfig
 
 from . import language as L
+from . import moves
+from .categories import CATEGORIES
 from .splits import occupancy_array, split_shapes, unpack
 from .train_llm import EMBEDDED_PROMPTS, LLMTrainSettings, export_llm, shape_meta, train_llm
 from .metrics import round_trip_iou
@@ -124,10 +126,11 @@ def first_of_each_category(count: int, per_category: int, first: int) -> list[in
 
 
 def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_per_category: int, log,
-                edit_fill: float = 1.0) -> None:
+                edit_fill: float = 1.0, edit_data: str = "stretch") -> None:
     """Codes of the first `llm_per_category` training shapes of each category, and of edit
-    pairs (an unstretched training shape, one edit of it; `edit_fill` as in
-    language.edit_pair_occupancies)."""
+    pairs: with edit_data "stretch", `edits_per_category` unstretched training shapes with one
+    edit each (`edit_fill` as in language.edit_pair_occupancies); with "moves", every training
+    shape with every move that fits and its part added or removed (edit_pairs_as_moves)."""
     path = workdir / "codes.npz"
     if path.exists():
         return
@@ -138,6 +141,22 @@ def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_p
     packed = np.load(workdir / "occupancy.npz")["train"]
     shape_codes = np.concatenate([encode_all(vqvae, unpack(packed[keep[i:i + 64]])) for i in range(0, len(keep), 64)])
     log(f"codes: {len(keep)} shapes encoded in {time.time() - t:.0f}s")
+    if edit_data == "moves":
+        src_codes, tgt_codes, edit_meta = edit_pairs_as_moves(vqvae, shapes, edit_fill)
+    else:
+        src_codes, tgt_codes, edit_meta = edit_pairs_as_stretches(vqvae, shapes, keep, shape_codes,
+                                                                  edits_per_category, edit_fill)
+    np.savez(path, shape_codes=shape_codes, shape_meta=json.dumps([shape_meta(shapes[i]) for i in keep]),
+             edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta), edit_fill=edit_fill,
+             edit_data=edit_data)
+    log(f"codes: {len(keep)} shapes, {len(edit_meta)} edit pairs ({edit_data}) in {time.time() - t:.0f}s; "
+        f"{len(np.unique(shape_codes))} distinct codes")
+
+
+def edit_pairs_as_stretches(vqvae: VQVAE3D, shapes: list, keep: list[int], shape_codes: np.ndarray,
+                            edits_per_category: int, edit_fill: float) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """`edits_per_category` unstretched shapes of `keep` per category, one random edit each,
+    the edited shape stretched (language.apply_edit) and encoded."""
     rng = np.random.default_rng(1)
     plain = [i for i in keep if shapes[i].stretch == (1.0, 1.0, 1.0)]
     by_cat = {}
@@ -150,15 +169,34 @@ def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_p
             options = L.possible_edits(shapes[i])
             kinds.append(options[rng.integers(len(options))])
     tgt_codes = encode_each(vqvae, list(zip(src, kinds)), lambda jk: L.edited_occupancy(shapes[jk[0]], jk[1], edit_fill))
-    if edit_fill >= 1.0:  # the sources as they are: encoded above already
+    if edit_fill >= 1.0:  # the sources as they are: encoded already
         src_codes = shape_codes[[keep.index(i) for i in src]]
     else:
         src_codes = encode_each(vqvae, src, lambda j: shapes[j].occupancy(fill=edit_fill))
-    edit_meta = [dict(shape_meta(shapes[i]), edit=k) for i, k in zip(src, kinds)]
-    np.savez(path, shape_codes=shape_codes, shape_meta=json.dumps([shape_meta(shapes[i]) for i in keep]),
-             edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta), edit_fill=edit_fill)
-    log(f"codes: {len(keep)} shapes, {len(src)} edit pairs in {time.time() - t:.0f}s; "
-        f"{len(np.unique(shape_codes))} distinct codes")
+    return src_codes, tgt_codes, [dict(shape_meta(shapes[i]), edit=k) for i, k in zip(src, kinds)]
+
+
+def edit_pairs_as_moves(vqvae: VQVAE3D, shapes: list, edit_fill: float) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Every shape in the edit frame with each move of moves.py that fits (the targets made
+    from the source's codes), then each shape of a category with a part with it added or
+    removed (encoded: a part is new geometry, not a move)."""
+    if edit_fill >= 1.0:
+        raise SystemExit("--edit-data moves needs the edit frame (--edit-fill below 1): a move needs room to grow")
+    sources = encode_each(vqvae, shapes, lambda s: s.occupancy(fill=edit_fill))
+    empty = int(encode_all(vqvae, np.zeros((1, 64, 64, 64), bool))[0, 0])
+    src, tgt, meta = [], [], []
+    for shape, codes in zip(shapes, sources):
+        for kind in moves.MOVE_KINDS:
+            if moves.can_move(codes, kind, shape.category, empty):
+                src.append(codes)
+                tgt.append(moves.move(codes, kind, shape.category, empty))
+                meta.append(dict(shape_meta(shape), edit=kind))
+    parted = [(s, codes, "remove" if s.params.get("part") else "add") for s, codes in zip(shapes, sources)
+              if CATEGORIES[s.category].part]
+    tgt += list(encode_each(vqvae, parted, lambda sck: L.edited_occupancy(sck[0], sck[2], edit_fill)))
+    src += [codes for _, codes, _ in parted]
+    meta += [dict(shape_meta(s), edit=kind) for s, _, kind in parted]
+    return np.stack(src).astype(np.int16), np.stack(tgt).astype(np.int16), meta
 
 
 def stage_decoder(workdir: Path, per_category: int, llm_per_category: int, steps: int, log) -> None:
@@ -183,10 +221,13 @@ def stage_decoder(workdir: Path, per_category: int, llm_per_category: int, steps
     log(f"decoder: {steps} steps in {time.time() - t:.0f}s; held-out round-trip IoU {before:.4f} -> {after:.4f}")
 
 
-def load_codes(workdir: Path, edit_fill: float = 1.0) -> dict:
+def load_codes(workdir: Path, edit_fill: float = 1.0, edit_data: str = "stretch") -> dict:
     raw = np.load(workdir / "codes.npz")
     if not np.isclose(float(raw["edit_fill"]) if "edit_fill" in raw else 1.0, edit_fill):
         raise SystemExit(f"{workdir / 'codes.npz'} holds edit pairs of another --edit-fill: delete it and rerun "
+                         "the codes stage")
+    if (str(raw["edit_data"]) if "edit_data" in raw else "stretch") != edit_data:
+        raise SystemExit(f"{workdir / 'codes.npz'} holds edit pairs of another --edit-data: delete it and rerun "
                          "the codes stage")
     return {"shape_codes": raw["shape_codes"].astype(np.int64), "edit_src": raw["edit_src"].astype(np.int64),
             "edit_tgt": raw["edit_tgt"].astype(np.int64), "shape_meta": json.loads(str(raw["shape_meta"])),
@@ -218,6 +259,9 @@ def main(argv=None) -> None:
     ap.add_argument("--edit-fill", type=float, default=1.0,
                     help="edit pairs in the edit frame: the source's longest side this share of the cube, the "
                          f"edited shape at its scale (1 = each re-normalised; the experiment used {L.EDIT_FILL:.4f})")
+    ap.add_argument("--edit-data", choices=("stretch", "moves"), default="stretch",
+                    help="edit pairs: a few shapes stretched per edit, or every shape with the code moves of "
+                         "backend/embedded/moves.py (needs --edit-fill below 1)")
     ap.add_argument("--decoder-steps", type=int, default=DECODER_STEPS)
     ap.add_argument("--llm-steps", type=int, default=LLMTrainSettings.steps, help="LLM steps (the schedule's length)")
     ap.add_argument("--llm-minutes", type=float, default=LLMTrainSettings.max_minutes, help="wall-clock cap of the LLM stage")
@@ -258,7 +302,7 @@ def main(argv=None) -> None:
         stage_vqvae(args.workdir, args.per_category, args.fit_per_category, log)
     if "codes" in stages:
         stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log,
-                    args.edit_fill)
+                    args.edit_fill, args.edit_data)
     if "decoder" in stages:
         stage_decoder(args.workdir, args.per_category, args.llm_per_category, args.decoder_steps, log)
     if not {"llm", "polish", "edit", "export"} & set(stages):
@@ -288,7 +332,7 @@ def main(argv=None) -> None:
     # the note names the stages the exported model went through, not every stage there is
     note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()),
             **{name: settings[name].__dict__ for name in order[:order.index(final) + 1]}}
-    data = load_codes(args.workdir, args.edit_fill)
+    data = load_codes(args.workdir, args.edit_fill, args.edit_data)
     codebook = vqvae.vq.embeddings.weight.detach().cpu()
     # each LLM stage starts from the model the one before it saved
     starts = {"llm": None, "polish": args.workdir / "llm_base", "edit": args.workdir / "llm_polished"}
