@@ -1,4 +1,4 @@
-"""Proportion edits as moves of the VQVAE's codes (the edit data of the grid-positions recipe).
+"""Proportion edits as moves of the VQVAE's codes (the edit pairs of train.py --edit-data moves).
 
 A shape's 1024 codes form a 16 x 16 x 4 grid (x, y, z-group; backend/models/vqvae.py
 latent_to_tokens): one code per (x, y) column of latent cells and 16 voxels of height, each
@@ -10,8 +10,9 @@ latent cell carrying its own 4^3 voxels. So moving whole codes moves the shape e
   objects, as language.edit_stretch does), the sides moved out;
 - thinner: about 26% of the width taken out of the middle, the sides moved in.
 A person lengthening a chair lengthens its legs and widens its seat, not its legs' thickness,
-which is what a stretch (language.edit_stretch) does; moves are also what a small model can
-learn to copy (docs/embedded-model.md, "Grid positions"). Every move needs the source in the
+which is what a stretch (language.edit_stretch) does; and one move alone is what the small model
+learnt to copy, a stretch not (docs/embedded-model.md, "Grid positions"; several moves mixed are
+not learnt yet, "Every edit kind as a move"). Every move needs the source in the
 edit frame (language.EDIT_FILL), which leaves a token of room above and on the sides.
 """
 

@@ -5,7 +5,8 @@
 Stages (each resumes from its files in --workdir, so a rerun continues where it stopped):
   data   procedural occupancies of the train and held-out shapes
   vqvae  the small VQVAE3D (structured encoder/decoder, codebook fitted to the data)
-  codes  every training shape encoded to 1024 codes
+  codes  every training shape encoded to 1024 codes, and the edit pairs (stretches, or with
+         --edit-data moves the code moves of moves.py)
   decoder the VQVAE's decoder fine-tuned on those shapes (codes unchanged: encoder and
          codebook stay as they are)
   llm    the small Qwen2.5-VL model on text->3D, describe and edit
