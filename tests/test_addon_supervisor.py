@@ -19,6 +19,9 @@ def bpy():
     saved = prefs.backend_python, prefs.backend_args, prefs.backend_folder
     yield bpy
     harness.module("session").get().stop_backend()
+    # fetched again: a test that disables and re-enables the add-on frees the old preferences,
+    # and writing through the stale pointer crashed Blender (a segfault in one .ci/run)
+    prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
     prefs.backend_python, prefs.backend_args, prefs.backend_folder = saved
 
 
