@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     from backend.embedded import language as L
     from backend.embedded.judge import NearestShapeJudge
-    from backend.embedded.metrics import aspect, decode_occupancy, round_trip_iou, voxel_iou, width_ratio
+    from backend.embedded.metrics import aspect, decode_occupancy, empty_code, round_trip_iou, voxel_iou, width_ratio
     from backend.embedded.render import contact_sheet
     from backend.embedded.shape import sample_shape
     from backend.embedded.splits import CATEGORY_NAMES, shape_seed
@@ -229,7 +229,7 @@ def main(argv=None) -> dict:
         results, strict, target_ious, source_ious = defaultdict(list), defaultdict(list), [], []
         truth_results = defaultdict(list)  # the judge on the true edits themselves: its ceiling
         edit_sheet, edit_labels = [], []
-        empty_code = int(vqvae.encode(torch.zeros(1, 1, 64, 64, 64))[0, 0])
+        empty = empty_code(vqvae)
 
         def made_change(kind, before, after, category, judged):
             """The asked proportion changed by >= 5% and the judge still sees the category."""
@@ -254,8 +254,8 @@ def main(argv=None) -> dict:
                 before, truth = L.edit_pair_occupancies(shape, kind, fill)
                 if args.edit_truth == "moves" and kind in M.MOVE_KINDS:
                     codes = vqvae.encode(torch.from_numpy(before).float()[None, None])[0].numpy()
-                    if M.can_move(codes, kind, c, empty_code):  # else the stretch stays the truth
-                        truth = decode_occupancy(vqvae, M.move(codes, kind, c, empty_code)[None])[0]
+                    if M.can_move(codes, kind, c, empty):  # else the stretch stays the truth
+                        truth = decode_occupancy(vqvae, M.move(codes, kind, c, empty)[None])[0]
                 try:
                     result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
                 except TaskError:  # e.g. no_shape: an all-empty answer

@@ -97,10 +97,9 @@ def test_codes_of_another_edit_frame_are_refused_clearly(tmp_path):
 
 
 def test_moves_edit_data_are_every_shape_moved_and_parts_added_or_removed(tmp_path):
-    import torch
-
     from backend.embedded import moves
     from backend.embedded.categories import CATEGORIES
+    from backend.embedded.metrics import empty_code
     from backend.embedded.train import load_codes, load_trained_vqvae
 
     work = tmp_path / "work"
@@ -108,8 +107,7 @@ def test_moves_edit_data_are_every_shape_moved_and_parts_added_or_removed(tmp_pa
     _train(work, tmp_path / "preset", "--stages", "data,vqvae,codes", "--edit-data", "moves", "--edit-fill", fill)
     data = load_codes(work, float(fill), "moves")
     vqvae = load_trained_vqvae(work)
-    with torch.no_grad():
-        empty = int(vqvae.encode(torch.zeros(1, 1, 64, 64, 64))[0, 0])
+    empty = empty_code(vqvae)
     kinds = [m["edit"] for m in data["edit_meta"]]
     assert set(kinds) >= {"taller", "shorter", "wider", "thinner"} and set(kinds) & {"add", "remove"}
     shapes = {(m["category"], m["seed"]) for m in data["edit_meta"]}

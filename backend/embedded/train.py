@@ -39,7 +39,7 @@ from . import moves
 from .categories import CATEGORIES
 from .splits import occupancy_array, split_shapes, unpack
 from .train_llm import EMBEDDED_PROMPTS, LLMTrainSettings, export_llm, shape_meta, train_llm
-from .metrics import round_trip_iou
+from .metrics import empty_code, round_trip_iou
 from .vqvae_fit import CONFIG as VQVAE_CONFIG
 from .vqvae_fit import build_structured_vqvae, encode_fast, fine_tune_decoder, fit_codebook
 
@@ -184,7 +184,7 @@ def edit_pairs_as_moves(vqvae: VQVAE3D, shapes: list, edit_fill: float) -> tuple
     if edit_fill >= 1.0:
         raise SystemExit("--edit-data moves needs the edit frame (--edit-fill below 1): a move needs room to grow")
     sources = encode_each(vqvae, shapes, lambda s: s.occupancy(fill=edit_fill))
-    empty = int(encode_all(vqvae, np.zeros((1, 64, 64, 64), bool))[0, 0])
+    empty = empty_code(vqvae)
     src, tgt, meta = [], [], []
     for shape, codes in zip(shapes, sources):
         for kind in moves.MOVE_KINDS:
