@@ -182,7 +182,8 @@ class Pipeline:
             return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device,
                                         aligned_edit_positions=self.preset.aligned_edit_positions,
                                         edit_copy_bias=self.preset.edit_copy_bias,
-                                        grid_edit_positions=self.preset.grid_edit_positions)
+                                        grid_edit_positions=self.preset.grid_edit_positions,
+                                        edit_kind_cue=self.preset.edit_kind_cue)
         except TaskError:
             raise
         except Exception as err:

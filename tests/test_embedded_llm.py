@@ -280,3 +280,95 @@ def test_the_edit_copy_prior_is_the_same_in_training_and_at_run_time(tmp_path, s
                                        aligned_edit_positions=True, edit_copy_bias=bias)
         answer = runtime.edit(source, "make it taller", {"temperature": 0.0})
         assert np.array_equal(answer, source) == copies
+
+
+def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, setup):
+    """With the cue, an edit answer opens with its kind's token and that token's embedding is
+    added to the input of every answer code. The runtime must pick the kind the model scores
+    highest and then see the very logits training scored."""
+    from transformers import DynamicCache
+
+    _, data = setup
+    tokenizer = T.make_tokenizer(edit_kinds=True)
+    kinds = T.kind_token_ids(tokenizer)
+    assert len(kinds) == 6 and T.kind_token_ids(setup[0]) == []
+    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7, edit_kind_cue=True).sample("edit")
+    start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
+    assert ids[start] == tokenizer.convert_tokens_to_ids("<edit-taller>") and ids[start + 1] == start_id
+
+    torch.manual_seed(0)
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=2)).eval()
+    with torch.no_grad():  # large query/key weights and kind rows: positions and the cue matter
+        for name, p in model.model.language_model.named_parameters():
+            if "q_proj" in name or "k_proj" in name:
+                torch.nn.init.normal_(p, std=1.0)
+        model.get_input_embeddings().weight[kinds] = torch.randn(6, 32)
+    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
+    assert set(kinds) <= set(vocab.ids.tolist())
+    vocab.tie_unused_rows(model.lm_head)
+    T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
+
+    positions = torch.as_tensor(T.grid_positions(ids, start + 1, start_id)).view(3, 1, -1)
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(torch.tensor([ids]))
+        cued = embeds.clone()
+        cued[0, start + 2: start + 2 + 1024] += model.get_input_embeddings().weight[ids[start]]
+        trained = model(inputs_embeds=cued, position_ids=positions).logits[0]
+        uncued = model(inputs_embeds=embeds, position_ids=positions).logits[0]
+        pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        loss = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, grid=True, kind_ids=kinds)
+        without = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, grid=True)
+    assert not torch.allclose(trained[start + 3], uncued[start + 3], atol=1e-2)  # the cue matters
+    expected = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
+    assert torch.isclose(loss, expected, rtol=1e-4) and not torch.isclose(loss, without, rtol=1e-3)
+
+    rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu", aligned_edit_positions=True,
+                              grid_edit_positions=True, edit_kind_cue=True)
+    assert rt._edit_kind(ids[:start], True, None) == kinds[int(torch.argmax(trained[start - 1, kinds]))]
+    prompt = ids[: start + 2]  # the kind and the forced <mesh-start>
+    where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(prompt)))
+    cue = rt.model.get_input_embeddings().weight[ids[start]]
+    cache = DynamicCache(config=rt.model.config.text_config)
+    with torch.no_grad():
+        logits, _ = rt._prefill(prompt, None, cache, where[:, : len(prompt)].numpy())
+        table = rt._rope_table(where[:, len(prompt): len(prompt) + 3])
+        got = [logits] + [rt._step(ids[start + 2 + k], where[:, len(prompt) + k], k, cache, table, cue)
+                          for k in range(3)]
+    for k, step_logits in enumerate(got):
+        assert torch.allclose(step_logits, trained[start + 1 + k], atol=1e-4), k
+    # the edit itself: its second code is the greedy choice after the first one read with the cue
+    source = data["edit_src"][0]
+    answer = rt.edit(source, "make it taller", {"temperature": 0.0})
+    asked = rt._prompt_ids([{"type": "text", "text": rt._edit_text(source, "make it taller")}], None)
+    asked += [rt._edit_kind(asked, True, None), start_id]
+    seq = asked + [int(rt.codec.code_ids[answer[0]])]
+    where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(asked)[:, : len(seq)])).view(3, 1, -1)
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(torch.tensor([seq]))
+        embeds[0, -1] += model.get_input_embeddings().weight[asked[-2]]
+        last = model(inputs_embeds=embeds, position_ids=where).logits[0, -1, rt.codec.code_ids]
+    assert answer.shape == (1024,) and answer[1] == int(torch.argmax(last))
+
+
+def test_a_preset_with_the_edit_kind_cue_needs_the_kind_tokens(tmp_path, setup):
+    from backend.errors import TaskError
+
+    tokenizer, _ = setup
+    T.export_llm(T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)), tokenizer, tmp_path / "llm",
+                 {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
+    with pytest.raises(TaskError, match="edit_kind_cue.*<edit-taller>"):
+        ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu", edit_kind_cue=True)
+
+
+def test_a_saved_model_grows_zero_rows_for_the_kind_tokens(setup):
+    """A stage that turns the cue on continues a model without the kind tokens: the new rows are
+    zero, so every old token's logits stay as they were."""
+    tokenizer, _ = setup
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
+    ids = torch.tensor([tokenizer("a chair", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits[0]
+        T.grow_vocabulary(model, len(tokenizer) + 6)
+        after = model(input_ids=ids).logits[0]
+    assert after.shape[-1] == before.shape[-1] + 6
+    assert torch.allclose(after[:, : before.shape[-1]], before, atol=1e-5) and not after[:, before.shape[-1]:].any()

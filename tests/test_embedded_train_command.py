@@ -127,3 +127,28 @@ def test_moves_edit_data_are_every_shape_moved_and_parts_added_or_removed(tmp_pa
                            "--out", str(tmp_path / "p2"), *TINY, "--stages", "data,vqvae,codes", "--edit-data", "moves"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "--edit-fill below 1" in done.stderr
+
+
+def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_edits(tmp_path):
+    """--edit-kind-cue on a stage that continues a model without the kind tokens: the exported
+    model has six more rows, its preset says edit_kind_cue, and an edit runs through the pipeline."""
+    work, out = tmp_path / "work", tmp_path / "preset"
+    fill = ["--edit-fill", "0.75", "--grid-edit-positions", "1"]
+    _train(work, out, "--stages", "data,vqvae,codes,decoder,llm,polish", *fill)
+    polished = load_file(str(work / "llm_polished" / "model.safetensors"))
+    _train(work, out, "--stages", "edit", "--edit-kind-cue", "1", *fill)
+    edited = load_file(str(out / "llm" / "model.safetensors"))
+    rows = {k: v.shape[0] for k, v in polished.items() if "embed_tokens" in k or "lm_head" in k}
+    assert rows and all(edited[k].shape[0] == n + 6 for k, n in rows.items())
+    preset = json.loads((out / "preset.json").read_text())
+    assert preset["edit_kind_cue"] is True and preset["grid_edit_positions"] is True
+
+    from backend.embedded.shape import sample_shape
+
+    pipe = Pipeline(str(out), device="cpu")
+    try:
+        v, f = sample_shape("chair", 1).mesh()
+        result = pipe.edit(v, f, "make it taller", {"seed": 0})
+        assert result.codes.shape == (1024,)
+    finally:
+        pipe.release()

@@ -57,6 +57,7 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"lowercase_text": "yes"}, "lowercase_text"),
     ({"aligned_edit_positions": 1}, "aligned_edit_positions"),
     ({"grid_edit_positions": "true"}, "grid_edit_positions"),
+    ({"edit_kind_cue": 1}, "edit_kind_cue"),
     ({"edit_fill": 0}, "edit_fill"),
     ({"edit_fill": 1.5}, "edit_fill"),
     ({"edit_fill": "0.7"}, "edit_fill"),

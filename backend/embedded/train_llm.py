@@ -5,6 +5,7 @@ Three tasks share one model, mixed in every run of steps:
   text -> 3D   user: text_to_3d template with a caption   assistant: mesh block
   describe     user: mesh block + "\n" + question           assistant: a caption
   edit         user: edit template + "\n" + mesh block     assistant: edited mesh block
+               (with the edit kind cue: the kind's token, then the block; see batch_loss)
 Edit puts the instruction first (EMBEDDED_PROMPTS) and gives the answer block the input
 block's positions (codec.aligned_positions): an unchanged code is then one fixed relative
 position away, whatever the instruction's length (docs/embedded-model.md, "Edit").
@@ -23,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers import AddedToken
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-from backend.models.codec import NUM_CODES, aligned_positions, codes_to_text, edit_user_text, grid_positions, with_mesh_block
+from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_token,
+                                  edit_user_text, grid_positions, with_mesh_block)
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -77,6 +80,10 @@ class LLMTrainSettings:
     # added to the logit of the input's k-th code at an edit answer's k-th code, in training and
     # (declared by the preset) at run time: the model learns only where the answer differs
     edit_copy_bias: float = 0.0
+    # an edit answer opens with its kind's token (<edit-taller>, ...), whose embedding is added
+    # to every answer code's input: mixed edit kinds were learnt far better with the kind there
+    # than from the instruction alone (measured, docs/embedded-model.md); the preset says so
+    edit_kind_cue: bool = False
     max_minutes: float = 150.0
     seed: int = 0
     device: str = "cpu"
@@ -93,8 +100,18 @@ def corpus() -> list[str]:
     return texts * 4
 
 
-def make_tokenizer():
-    return build_tokenizer(corpus(), vocab_size=600)
+def make_tokenizer(edit_kinds: bool = False):
+    """Our BPE with the chat and mesh tokens; `edit_kinds` appends the edit kind tokens."""
+    tokenizer = build_tokenizer(corpus(), vocab_size=600)
+    if edit_kinds:
+        tokenizer.add_tokens([AddedToken(edit_kind_token(k), special=True, normalized=False) for k in EDIT_KINDS])
+    return tokenizer
+
+
+def kind_token_ids(tokenizer) -> list[int]:
+    """Ids of the edit kind tokens, in EDIT_KINDS order ([] when the tokenizer has none)."""
+    ids = tokenizer.convert_tokens_to_ids([edit_kind_token(k) for k in EDIT_KINDS])
+    return [] if any(i is None or i == tokenizer.unk_token_id for i in ids) else list(ids)
 
 
 def chat_prompt(tokenizer, user_text: str) -> str:
@@ -113,8 +130,9 @@ class ExampleSampler:
     """Draws fresh wordings every time, over the encoded shapes and edit pairs."""
 
     def __init__(self, tokenizer, data: dict, prompts: dict, seed: int, text_shapes_per_category: int = 0,
-                 filler_chance: float = 0.0, made_up_frames: float = 0.0):
+                 filler_chance: float = 0.0, made_up_frames: float = 0.0, edit_kind_cue: bool = False):
         self.tok, self.data, self.prompts = tokenizer, data, prompts
+        self.edit_kind_cue = edit_kind_cue
         self.filler_chance, self.made_up_frames = filler_chance, made_up_frames
         self.rng = np.random.default_rng(seed)
         self.shapes = [shape_from_meta(m) for m in data["shape_meta"]]
@@ -148,7 +166,8 @@ class ExampleSampler:
         kind = self.data["edit_meta"][i]["edit"]
         instruction = L.with_filler(L.edit_instruction(self.edit_src[i], kind, rng), rng, self.filler_chance)
         user = edit_user_text(self.prompts["edit"], self.data["edit_src"][i], instruction)
-        return encode_example(self.tok, user, codes_to_text(self.data["edit_tgt"][i]))
+        answer = codes_to_text(self.data["edit_tgt"][i])
+        return encode_example(self.tok, user, (edit_kind_token(kind) if self.edit_kind_cue else "") + answer)
 
 
 def shape_meta(shape: Shape) -> dict:
@@ -170,6 +189,17 @@ def new_model(tokenizer, settings: LLMTrainSettings) -> Qwen2_5_VLForConditional
     return Qwen2_5_VLForConditionalGeneration(config)
 
 
+@torch.no_grad()
+def grow_vocabulary(model, size: int) -> None:
+    """Rows for tokens a saved model lacks (the edit kind tokens when a stage turns the cue on),
+    zero: the model answers as before until they are trained, and a zero cue adds nothing."""
+    old = model.get_input_embeddings().weight.shape[0]
+    if size > old:
+        model.resize_token_embeddings(size, mean_resizing=False)
+        model.get_input_embeddings().weight[old:] = 0
+        model.lm_head.weight[old:] = 0
+
+
 class ActiveVocab:
     """The softmax used in training: every text token, the mesh codes the data uses, and ONE
     row standing for all never-used mesh codes, its logit counted once per such code. Tying
@@ -182,7 +212,8 @@ class ActiveVocab:
         used = np.unique(used_codes)
         unused = np.setdiff1d(np.arange(8192), used)
         self.mesh0, self.used = mesh0, torch.as_tensor(used, dtype=torch.long)
-        self.ids = torch.tensor(np.concatenate([np.arange(mesh0), mesh0 + used, markers]), dtype=torch.long)
+        after = np.arange(markers[1] + 1, len(tokenizer))  # the edit kind tokens, when there are any
+        self.ids = torch.tensor(np.concatenate([np.arange(mesh0), mesh0 + used, markers, after]), dtype=torch.long)
         self.unused_ids = torch.tensor(mesh0 + unused, dtype=torch.long)
         self.index = torch.full((len(tokenizer),), -1, dtype=torch.long)
         self.index[self.ids] = torch.arange(len(self.ids))
@@ -254,7 +285,8 @@ class MeshPatterns(torch.nn.Module):
 def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: ActiveVocab,
                empty_id: int | None = None, keep_empty: float = 1.0, generator=None,
                lead_tokens: int = 0, lead_weight: float = 1.0, align_with: int | None = None,
-               patterns: MeshPatterns | None = None, copy_bias: float = 0.0, grid: bool = False) -> torch.Tensor:
+               patterns: MeshPatterns | None = None, copy_bias: float = 0.0, grid: bool = False,
+               kind_ids: list[int] | None = None) -> torch.Tensor:
     """Weighted next-token loss over the assistant answers of a right-padded batch, divided by
     the number of answer tokens.
 
@@ -263,6 +295,8 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     (codec.grid_positions with `grid`).
     copy_bias: with align_with, an edit answer's k-th code gets it added to the logit of the
     input block's k-th code (the vocabulary must hold the input codes).
+    kind_ids: the edit kind tokens; an answer opening with one has its block right after it, and
+    that token's input embedding is added to the input of every code of the block (the cue).
     The LM head over ~8.8k rows is the largest cost of a step. Most mesh targets are the empty
     code and easy, so only a random `keep_empty` share of them gets logits, weighted by
     1 / keep_empty: the same expected loss for a fraction of the head's work."""
@@ -273,25 +307,39 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     positions = torch.zeros((3, len(batch), length), dtype=torch.long)
     lead = torch.ones((len(batch), length - 1))
     copied = torch.full((len(batch), length - 1), -100, dtype=torch.long)  # the input code per target
+    cues = []  # (row, first code's index, kind token id) of the answers that open with a kind
     for b, (ids, start) in enumerate(batch):
         input_ids[b, : len(ids)] = torch.tensor(ids)
         attention[b, : len(ids)] = 1
         labels[b, start: len(ids)] = torch.tensor(ids[start:])
+        block = start  # where the answer's mesh block opens
+        if kind_ids and start < len(ids) and ids[start] in kind_ids:
+            block = start + 1
+            cues.append((b, block + 1, ids[start]))
         if align_with is None:
             positions[:, b, : len(ids)] = torch.arange(len(ids))
         else:
             place = grid_positions if grid else aligned_positions
-            positions[:, b, : len(ids)] = torch.tensor(np.broadcast_to(place(ids, start, align_with), (3, len(ids))))
+            positions[:, b, : len(ids)] = torch.tensor(np.broadcast_to(place(ids, block, align_with), (3, len(ids))))
         lead[b, max(start - 1, 0): start - 1 + lead_tokens] = lead_weight  # targets ids[start...]
-        if copy_bias and align_with is not None and ids[start] == align_with and align_with in ids[:start]:
-            first = ids.index(align_with)  # the input block; target start + k is answer code k
-            block = ids[first + 1: first + 1 + NUM_CODES]
-            copied[b, start: start + len(block)] = torch.tensor(block)
+        if (copy_bias and align_with is not None and block < len(ids) and ids[block] == align_with
+                and align_with in ids[:start]):
+            first = ids.index(align_with)  # the input block; target block + k is answer code k
+            codes = ids[first + 1: first + 1 + NUM_CODES]
+            copied[b, block: block + len(codes)] = torch.tensor(codes)
     # hidden states first, then the LM head only where there is a label: most prompt
     # positions (the mesh block of describe/edit) need no logits at all
     inputs = input_ids.to(model.device)
     feed = ({"inputs_embeds": patterns.embed(model.get_input_embeddings(), inputs)} if patterns is not None
             else {"input_ids": inputs})
+    if cues:
+        embeds = feed.get("inputs_embeds")
+        embeds = model.get_input_embeddings()(inputs) if embeds is None else embeds
+        table = model.get_input_embeddings().weight
+        cue = torch.zeros_like(embeds)
+        for b, first_code, kind in cues:
+            cue[b, first_code: first_code + NUM_CODES] = table[kind]
+        feed = {"inputs_embeds": embeds + cue}
     hidden = model.model(**feed, attention_mask=attention.to(model.device),
                          position_ids=positions.to(model.device)).last_hidden_state
     targets = labels[:, 1:]
@@ -343,11 +391,12 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     (the pattern terms folded in)."""
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = workdir / f"{name}_resume.pt"
-    tokenizer = make_tokenizer()
+    tokenizer = make_tokenizer(settings.edit_kind_cue)
     if start_from is None:
         model = new_model(tokenizer, settings)
     else:
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(start_from))
+        grow_vocabulary(model, len(tokenizer))
     model = model.to(settings.device)
     patterns = None
     if settings.mesh_patterns:
@@ -365,7 +414,8 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
     sampler = ExampleSampler(tokenizer, data, EMBEDDED_PROMPTS, settings.seed + step,
-                             settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames)
+                             settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames,
+                             settings.edit_kind_cue)
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
@@ -380,6 +430,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     empty_id = tokenizer.convert_tokens_to_ids(f"<mesh{empty_code}>")
     loss_rng = torch.Generator().manual_seed(settings.seed + step)
     align_with = tokenizer.convert_tokens_to_ids("<mesh-start>") if settings.aligned_edit_positions else None
+    kinds = kind_token_ids(tokenizer)
     log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
     start, last_ckpt = time.time(), time.time()
     running = {t: [] for t in tasks}
@@ -413,7 +464,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
             g["lr"] = lr
         loss = batch_loss(model, batch, pad_id, vocab, empty_id, settings.keep_empty, loss_rng,
                           settings.lead_tokens, settings.lead_weight, align_with, patterns, settings.edit_copy_bias,
-                          settings.grid_edit_positions)
+                          settings.grid_edit_positions, kinds)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -39,6 +39,16 @@ def mesh_token(k: int) -> str:
     return f"<mesh{k}>"
 
 
+# Edit kinds a model trained with the edit kind cue names in one token before its answer block
+# (the embedded model's own format, off unless its preset says `edit_kind_cue`; the published
+# model has no such tokens).
+EDIT_KINDS = ("taller", "shorter", "wider", "thinner", "add", "remove")
+
+
+def edit_kind_token(kind: str) -> str:
+    return f"<edit-{kind}>"
+
+
 @dataclass
 class ParsedMesh:
     """The result of parsing one mesh block; see the module docstring for the policy."""

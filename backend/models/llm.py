@@ -20,7 +20,9 @@ Prompts (format strings of the preset): `text_to_3d` holds `{text}`, `edit` hold
 the reference demo for describe; a template may instead place `{mesh}` itself (the embedded
 model's edit template puts the instruction first, and its preset gives the edit answer the
 input block's positions: `aligned_edit_positions`, with `grid_edit_positions` the codes of
-both blocks at their cells, codec.grid_positions). `image_to_3d` follows the image in the
+both blocks at their cells, codec.grid_positions; with `edit_kind_cue` the answer opens with
+the likeliest edit kind token, whose embedding is then added to every answer code's input, as
+the model was trained). `image_to_3d` follows the image in the
 user turn. Edit has no published template: the user turn holds the mesh block and the
 instruction, the assistant turn a new mesh block, as in the training data.
 
@@ -45,7 +47,8 @@ import torch
 
 from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
-from backend.models.codec import CODEBOOK_SIZE, NUM_CODES, MeshCodec, aligned_positions, edit_user_text, grid_positions, with_mesh_block
+from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, MeshCodec, aligned_positions, edit_kind_token,
+                                  edit_user_text, grid_positions, with_mesh_block)
 from backend.models.images import prepare_image
 
 REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
@@ -269,7 +272,8 @@ def _read_chat_template(folder: Path, tokenizer) -> str:
 
 class ShapeLLMRuntime:
     def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device,
-                 aligned_edit_positions: bool = False, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False):
+                 aligned_edit_positions: bool = False, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
+                 edit_kind_cue: bool = False):
         self.model = model
         self.aligned_edit_positions = aligned_edit_positions
         self.grid_edit_positions = grid_edit_positions
@@ -281,6 +285,7 @@ class ShapeLLMRuntime:
         self.device = str(device)
         self._device = torch.device(device)
         self.codec = MeshCodec(tokenizer)
+        self.edit_kind_ids = _edit_kind_ids(tokenizer) if edit_kind_cue else None
         config = model.config
         self.image_token_id = int(config.image_token_id)
         self.vocab_size = int(model.lm_head.out_features)
@@ -298,7 +303,8 @@ class ShapeLLMRuntime:
 
     @classmethod
     def load(cls, llm_source, prompts: dict, device: str = "auto", aligned_edit_positions: bool = False,
-             edit_copy_bias: float = 0.0, grid_edit_positions: bool = False) -> "ShapeLLMRuntime":
+             edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
+             edit_kind_cue: bool = False) -> "ShapeLLMRuntime":
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
@@ -323,7 +329,7 @@ class ShapeLLMRuntime:
             raise TaskError("model_error", f"could not load the LLM from {folder}: {err}") from err
         model.to(dev).eval()
         return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev,
-                   aligned_edit_positions, edit_copy_bias, grid_edit_positions)
+                   aligned_edit_positions, edit_copy_bias, grid_edit_positions, edit_kind_cue)
 
     def release(self) -> None:
         """Frees the model's memory; the runtime cannot be used afterwards."""
@@ -364,7 +370,8 @@ class ShapeLLMRuntime:
     def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
         content = [{"type": "text", "text": self._edit_text(codes, checked_text(instruction, "instruction"))}]
         copy = (np.asarray(codes), self.edit_copy_bias) if self.edit_copy_bias else None
-        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy)
+        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy,
+                                 edit_kind=self.edit_kind_ids is not None)
 
     # -- prompt building ---------------------------------------------------------------------
 
@@ -399,9 +406,16 @@ class ShapeLLMRuntime:
             stop_after_block=True,
         )
 
-    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False, copy=None) -> np.ndarray:
+    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False, copy=None,
+                     edit_kind=False) -> np.ndarray:
         sampling = Sampling.from_options(options, self._live().generation_config)
-        prompt = self._prompt_ids(content, pixels) + [self.codec.start_id]  # the forced opening
+        prompt = self._prompt_ids(content, pixels)
+        cue = None
+        if edit_kind:  # the model names the edit's kind first; that token's embedding is the cue
+            kind = self._edit_kind(prompt, aligned, cancelled)
+            prompt = prompt + [kind]
+            cue = self.model.get_input_embeddings().weight[kind]
+        prompt = prompt + [self.codec.start_id]  # the forced opening
         positions = self._edit_positions(prompt) if aligned else None
         constraint = self._constraint(allow_blocks=True, in_block=True)
 
@@ -409,11 +423,26 @@ class ShapeLLMRuntime:
             if progress and constraint.in_block:
                 progress("tokens", constraint.count, NUM_CODES)
 
-        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions, copy)
+        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions, copy,
+                           cue)
         parsed = self.codec.parse_ids([self.codec.start_id, *ids])
         if not parsed.exact:  # the grammar makes this impossible; fail loudly if it ever is
             raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
         return parsed.codes
+
+    @torch.inference_mode()
+    def _edit_kind(self, prompt: list[int], aligned: bool, cancelled) -> int:
+        """The edit kind token the model finds likeliest after the edit prompt (greedy: the kind
+        decides the whole answer, so it is not sampled)."""
+        from transformers import DynamicCache
+
+        _check_cancel(cancelled)
+        positions = None
+        if aligned:  # the prompt's positions as in the full conversation (a placeholder kind)
+            positions = self._edit_positions(prompt + [self.edit_kind_ids[0], self.codec.start_id])[:, : len(prompt)]
+        cache = DynamicCache(config=self._live().config.text_config)
+        logits, _ = self._prefill(prompt, None, cache, positions)
+        return self.edit_kind_ids[int(torch.argmax(logits[self.edit_kind_ids]))]
 
     def _edit_positions(self, prompt: list[int]) -> np.ndarray:
         """Rope positions [3, len(prompt) + NUM_CODES + 1] of an edit conversation whose prompt
@@ -431,11 +460,13 @@ class ShapeLLMRuntime:
 
     @torch.inference_mode()
     def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled,
-                positions: np.ndarray | None = None, copy: tuple | None = None) -> list[int]:
+                positions: np.ndarray | None = None, copy: tuple | None = None, cue=None) -> list[int]:
         """Prefill once, then one token per step with the KV cache; returns the answer ids.
         positions: [3, len(prompt) + max_new] rope positions of the prompt and the answer when
         not sequential. copy: (codes [1024], bias): the k-th code of the block gets `bias` added to
-        the logit of codes[k] (the edit copy prior, as the model was trained with it)."""
+        the logit of codes[k] (the edit copy prior, as the model was trained with it). cue: a
+        vector added to the input embedding of every answer token after the prompt (the edit
+        kind cue)."""
         from transformers import DynamicCache
 
         model = self._live()
@@ -486,7 +517,7 @@ class ShapeLLMRuntime:
             if seen is not None:
                 seen[token] = True
             step = len(answer) - 1  # the token's index in the answer, its row in the rope table
-            logits = self._step(token, steps[:, step], step, cache, rope)
+            logits = self._step(token, steps[:, step], step, cache, rope, cue)
 
     def _prefill(self, prompt: list[int], pixels, cache, text_positions=None) -> tuple[torch.Tensor, int]:
         """Runs the prompt (and image); returns the last logits and the next text position."""
@@ -518,7 +549,7 @@ class ShapeLLMRuntime:
         probe = torch.zeros(1, dtype=text.embed_tokens.weight.dtype, device=self._device)
         return text.rotary_emb(probe, positions)
 
-    def _step(self, token: int, position: torch.Tensor, row: int, cache, rope_table) -> torch.Tensor:
+    def _step(self, token: int, position: torch.Tensor, row: int, cache, rope_table, cue=None) -> torch.Tensor:
         """One decode step at `position` [3] (row `row` of the rope table): the new token's
         logits. Calls the decoder layers
         directly (no mask building, no output wrappers) with precomputed rotary tables, which is
@@ -526,12 +557,14 @@ class ShapeLLMRuntime:
         model = self.model
         text = model.model.language_model
         ids = torch.tensor([[token]], device=self._device)
+        hidden = text.embed_tokens(ids)
+        if cue is not None:
+            hidden = hidden + cue
         if rope_table is None:
             positions = position.view(3, 1, 1)
-            hidden = text(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True)[0]
+            hidden = text(inputs_embeds=hidden, position_ids=positions, past_key_values=cache, use_cache=True)[0]
             return model.lm_head(hidden[0, -1])
         rope = tuple(t[:, row : row + 1] for t in rope_table)
-        hidden = text.embed_tokens(ids)
         for layer in text.layers:
             # A single query token attends to the whole cache: no mask is needed.
             hidden = layer(
@@ -543,6 +576,16 @@ class ShapeLLMRuntime:
                 use_cache=True,
             )
         return model.lm_head(text.norm(hidden)[0, -1])
+
+
+def _edit_kind_ids(tokenizer) -> list[int]:
+    """Ids of the edit kind tokens a model with the edit kind cue needs, or a clear error."""
+    names = [edit_kind_token(k) for k in EDIT_KINDS]
+    ids = tokenizer.convert_tokens_to_ids(names)
+    missing = [n for n, i in zip(names, ids) if i is None or i == tokenizer.unk_token_id]
+    if missing:
+        raise TaskError("model_error", f"the preset says edit_kind_cue, but the tokenizer lacks {missing}")
+    return [int(i) for i in ids]
 
 
 def _checked_codes(codes) -> np.ndarray:

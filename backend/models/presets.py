@@ -20,8 +20,10 @@ A preset folder holds `preset.json`:
       "grid_edit_positions": false,  # and the blocks' codes at their (z-group, x, y) cells
       "edit_fill": 1.0,              # an edit input's longest side as a share of the cube; the
                                      # answer is read at the input's scale (embedded: 1/1.35)
-      "edit_copy_bias": 0.0          # added to the logit of the input's k-th code at the answer's
+      "edit_copy_bias": 0.0,         # added to the logit of the input's k-th code at the answer's
                                      # k-th code (a copy prior the model was trained with)
+      "edit_kind_cue": false         # an edit answer opens with an edit kind token whose embedding
+                                     # is added to every answer code's input (codec.EDIT_KINDS)
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -87,6 +89,9 @@ class Preset:
     # an edit answer's k-th code gets this added to the logit of the input's k-th code: the
     # model was trained with it and learns only where the answer differs from its input
     edit_copy_bias: float = 0.0
+    # the model opens an edit answer with an edit kind token and reads that token's embedding
+    # added to every code of its answer (embedded training's edit kind cue)
+    edit_kind_cue: bool = False
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -108,7 +113,7 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
-        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions"):
+        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions", "edit_kind_cue"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
         for key, ok, allowed in (("edit_fill", lambda x: 0 < x <= 1, "(0, 1]"),
