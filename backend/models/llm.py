@@ -414,7 +414,7 @@ class ShapeLLMRuntime:
         if edit_kind:  # the model names the edit's kind first; that token's embedding is the cue
             kind = self._edit_kind(prompt, aligned, cancelled)
             prompt = prompt + [kind]
-            cue = self.model.get_input_embeddings().weight[kind]
+            cue = self.model.get_input_embeddings().weight[kind].detach()
         prompt = prompt + [self.codec.start_id]  # the forced opening
         positions = self._edit_positions(prompt) if aligned else None
         constraint = self._constraint(allow_blocks=True, in_block=True)
