@@ -292,7 +292,7 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     tokenizer = T.make_tokenizer(edit_kinds=True)
     kinds = T.kind_token_ids(tokenizer)
     assert len(kinds) == 6 and T.kind_token_ids(setup[0]) == []
-    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7, edit_kind_cue=True).sample("edit")
+    ids, start = T.ExampleSampler(tokenizer, data, T.embedded_prompts(True), seed=7, edit_kind_cue=True).sample("edit")
     start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
     assert ids[start] == tokenizer.convert_tokens_to_ids("<edit-taller>") and ids[start + 1] == start_id
 
@@ -322,7 +322,7 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     expected = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
     assert torch.isclose(loss, expected, rtol=1e-4) and not torch.isclose(loss, without, rtol=1e-3)
 
-    rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu", aligned_edit_positions=True,
+    rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.embedded_prompts(True)), device="cpu", aligned_edit_positions=True,
                               grid_edit_positions=True, edit_kind_cue=True)
     assert rt._edit_kind(ids[:start], True, None) == kinds[int(torch.argmax(trained[start - 1, kinds]))]
     prompt = ids[: start + 2]  # the kind and the forced <mesh-start>

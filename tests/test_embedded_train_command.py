@@ -142,6 +142,7 @@ def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_e
     assert rows and all(edited[k].shape[0] == n + 6 for k, n in rows.items())
     preset = json.loads((out / "preset.json").read_text())
     assert preset["edit_kind_cue"] is True and preset["grid_edit_positions"] is True
+    assert preset["prompts"]["edit"].endswith("{mesh}\n{instruction}")  # the kind is read next to it
 
     from backend.embedded.shape import sample_shape
 

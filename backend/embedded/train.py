@@ -38,7 +38,7 @@ from . import language as L
 from . import moves
 from .categories import CATEGORIES
 from .splits import occupancy_array, split_shapes, unpack
-from .train_llm import EMBEDDED_PROMPTS, LLMTrainSettings, export_llm, shape_meta, train_llm
+from .train_llm import LLMTrainSettings, embedded_prompts, export_llm, shape_meta, train_llm
 from .metrics import empty_code, round_trip_iou
 from .vqvae_fit import CONFIG as VQVAE_CONFIG
 from .vqvae_fit import build_structured_vqvae, encode_fast, fine_tune_decoder, fit_codebook
@@ -241,7 +241,7 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
-    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=dict(EMBEDDED_PROMPTS), normalization=EMBEDDED_NORMALIZATION,
+    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_kind_cue), normalization=EMBEDDED_NORMALIZATION,
            up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True,
            aligned_edit_positions=aligned_edit_positions, edit_fill=edit_fill,
            edit_copy_bias=edit_copy_bias, grid_edit_positions=grid_edit_positions,

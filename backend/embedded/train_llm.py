@@ -40,6 +40,14 @@ from .shape import Shape, sample_shape
 
 # Edit has no published template; ours puts the instruction before the mesh (see above).
 EMBEDDED_PROMPTS = {**REFERENCE_PROMPTS, "edit": "Edit this 3D mesh: {instruction}\n{mesh}"}
+# With the edit kind cue the answer opens with the kind, read from the instruction: the
+# instruction goes last, right before it, instead of 1000+ tokens back (the kind was near
+# chance after 330 edit steps with it first, measured).
+CUED_EDIT_PROMPT = "Edit this 3D mesh:\n{mesh}\n{instruction}"
+
+
+def embedded_prompts(edit_kind_cue: bool = False) -> dict:
+    return {**EMBEDDED_PROMPTS, "edit": CUED_EDIT_PROMPT} if edit_kind_cue else dict(EMBEDDED_PROMPTS)
 
 
 @dataclass
@@ -413,7 +421,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
             patterns.load_state_dict(state["patterns"])
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
-    sampler = ExampleSampler(tokenizer, data, EMBEDDED_PROMPTS, settings.seed + step,
+    sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue), settings.seed + step,
                              settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames,
                              settings.edit_kind_cue)
     tasks = ["text_to_3d", "describe", "edit"]
