@@ -6,9 +6,10 @@ Three tasks share one model, mixed in every run of steps:
   describe     user: mesh block + "\n" + question           assistant: a caption
   edit         user: edit template + "\n" + mesh block     assistant: edited mesh block
                (with the edit kind cue: the kind's token, then the block; see batch_loss)
-Edit puts the instruction first (EMBEDDED_PROMPTS) and gives the answer block the input
-block's positions (codec.aligned_positions): an unchanged code is then one fixed relative
-position away, whatever the instruction's length (docs/embedded-model.md, "Edit").
+Edit puts the instruction first (EMBEDDED_PROMPTS; last with the edit kind cue) and gives the
+answer block the input block's positions (codec.aligned_positions): an unchanged code is then
+one fixed relative position away, whatever the instruction's length (docs/embedded-model.md,
+"Edit").
 The loss covers the assistant turn only (its tokens and the closing <|im_end|>).
 """
 
