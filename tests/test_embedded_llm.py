@@ -372,3 +372,18 @@ def test_a_saved_model_grows_zero_rows_for_the_kind_tokens(setup):
         after = model(input_ids=ids).logits[0]
     assert after.shape[-1] == before.shape[-1] + 6
     assert torch.allclose(after[:, : before.shape[-1]], before, atol=1e-5) and not after[:, before.shape[-1]:].any()
+
+
+def test_the_copy_prior_takes_an_answer_that_stops_before_its_block_ends(setup):
+    """An edit answer cut short (here: 10 codes) still gets the prior on the codes it has."""
+    tokenizer, data = setup
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
+    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["edit_src"].ravel(), data["edit_tgt"].ravel()]))
+    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7).sample("edit")
+    start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    short = ids[: start + 11]
+    with torch.no_grad():
+        biased = T.batch_loss(model, [(short, start)], pad, vocab, align_with=start_id, copy_bias=3.0)
+        plain = T.batch_loss(model, [(short, start)], pad, vocab, align_with=start_id)
+    assert torch.isfinite(biased) and not torch.isclose(biased, plain)

@@ -335,7 +335,8 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
                 and align_with in ids[:start]):
             first = ids.index(align_with)  # the input block; target block + k is answer code k
             codes = ids[first + 1: first + 1 + NUM_CODES]
-            copied[b, block: block + len(codes)] = torch.tensor(codes)
+            span = copied[b, block: block + len(codes)]  # shorter when the answer stops early
+            span[:] = torch.tensor(codes[: len(span)])
     # hidden states first, then the LM head only where there is a label: most prompt
     # positions (the mesh block of describe/edit) need no logits at all
     inputs = input_ids.to(model.device)
