@@ -290,8 +290,8 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
 
     _, data = setup
     tokenizer = T.make_tokenizer(edit_kinds=True)
-    kinds = T.kind_token_ids(tokenizer)
-    assert len(kinds) == 6 and T.kind_token_ids(setup[0]) == []
+    kinds = T.edit_kind_ids(tokenizer)
+    assert len(kinds) == 6 and T.edit_kind_ids(setup[0]) == []
     ids, start = T.ExampleSampler(tokenizer, data, T.embedded_prompts(True), seed=7, edit_kind_cue=True).sample("edit")
     start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
     assert ids[start] == tokenizer.convert_tokens_to_ids("<edit-taller>") and ids[start + 1] == start_id

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from tokenizers import AddedToken
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_token,
-                                  edit_user_text, grid_positions, with_mesh_block)
+from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_ids,
+                                  edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -115,12 +115,6 @@ def make_tokenizer(edit_kinds: bool = False):
     if edit_kinds:
         tokenizer.add_tokens([AddedToken(edit_kind_token(k), special=True, normalized=False) for k in EDIT_KINDS])
     return tokenizer
-
-
-def kind_token_ids(tokenizer) -> list[int]:
-    """Ids of the edit kind tokens, in EDIT_KINDS order ([] when the tokenizer has none)."""
-    ids = tokenizer.convert_tokens_to_ids([edit_kind_token(k) for k in EDIT_KINDS])
-    return [] if any(i is None or i == tokenizer.unk_token_id for i in ids) else list(ids)
 
 
 def chat_prompt(tokenizer, user_text: str) -> str:
@@ -440,7 +434,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     empty_id = tokenizer.convert_tokens_to_ids(f"<mesh{empty_code}>")
     loss_rng = torch.Generator().manual_seed(settings.seed + step)
     align_with = tokenizer.convert_tokens_to_ids("<mesh-start>") if settings.aligned_edit_positions else None
-    kinds = kind_token_ids(tokenizer)
+    kinds = edit_kind_ids(tokenizer)
     log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
     start, last_ckpt = time.time(), time.time()
     running = {t: [] for t in tasks}

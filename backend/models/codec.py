@@ -49,6 +49,12 @@ def edit_kind_token(kind: str) -> str:
     return f"<edit-{kind}>"
 
 
+def edit_kind_ids(tokenizer) -> list[int]:
+    """Ids of the edit kind tokens in EDIT_KINDS order, [] when the tokenizer lacks any."""
+    ids = tokenizer.convert_tokens_to_ids([edit_kind_token(k) for k in EDIT_KINDS])
+    return [] if any(i is None or i == tokenizer.unk_token_id for i in ids) else [int(i) for i in ids]
+
+
 @dataclass
 class ParsedMesh:
     """The result of parsing one mesh block; see the module docstring for the policy."""

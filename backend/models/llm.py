@@ -47,8 +47,8 @@ import torch
 
 from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
-from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, MeshCodec, aligned_positions, edit_kind_token,
-                                  edit_user_text, grid_positions, with_mesh_block)
+from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, MeshCodec, aligned_positions, edit_kind_ids,
+                                  edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
 from backend.models.images import prepare_image
 
 REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
@@ -580,12 +580,11 @@ class ShapeLLMRuntime:
 
 def _edit_kind_ids(tokenizer) -> list[int]:
     """Ids of the edit kind tokens a model with the edit kind cue needs, or a clear error."""
-    names = [edit_kind_token(k) for k in EDIT_KINDS]
-    ids = tokenizer.convert_tokens_to_ids(names)
-    missing = [n for n, i in zip(names, ids) if i is None or i == tokenizer.unk_token_id]
-    if missing:
-        raise TaskError("model_error", f"the preset says edit_kind_cue, but the tokenizer lacks {missing}")
-    return [int(i) for i in ids]
+    ids = edit_kind_ids(tokenizer)
+    if not ids:
+        names = [edit_kind_token(k) for k in EDIT_KINDS]
+        raise TaskError("model_error", f"the preset says edit_kind_cue, but the tokenizer lacks {names}")
+    return ids
 
 
 def _checked_codes(codes) -> np.ndarray:
