@@ -283,9 +283,9 @@ def test_the_edit_copy_prior_is_the_same_in_training_and_at_run_time(tmp_path, s
 
 
 def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, setup):
-    """With the cue, an edit answer opens with its kind's token and that token's embedding is
-    added to the input of every answer code. The runtime must pick the kind the model scores
-    highest and then see the very logits training scored."""
+    """With the cue, an edit answer opens with its kind's token (given, not scored) and that
+    token's embedding is added to the input of every answer code. The runtime must pick the kind
+    the model scores highest for the kind question and then see the very logits training scored."""
     from transformers import DynamicCache
 
     _, data = setup
@@ -295,6 +295,10 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     ids, start = T.ExampleSampler(tokenizer, data, T.embedded_prompts(True), seed=7, edit_kind_cue=True).sample("edit")
     start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
     assert ids[start] == tokenizer.convert_tokens_to_ids("<edit-taller>") and ids[start + 1] == start_id
+    sampler = T.ExampleSampler(tokenizer, data, T.embedded_prompts(True), seed=7, edit_kind_cue=True)
+    q_ids, q_start = sampler.sample_kind_question()  # the instruction alone, answered by the kind
+    assert "Which edit is this: " in tokenizer.decode(q_ids[:q_start]) and "<mesh" not in tokenizer.decode(q_ids)
+    assert tokenizer.decode(q_ids[q_start:]) == "<edit-taller><|im_end|>"
 
     torch.manual_seed(0)
     model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=2)).eval()
@@ -321,10 +325,21 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     assert not torch.allclose(trained[start + 3], uncued[start + 3], atol=1e-2)  # the cue matters
     expected = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
     assert torch.isclose(loss, expected, rtol=1e-4) and not torch.isclose(loss, without, rtol=1e-3)
+    expected = torch.nn.functional.cross_entropy(trained[start:-1], torch.tensor(ids[start + 1:]))
+    assert torch.isclose(loss, expected, rtol=1e-4)  # the kind token itself is not scored
 
     rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.embedded_prompts(True)), device="cpu", aligned_edit_positions=True,
                               grid_edit_positions=True, edit_kind_cue=True)
-    assert rt._edit_kind(ids[:start], True, None) == kinds[int(torch.argmax(trained[start - 1, kinds]))]
+    question, q_start = T.encode_example(tokenizer, T.EDIT_KIND_PROMPT.format(instruction="make it taller"),
+                                         "<edit-taller>")
+    assert rt._prompt_ids([{"type": "text", "text": rt.prompts["edit_kind"].replace("{instruction}", "make it taller")}],
+                          None) == question[:q_start]
+    with torch.no_grad():
+        q_logits = model(input_ids=torch.tensor([question])).logits[0]
+        q_loss = T.batch_loss(model, [(question, q_start)], pad, vocab, kind_ids=kinds)
+    assert torch.isclose(q_loss, torch.nn.functional.cross_entropy(q_logits[q_start - 1:-1],
+                                                                   torch.tensor(question[q_start:])), rtol=1e-4)
+    assert rt._edit_kind("make it taller", None) == kinds[int(torch.argmax(q_logits[q_start - 1, kinds]))]
     prompt = ids[: start + 2]  # the kind and the forced <mesh-start>
     where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(prompt)))
     cue = rt.model.get_input_embeddings().weight[ids[start]]
@@ -340,7 +355,7 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     source = data["edit_src"][0]
     answer = rt.edit(source, "make it taller", {"temperature": 0.0})
     asked = rt._prompt_ids([{"type": "text", "text": rt._edit_text(source, "make it taller")}], None)
-    asked += [rt._edit_kind(asked, True, None), start_id]
+    asked += [rt._edit_kind("make it taller", None), start_id]
     seq = asked + [int(rt.codec.code_ids[answer[0]])]
     where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(asked)[:, : len(seq)])).view(3, 1, -1)
     with torch.no_grad():
@@ -358,6 +373,11 @@ def test_a_preset_with_the_edit_kind_cue_needs_the_kind_tokens(tmp_path, setup):
                  {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
     with pytest.raises(TaskError, match="edit_kind_cue.*<edit-taller>"):
         ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu", edit_kind_cue=True)
+    with_kinds = T.make_tokenizer(edit_kinds=True)
+    T.export_llm(T.new_model(with_kinds, T.LLMTrainSettings(hidden=32, layers=1)), with_kinds, tmp_path / "cued",
+                 {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
+    with pytest.raises(TaskError, match="'edit_kind' prompt"):  # no kind question to ask
+        ShapeLLMRuntime.load(tmp_path / "cued", dict(T.EMBEDDED_PROMPTS), device="cpu", edit_kind_cue=True)
 
 
 def test_a_saved_model_grows_zero_rows_for_the_kind_tokens(setup):

@@ -131,7 +131,8 @@ def test_moves_edit_data_are_every_shape_moved_and_parts_added_or_removed(tmp_pa
 
 def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_edits(tmp_path):
     """--edit-kind-cue on a stage that continues a model without the kind tokens: the exported
-    model has six more rows, its preset says edit_kind_cue, and an edit runs through the pipeline."""
+    model has six more rows, its preset says edit_kind_cue and holds the kind question, and an
+    edit runs through the pipeline."""
     work, out = tmp_path / "work", tmp_path / "preset"
     fill = ["--edit-fill", "0.75", "--grid-edit-positions", "1"]
     _train(work, out, "--stages", "data,vqvae,codes,decoder,llm,polish", *fill)
@@ -142,7 +143,8 @@ def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_e
     assert rows and all(edited[k].shape[0] == n + 6 for k, n in rows.items())
     preset = json.loads((out / "preset.json").read_text())
     assert preset["edit_kind_cue"] is True and preset["grid_edit_positions"] is True
-    assert preset["prompts"]["edit"].endswith("{mesh}\n{instruction}")  # the kind is read next to it
+    assert preset["prompts"]["edit"].endswith("{mesh}\n{instruction}")
+    assert "{mesh}" not in preset["prompts"]["edit_kind"]  # the kind is asked of the instruction alone
 
     from backend.embedded.shape import sample_shape
 

@@ -58,6 +58,8 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"aligned_edit_positions": 1}, "aligned_edit_positions"),
     ({"grid_edit_positions": "true"}, "grid_edit_positions"),
     ({"edit_kind_cue": 1}, "edit_kind_cue"),
+    ({"edit_kind_cue": True}, "'edit_kind' prompt"),
+    ({"edit_kind_cue": True, "prompts": {"edit_kind": "which edit?"}}, "'edit_kind' prompt"),
     ({"edit_fill": 0}, "edit_fill"),
     ({"edit_fill": 1.5}, "edit_fill"),
     ({"edit_fill": "0.7"}, "edit_fill"),

@@ -45,10 +45,16 @@ EMBEDDED_PROMPTS = {**REFERENCE_PROMPTS, "edit": "Edit this 3D mesh: {instructio
 # instruction goes last, right before it, instead of 1000+ tokens back (the kind was near
 # chance after 330 edit steps with it first, measured).
 CUED_EDIT_PROMPT = "Edit this 3D mesh:\n{mesh}\n{instruction}"
+# ... and the kind is asked on its own, the instruction without the mesh: with the 1024 mesh
+# tokens in the context the model never learnt to name it (chance after 1200 steps, measured).
+EDIT_KIND_PROMPT = "Which edit is this: {instruction}"
+KIND_QUESTIONS_PER_STEP = 8  # short examples: a small fraction of a step's cost
 
 
 def embedded_prompts(edit_kind_cue: bool = False) -> dict:
-    return {**EMBEDDED_PROMPTS, "edit": CUED_EDIT_PROMPT} if edit_kind_cue else dict(EMBEDDED_PROMPTS)
+    if edit_kind_cue:
+        return {**EMBEDDED_PROMPTS, "edit": CUED_EDIT_PROMPT, "edit_kind": EDIT_KIND_PROMPT}
+    return dict(EMBEDDED_PROMPTS)
 
 
 @dataclass
@@ -91,7 +97,9 @@ class LLMTrainSettings:
     edit_copy_bias: float = 0.0
     # an edit answer opens with its kind's token (<edit-taller>, ...), whose embedding is added
     # to every answer code's input: mixed edit kinds were learnt far better with the kind there
-    # than from the instruction alone (measured, docs/embedded-model.md); the preset says so
+    # than from the instruction alone (measured, docs/embedded-model.md); the preset says so.
+    # The kind is given there (not scored); every step adds a batch of kind questions
+    # (EDIT_KIND_PROMPT, answered by the kind token) for the model to name it at run time
     edit_kind_cue: bool = False
     max_minutes: float = 150.0
     seed: int = 0
@@ -171,6 +179,14 @@ class ExampleSampler:
         user = edit_user_text(self.prompts["edit"], self.data["edit_src"][i], instruction)
         answer = codes_to_text(self.data["edit_tgt"][i])
         return encode_example(self.tok, user, (edit_kind_token(kind) if self.edit_kind_cue else "") + answer)
+
+    def sample_kind_question(self) -> tuple[list[int], int]:
+        """The kind question of an edit pair: its instruction alone, answered by the kind token."""
+        rng = self.rng
+        i = int(rng.integers(len(self.edit_src)))
+        kind = self.data["edit_meta"][i]["edit"]
+        instruction = L.with_filler(L.edit_instruction(self.edit_src[i], kind, rng), rng, self.filler_chance)
+        return encode_example(self.tok, self.prompts["edit_kind"].format(instruction=instruction), edit_kind_token(kind))
 
 
 def shape_meta(shape: Shape) -> dict:
@@ -300,6 +316,8 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     input block's k-th code (the vocabulary must hold the input codes).
     kind_ids: the edit kind tokens; an answer opening with one has its block right after it, and
     that token's input embedding is added to the input of every code of the block (the cue).
+    That kind token is given (the runtime asks for it apart), so it is not scored; a kind
+    question's answer (the kind token alone, no block) is.
     The LM head over ~8.8k rows is the largest cost of a step. Most mesh targets are the empty
     code and easy, so only a random `keep_empty` share of them gets logits, weighted by
     1 / keep_empty: the same expected loss for a fraction of the head's work."""
@@ -316,9 +334,11 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
         attention[b, : len(ids)] = 1
         labels[b, start: len(ids)] = torch.tensor(ids[start:])
         block = start  # where the answer's mesh block opens
-        if kind_ids and start < len(ids) and ids[start] in kind_ids:
+        # an edit answer: kind, block, end; a kind question's answer is the kind and the end only
+        if kind_ids and start + 2 < len(ids) and ids[start] in kind_ids:
             block = start + 1
             cues.append((b, block + 1, ids[start]))
+            labels[b, start] = -100
         if align_with is None:
             positions[:, b, : len(ids)] = torch.arange(len(ids))
         else:
@@ -437,7 +457,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     kinds = edit_kind_ids(tokenizer)
     log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
     start, last_ckpt = time.time(), time.time()
-    running = {t: [] for t in tasks}
+    running = {t: [] for t in tasks + ["edit_kind"]}
     budget_s = settings.max_minutes * 60
 
     def elapsed() -> float:
@@ -469,12 +489,17 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         loss = batch_loss(model, batch, pad_id, vocab, empty_id, settings.keep_empty, loss_rng,
                           settings.lead_tokens, settings.lead_weight, align_with, patterns, settings.edit_copy_bias,
                           settings.grid_edit_positions, kinds)
+        running[task].append(loss.item())
+        if settings.edit_kind_cue:  # plain positions, as the runtime asks the kind question
+            questions = [sampler.sample_kind_question() for _ in range(KIND_QUESTIONS_PER_STEP)]
+            kind_loss = batch_loss(model, questions, pad_id, vocab, patterns=patterns)
+            running["edit_kind"].append(kind_loss.item())
+            loss = loss + kind_loss
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        running[task].append(loss.item())
         if step % 20 == 0:
             if settings.device == "cpu":
                 adapt_threads()

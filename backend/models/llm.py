@@ -20,9 +20,10 @@ Prompts (format strings of the preset): `text_to_3d` holds `{text}`, `edit` hold
 the reference demo for describe; a template may instead place `{mesh}` itself (the embedded
 model's edit template puts the instruction first, and its preset gives the edit answer the
 input block's positions: `aligned_edit_positions`, with `grid_edit_positions` the codes of
-both blocks at their cells, codec.grid_positions; with `edit_kind_cue` the answer opens with
-the likeliest edit kind token, whose embedding is then added to every answer code's input, as
-the model was trained). `image_to_3d` follows the image in the
+both blocks at their cells, codec.grid_positions; with `edit_kind_cue` the model is first asked
+the `edit_kind` prompt with the instruction alone, the answer opens with the likeliest edit kind
+token, and that token's embedding is added to every answer code's input, as the model was
+trained). `image_to_3d` follows the image in the
 user turn. Edit has no published template: the user turn holds the mesh block and the
 instruction, the assistant turn a new mesh block, as in the training data.
 
@@ -286,6 +287,8 @@ class ShapeLLMRuntime:
         self._device = torch.device(device)
         self.codec = MeshCodec(tokenizer)
         self.edit_kind_ids = _edit_kind_ids(tokenizer) if edit_kind_cue else None
+        if edit_kind_cue and "{instruction}" not in prompts.get("edit_kind", ""):
+            raise TaskError("model_error", "edit_kind_cue needs an 'edit_kind' prompt with {instruction}")
         config = model.config
         self.image_token_id = int(config.image_token_id)
         self.vocab_size = int(model.lm_head.out_features)
@@ -368,10 +371,11 @@ class ShapeLLMRuntime:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
-        content = [{"type": "text", "text": self._edit_text(codes, checked_text(instruction, "instruction"))}]
+        instruction = checked_text(instruction, "instruction")
+        content = [{"type": "text", "text": self._edit_text(codes, instruction)}]
         copy = (np.asarray(codes), self.edit_copy_bias) if self.edit_copy_bias else None
-        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy,
-                                 edit_kind=self.edit_kind_ids is not None)
+        kind = self._edit_kind(instruction, cancelled) if self.edit_kind_ids is not None else None
+        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy, kind)
 
     # -- prompt building ---------------------------------------------------------------------
 
@@ -407,14 +411,14 @@ class ShapeLLMRuntime:
         )
 
     def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False, copy=None,
-                     edit_kind=False) -> np.ndarray:
+                     edit_kind: int | None = None) -> np.ndarray:
+        """edit_kind: an edit kind token id to open the answer with; its embedding is the cue."""
         sampling = Sampling.from_options(options, self._live().generation_config)
         prompt = self._prompt_ids(content, pixels)
         cue = None
-        if edit_kind:  # the model names the edit's kind first; that token's embedding is the cue
-            kind = self._edit_kind(prompt, aligned, cancelled)
-            prompt = prompt + [kind]
-            cue = self.model.get_input_embeddings().weight[kind].detach()
+        if edit_kind is not None:
+            prompt = prompt + [edit_kind]
+            cue = self.model.get_input_embeddings().weight[edit_kind].detach()
         prompt = prompt + [self.codec.start_id]  # the forced opening
         positions = self._edit_positions(prompt) if aligned else None
         constraint = self._constraint(allow_blocks=True, in_block=True)
@@ -431,17 +435,16 @@ class ShapeLLMRuntime:
         return parsed.codes
 
     @torch.inference_mode()
-    def _edit_kind(self, prompt: list[int], aligned: bool, cancelled) -> int:
-        """The edit kind token the model finds likeliest after the edit prompt (greedy: the kind
-        decides the whole answer, so it is not sampled)."""
+    def _edit_kind(self, instruction: str, cancelled) -> int:
+        """The edit kind token the model finds likeliest as the answer to the kind question (the
+        instruction alone; greedy: the kind decides the whole answer, so it is not sampled)."""
         from transformers import DynamicCache
 
         _check_cancel(cancelled)
-        positions = None
-        if aligned:  # the prompt's positions as in the full conversation (a placeholder kind)
-            positions = self._edit_positions(prompt + [self.edit_kind_ids[0], self.codec.start_id])[:, : len(prompt)]
+        question = self.prompts["edit_kind"].replace("{instruction}", instruction)
+        prompt = self._prompt_ids([{"type": "text", "text": question}], None)
         cache = DynamicCache(config=self._live().config.text_config)
-        logits, _ = self._prefill(prompt, None, cache, positions)
+        logits, _ = self._prefill(prompt, None, cache)
         return self.edit_kind_ids[int(torch.argmax(logits[self.edit_kind_ids]))]
 
     def _edit_positions(self, prompt: list[int]) -> np.ndarray:

@@ -22,7 +22,8 @@ A preset folder holds `preset.json`:
                                      # answer is read at the input's scale (embedded: 1/1.35)
       "edit_copy_bias": 0.0,         # added to the logit of the input's k-th code at the answer's
                                      # k-th code (a copy prior the model was trained with)
-      "edit_kind_cue": false         # an edit answer opens with an edit kind token whose embedding
+      "edit_kind_cue": false         # an edit answer opens with an edit kind token (the answer to
+                                     # the prompt "edit_kind" holding {instruction}) whose embedding
                                      # is added to every answer code's input (codec.EDIT_KINDS)
     }
 
@@ -89,8 +90,9 @@ class Preset:
     # an edit answer's k-th code gets this added to the logit of the input's k-th code: the
     # model was trained with it and learns only where the answer differs from its input
     edit_copy_bias: float = 0.0
-    # the model opens an edit answer with an edit kind token and reads that token's embedding
-    # added to every code of its answer (embedded training's edit kind cue)
+    # an edit answer opens with an edit kind token, which the model names when asked the
+    # 'edit_kind' prompt with the instruction alone, and whose embedding it reads added to every
+    # code of its answer (embedded training's edit kind cue)
     edit_kind_cue: bool = False
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
@@ -113,6 +115,8 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
+        if self.edit_kind_cue is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
+            problems.append("edit_kind_cue needs an 'edit_kind' prompt with {instruction} (the kind question)")
         for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions", "edit_kind_cue"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
