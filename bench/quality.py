@@ -18,6 +18,8 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
   same judge run on the true edits themselves says how much of that a perfect model could
   score (`--edit-truth moves` takes the code moves of backend/embedded/moves.py as the true
   edits);
+- for a preset with the edit kind cue, how often the model names the right edit kind for each
+  held-out instruction wording;
 - tokens/s of mesh generation and seconds per text -> 3D end to end;
 and writes PNG contact sheets of the generated shapes and of the edits (source, answer, true
 edit) (default out/quality/).
@@ -297,6 +299,32 @@ def main(argv=None) -> dict:
               f"{report['edit']['iou_with_true_edit']:.3f} (the unedited source: "
               f"{report['edit']['source_iou_with_true_edit']:.3f}); the true edits ({args.edit_truth}) pass the same "
               f"judge {report['edit']['true_edits_success']:.3f}", flush=True)
+
+    # -- the edit kind a cued model names, on every held-out wording -----------------------------
+    if report["supports"].get("edit") and pipe.preset.edit_kind_cue and "edit" in parts:
+        from backend.embedded.categories import CATEGORIES
+        from backend.models.llm import ShapeLLMRuntime
+
+        runtime = ShapeLLMRuntime.load(str(pipe.preset.llm_source()), pipe.preset.prompts, device=args.device,
+                                       edit_kind_cue=True)
+        named = defaultdict(list)
+        wrong = []
+        for kind, phrases in L.EDIT_PHRASES.items():
+            for phrase in phrases["held_out"]:
+                # a wording that names a part, once per category with that part
+                texts = {phrase.format(p=c.part if kind == "remove" else L.with_article(c.part))
+                         for c in CATEGORIES.values() if c.part} if "{p}" in phrase else {phrase}
+                for text in sorted(texts):
+                    got = runtime.edit_kind(pipe.preset.model_text(text))
+                    named[kind].append(got == kind)
+                    if got != kind:
+                        wrong.append(f"{text} -> {got}")
+        runtime.release()
+        report["edit_kind_named"] = {"accuracy": float(np.mean([x for v in named.values() for x in v])),
+                                     "per_kind": {k: float(np.mean(v)) for k, v in named.items()},
+                                     "wordings": sum(len(v) for v in named.values()), "misses": wrong}
+        print(f"edit kind named right {report['edit_kind_named']['accuracy']:.3f} over "
+              f"{report['edit_kind_named']['wordings']} held-out wordings", flush=True)
 
     (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("describe",)}, indent=2))

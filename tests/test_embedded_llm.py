@@ -128,6 +128,9 @@ def test_exported_model_loads_in_the_runtime_and_answers(tmp_path, setup):
     runtime = ShapeLLMRuntime.load(tmp_path / "llm", dict(REFERENCE_PROMPTS), device="cpu")
     answer = runtime.describe(data["shape_codes"][0], {"max_new_tokens": 5, "seed": 1})
     assert isinstance(answer, str)
+    from backend.errors import TaskError
+    with pytest.raises(TaskError, match="does not name edit kinds"):  # no cue: no kind question
+        runtime.edit_kind("make it taller")
 
 
 def test_a_later_stage_starts_from_the_saved_model_with_its_own_checkpoint(tmp_path, setup):
@@ -339,7 +342,9 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
         q_loss = T.batch_loss(model, [(question, q_start)], pad, vocab, kind_ids=kinds)
     assert torch.isclose(q_loss, torch.nn.functional.cross_entropy(q_logits[q_start - 1:-1],
                                                                    torch.tensor(question[q_start:])), rtol=1e-4)
-    assert rt._edit_kind("make it taller", None) == kinds[int(torch.argmax(q_logits[q_start - 1, kinds]))]
+    picked = int(torch.argmax(q_logits[q_start - 1, kinds]))
+    assert rt._edit_kind("make it taller", None) == kinds[picked]
+    assert rt.edit_kind("make it taller") == T.EDIT_KINDS[picked]
     prompt = ids[: start + 2]  # the kind and the forced <mesh-start>
     where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(prompt)))
     cue = rt.model.get_input_embeddings().weight[ids[start]]

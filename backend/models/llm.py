@@ -434,6 +434,12 @@ class ShapeLLMRuntime:
             raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
         return parsed.codes
 
+    def edit_kind(self, instruction: str) -> str:
+        """The edit kind (codec.EDIT_KINDS) a model with the edit kind cue reads in an instruction."""
+        if self.edit_kind_ids is None:
+            raise TaskError("unsupported", "this model does not name edit kinds (no edit_kind_cue)")
+        return EDIT_KINDS[self.edit_kind_ids.index(self._edit_kind(checked_text(instruction, "instruction"), None))]
+
     @torch.inference_mode()
     def _edit_kind(self, instruction: str, cancelled) -> int:
         """The edit kind token the model finds likeliest as the answer to the kind question (the
