@@ -8,7 +8,8 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
   (backend/embedded/judge.py; no learned weights, separate from the generator);
 - VQVAE round-trip voxel IoU on held-out procedural shapes and on ../shared/fixtures/meshes;
 - describe accuracy (the answer names the shape's category) on held-out shapes;
-- edit success on held-out shapes with held-out instruction wording: the asked proportion
+- edit success on held-out shapes with held-out instruction wording (`--edit-wording train`:
+  the training pool's wordings, same shapes): the asked proportion
   changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
   add/remove: occupied voxels up/down) and the judge reads the answer as the shape it reads
   the true edit as (a true edit it reads as another category sets that category; the older
@@ -84,6 +85,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--edit-truth", choices=("stretch", "moves"), default="stretch",
                     help="the true edits of taller/shorter/wider/thinner: the stretch (language.py) or the "
                          "code moves (backend/embedded/moves.py) a moves-trained model learnt")
+    ap.add_argument("--edit-wording", choices=("held_out", "train"), default="held_out",
+                    help="the instruction wordings of the edit cases: never seen in training (the default), or "
+                         "the training pool's (the same held-out shapes; tells wording from the edit itself)")
     ap.add_argument("--iou-per-category", type=int, default=4)
     ap.add_argument("--fixtures", type=Path, default=ROOT.parent / "shared/fixtures/meshes")
     ap.add_argument("--out", type=Path, default=ROOT / "out/quality")
@@ -254,7 +258,7 @@ def main(argv=None) -> dict:
                 shape = held_out(c, 70 + k)
                 kinds = L.possible_edits(shape)
                 kind = kinds[(CATEGORY_NAMES.index(c) + k) % len(kinds)]
-                instruction = L.edit_instruction(shape, kind, edit_rng, "held_out")
+                instruction = L.edit_instruction(shape, kind, edit_rng, args.edit_wording)
                 v, f = shape.mesh()
                 # what the model reads and the true edit, in the preset's edit frame (with fill < 1
                 # the edited shape keeps the source's scale; with 1 it is re-normalised)
@@ -290,6 +294,7 @@ def main(argv=None) -> dict:
                           "true_edits_success": float(np.mean([x for v in truth_results.values() for x in v])),
                           "true_edits_per_kind": {k: float(np.mean(v)) for k, v in truth_results.items()},
                           "edit_truth": args.edit_truth,
+                          "edit_wording": args.edit_wording,
                           "cases": sum(len(v) for v in results.values()),
                           "edit_fill": fill,
                           "iou_with_true_edit": float(np.mean(target_ious)),
