@@ -310,6 +310,9 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
             if "q_proj" in name or "k_proj" in name:
                 torch.nn.init.normal_(p, std=1.0)
         model.get_input_embeddings().weight[kinds] = torch.randn(6, 32)
+        # the kind token's logit where an edit answer opens: -50, so scoring it would show
+        at = model.model(input_ids=torch.tensor([ids[:start]])).last_hidden_state[0, -1]
+        model.lm_head.weight[ids[start]] = -50 * at / at.norm() ** 2
     vocab = T.ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
     assert set(kinds) <= set(vocab.ids.tolist())
     vocab.tie_unused_rows(model.lm_head)
@@ -326,10 +329,10 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
         loss = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, grid=True, kind_ids=kinds)
         without = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, grid=True)
     assert not torch.allclose(trained[start + 3], uncued[start + 3], atol=1e-2)  # the cue matters
-    expected = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
-    assert torch.isclose(loss, expected, rtol=1e-4) and not torch.isclose(loss, without, rtol=1e-3)
+    scored = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
     expected = torch.nn.functional.cross_entropy(trained[start:-1], torch.tensor(ids[start + 1:]))
-    assert torch.isclose(loss, expected, rtol=1e-4)  # the kind token itself is not scored
+    assert torch.isclose(loss, expected, rtol=1e-4) and not torch.isclose(loss, without, rtol=1e-3)
+    assert not torch.isclose(loss, scored, rtol=1e-3)  # the kind token itself is not scored
 
     rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.embedded_prompts(True)), device="cpu", aligned_edit_positions=True,
                               grid_edit_positions=True, edit_kind_cue=True)

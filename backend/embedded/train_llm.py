@@ -41,9 +41,8 @@ from .shape import Shape, sample_shape
 
 # Edit has no published template; ours puts the instruction before the mesh (see above).
 EMBEDDED_PROMPTS = {**REFERENCE_PROMPTS, "edit": "Edit this 3D mesh: {instruction}\n{mesh}"}
-# With the edit kind cue the answer opens with the kind, read from the instruction: the
-# instruction goes last, right before it, instead of 1000+ tokens back (the kind was near
-# chance after 330 edit steps with it first, measured).
+# With the edit kind cue the instruction goes after the mesh (where the first version of the
+# cue had the model name the kind; kept, as the cued runs measured so far used it) ...
 CUED_EDIT_PROMPT = "Edit this 3D mesh:\n{mesh}\n{instruction}"
 # ... and the kind is asked on its own, the instruction without the mesh: with the 1024 mesh
 # tokens in the context the model never learnt to name it (chance after 1200 steps, measured).
