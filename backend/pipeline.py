@@ -124,6 +124,14 @@ class Pipeline:
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes)
 
+    def edit_kind(self, instruction: str) -> str:
+        """The edit kind the model reads in an instruction (presets with the edit kind cue)."""
+        self._require("edit")
+        instruction = self.preset.model_text(checked_text(instruction, "instruction"))
+        with self._lock:
+            llm, _ = self._models(_no_progress, _never)
+            return llm.edit_kind(instruction)
+
     @property
     def loaded(self) -> bool:
         """True while the models are in memory (after a task loaded them, until release())."""

@@ -308,23 +308,18 @@ def main(argv=None) -> dict:
     # -- the edit kind a cued model names, on every held-out wording -----------------------------
     if report["supports"].get("edit") and pipe.preset.edit_kind_cue and "edit" in parts:
         from backend.embedded.categories import CATEGORIES
-        from backend.models.llm import ShapeLLMRuntime
 
-        runtime = ShapeLLMRuntime.load(str(pipe.preset.llm_source()), pipe.preset.prompts, device=args.device,
-                                       edit_kind_cue=True)
         named = defaultdict(list)
         wrong = []
         for kind, phrases in L.EDIT_PHRASES.items():
             for phrase in phrases["held_out"]:
                 # a wording that names a part, once per category with that part
-                texts = {phrase.format(p=c.part if kind == "remove" else L.with_article(c.part))
-                         for c in CATEGORIES.values() if c.part} if "{p}" in phrase else {phrase}
+                texts = {L.with_part(phrase, kind, c.part) for c in CATEGORIES.values() if c.part}
                 for text in sorted(texts):
-                    got = runtime.edit_kind(pipe.preset.model_text(text))
+                    got = pipe.edit_kind(text)
                     named[kind].append(got == kind)
                     if got != kind:
                         wrong.append(f"{text} -> {got}")
-        runtime.release()
         report["edit_kind_named"] = {"accuracy": float(np.mean([x for v in named.values() for x in v])),
                                      "per_kind": {k: float(np.mean(v)) for k, v in named.items()},
                                      "wordings": sum(len(v) for v in named.values()), "misses": wrong}

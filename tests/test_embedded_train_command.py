@@ -153,5 +153,7 @@ def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_e
         v, f = sample_shape("chair", 1).mesh()
         result = pipe.edit(v, f, "make it taller", {"seed": 0})
         assert result.codes.shape == (1024,)
+        from backend.models.codec import EDIT_KINDS
+        assert pipe.edit_kind("Make it TALLER") in EDIT_KINDS  # the kind question, through the pipeline
     finally:
         pipe.release()

@@ -185,9 +185,12 @@ def edit_pair_occupancies(shape: Shape, kind: str, fill: float = 1.0) -> tuple[n
 def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str = "train") -> str:
     from .categories import CATEGORIES
     phrases = EDIT_PHRASES[kind][pool]
-    text = phrases[rng.integers(len(phrases))]
-    part = CATEGORIES[shape.category].part or ""
-    return text.format(p=part if kind == "remove" else with_article(part))
+    return with_part(phrases[rng.integers(len(phrases))], kind, CATEGORIES[shape.category].part or "")
+
+
+def with_part(phrase: str, kind: str, part: str) -> str:
+    """An edit wording with its part named: "the legs" to remove, "legs" / "a handle" to add."""
+    return phrase.format(p=part if kind == "remove" else with_article(part))
 
 
 def with_article(part: str) -> str:

@@ -172,19 +172,21 @@ class ExampleSampler:
             question = L.with_filler(question, rng, self.filler_chance)
             user = with_mesh_block(question, self.data["shape_codes"][i])
             return encode_example(self.tok, user, L.describe_answer(self.shapes[i], rng))
-        i = int(rng.integers(len(self.edit_src)))
-        kind = self.data["edit_meta"][i]["edit"]
-        instruction = L.with_filler(L.edit_instruction(self.edit_src[i], kind, rng), rng, self.filler_chance)
+        i, kind, instruction = self._edit_draw()
         user = edit_user_text(self.prompts["edit"], self.data["edit_src"][i], instruction)
         answer = codes_to_text(self.data["edit_tgt"][i])
         return encode_example(self.tok, user, (edit_kind_token(kind) if self.edit_kind_cue else "") + answer)
 
+    def _edit_draw(self) -> tuple[int, str, str]:
+        """An edit pair's index, its kind and a fresh training wording of its instruction."""
+        i = int(self.rng.integers(len(self.edit_src)))
+        kind = self.data["edit_meta"][i]["edit"]
+        instruction = L.edit_instruction(self.edit_src[i], kind, self.rng)
+        return i, kind, L.with_filler(instruction, self.rng, self.filler_chance)
+
     def sample_kind_question(self) -> tuple[list[int], int]:
         """The kind question of an edit pair: its instruction alone, answered by the kind token."""
-        rng = self.rng
-        i = int(rng.integers(len(self.edit_src)))
-        kind = self.data["edit_meta"][i]["edit"]
-        instruction = L.with_filler(L.edit_instruction(self.edit_src[i], kind, rng), rng, self.filler_chance)
+        _, kind, instruction = self._edit_draw()
         return encode_example(self.tok, self.prompts["edit_kind"].format(instruction=instruction), edit_kind_token(kind))
 
 
