@@ -114,8 +114,8 @@ def test_curve_admits_only_allowed_client_keys(tmp_path):
 
         stranger = Client(address, server_public_key=server_public, client_keys=stranger_secret)
         plain = Client(address)
-        stranger.hello()
-        plain.hello()
+        for rejected in (stranger, plain):
+            _send_hello_unless_refused(rejected)
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
             assert stranger.poll(timeout=0.1) == [] and plain.poll(timeout=0.1) == []
@@ -180,3 +180,12 @@ def test_model_loaded_is_true_only_while_the_models_are_in_memory():
         assert model_loaded() is True
         assert wait_for(client, client.release(), timeout=30).fields["freed"] is True
         assert model_loaded() is False
+
+
+def _send_hello_unless_refused(client: Client) -> None:
+    """A rejected CURVE handshake can fail before the hello is queued, so the send itself may
+    be refused; either way the client gets no answer, which the caller checks."""
+    try:
+        client.hello()
+    except ConnectionError:
+        pass
