@@ -25,6 +25,7 @@ from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
 from backend.geometry.placement import fit_edit_answer
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
+from backend.models import code_moves
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
 MESH_STYLES = ("smooth", "blocky")
@@ -34,6 +35,14 @@ PIPELINE_OPTIONS = ("mesh_style", "up", "question")
 
 Progress = Callable[[str, int, int], None]
 CancelCheck = Callable[[], bool]
+
+# Why a proportion edit could not be made as a code move (presets with edit_moves).
+_NO_ROOM = {
+    "taller": "there is no room above this shape in the model's grid to make it taller",
+    "shorter": "this shape is one step (16 of the grid's 64 voxels) tall or less; a move cannot make it shorter",
+    "wider": "there is no room beside this shape in the model's grid to make it wider",
+    "thinner": "this shape is too narrow in the model's grid (under 3 columns) to be made thinner",
+}
 
 # Geometry error codes -> wire error codes, for meshes the caller sent.
 _INPUT_MESH_CODES = {
@@ -112,8 +121,12 @@ class Pipeline:
             llm, vqvae = self._models(progress, cancelled)
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=self.preset.edit_fill)
-            new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
-                                 progress=progress, cancelled=cancelled)
+            kind = llm.edit_kind(instruction, cancelled) if self.preset.edit_moves else None
+            if kind in code_moves.MOVE_KINDS:
+                new_codes = self._moved(vqvae, codes, kind)
+            else:
+                new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
+                                     progress=progress, cancelled=cancelled)
             vertices_unit, faces_out, new_codes, logits = self._decode(vqvae, new_codes, opts, progress, cancelled)
         if self.preset.edit_fill == 1.0:
             # The answer was normalised on its own: its size comes from the sides the edit kept,
@@ -123,6 +136,14 @@ class Pipeline:
             vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes)
+
+    def _moved(self, vqvae, codes: np.ndarray, kind: str) -> np.ndarray:
+        """The source's codes moved the way `kind` asks (presets with edit_moves)."""
+        empty = vqvae.empty_code()
+        axes = code_moves.sideways_axes(code_moves.is_round_plan(codes, empty))
+        if not code_moves.can_move(codes, kind, empty, axes):
+            raise TaskError("no_shape", _NO_ROOM[kind])
+        return code_moves.move(codes, kind, empty, axes).astype(np.int32)
 
     def edit_kind(self, instruction: str) -> str:
         """The edit kind the model reads in an instruction (presets with the edit kind cue)."""
@@ -191,7 +212,8 @@ class Pipeline:
                                         aligned_edit_positions=self.preset.aligned_edit_positions,
                                         edit_copy_bias=self.preset.edit_copy_bias,
                                         grid_edit_positions=self.preset.grid_edit_positions,
-                                        edit_kind_cue=self.preset.edit_kind_cue)
+                                        edit_kind_cue=self.preset.edit_kind_cue,
+                                        edit_kind_question=self.preset.edit_moves)
         except TaskError:
             raise
         except Exception as err:

@@ -305,14 +305,15 @@ def main(argv=None) -> dict:
               f"{report['edit']['source_iou_with_true_edit']:.3f}); the true edits ({args.edit_truth}) pass the same "
               f"judge {report['edit']['true_edits_success']:.3f}", flush=True)
 
-    # -- the edit kind a cued model names, on every held-out wording -----------------------------
-    if report["supports"].get("edit") and pipe.preset.edit_kind_cue and "edit" in parts:
+    # -- the edit kind a model that names kinds names, on every wording of the --edit-wording pool --
+    names_kinds = pipe.preset.edit_kind_cue or pipe.preset.edit_moves
+    if report["supports"].get("edit") and names_kinds and "edit" in parts:
         from backend.embedded.categories import CATEGORIES
 
         named = defaultdict(list)
         wrong = []
         for kind, phrases in L.EDIT_PHRASES.items():
-            for phrase in phrases["held_out"]:
+            for phrase in phrases[args.edit_wording]:
                 # a wording that names a part, once per category with that part
                 texts = {L.with_part(phrase, kind, c.part) for c in CATEGORIES.values() if c.part}
                 for text in sorted(texts):
@@ -322,9 +323,10 @@ def main(argv=None) -> dict:
                         wrong.append(f"{text} -> {got}")
         report["edit_kind_named"] = {"accuracy": float(np.mean([x for v in named.values() for x in v])),
                                      "per_kind": {k: float(np.mean(v)) for k, v in named.items()},
-                                     "wordings": sum(len(v) for v in named.values()), "misses": wrong}
+                                     "wordings": sum(len(v) for v in named.values()),
+                                     "pool": args.edit_wording, "misses": wrong}
         print(f"edit kind named right {report['edit_kind_named']['accuracy']:.3f} over "
-              f"{report['edit_kind_named']['wordings']} held-out wordings", flush=True)
+              f"{report['edit_kind_named']['wordings']} {args.edit_wording} wordings", flush=True)
 
     (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("describe",)}, indent=2))

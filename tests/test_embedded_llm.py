@@ -415,3 +415,23 @@ def test_the_copy_prior_takes_an_answer_that_stops_before_its_block_ends(setup):
         biased = T.batch_loss(model, [(short, start)], pad, vocab, align_with=start_id, copy_bias=3.0)
         plain = T.batch_loss(model, [(short, start)], pad, vocab, align_with=start_id)
     assert torch.isfinite(biased) and not torch.isclose(biased, plain)
+
+
+def test_with_edit_moves_edit_answers_train_add_and_remove_alone(setup):
+    """--edit-moves: the runtime moves codes for the proportion kinds, so the model's edit answers
+    are trained for the other kinds alone, while its kind questions cover every kind."""
+    _, data = setup
+    tokenizer = T.make_tokenizer(edit_kinds=True)
+    kinds = ["taller", "add", "wider", "remove"]
+    data = dict(data, edit_meta=[dict(m, edit=k) for m, k in zip(data["edit_meta"], kinds)])
+    sampler = T.ExampleSampler(tokenizer, data, T.embedded_prompts(edit_moves=True), seed=3,
+                               edit_answer_kinds=("add", "remove"))
+    assert sampler.edit_answer_pairs == [1, 3]
+    codec = MeshCodec(tokenizer)
+    for _ in range(8):
+        ids, start = sampler.sample("edit")
+        answer = codec.parse_ids(ids[start:]).codes
+        assert any(np.array_equal(answer, data["edit_tgt"][i]) for i in (1, 3))
+    asked = {tokenizer.decode(sampler.sample_kind_question()[0][-2:-1]) for _ in range(40)}
+    assert asked == {f"<edit-{k}>" for k in kinds}
+    assert T.embedded_prompts(edit_moves=True)["edit"] == T.EMBEDDED_PROMPTS["edit"]  # the instruction first

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
+from backend.errors import TaskError
 from backend.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,3 +158,38 @@ def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_e
         assert pipe.edit_kind("Make it TALLER") in EDIT_KINDS  # the kind question, through the pipeline
     finally:
         pipe.release()
+
+
+def test_an_edit_stage_with_edit_moves_writes_a_preset_that_moves_codes(tmp_path):
+    """--edit-moves: the exported preset says edit_moves and holds the kind question, and an edit
+    through the pipeline is the source's codes moved or the model's own answer, whichever kind
+    the model names."""
+    from backend.embedded.shape import sample_shape
+    from backend.models import code_moves
+
+    work, out = tmp_path / "work", tmp_path / "preset"
+    fill = ["--edit-fill", "0.75", "--edit-data", "moves"]
+    _train(work, out, "--stages", "data,vqvae,codes,decoder,llm,polish", *fill)
+    _train(work, out, "--stages", "edit", "--edit-moves", "1", *fill)
+    preset = json.loads((out / "preset.json").read_text())
+    assert preset["edit_moves"] is True and preset["edit_kind_cue"] is False and preset["edit_fill"] == 0.75
+    assert "{mesh}" not in preset["prompts"]["edit_kind"]
+    pipe = Pipeline(str(out), device="cpu")
+    try:
+        v, f = sample_shape("table", 1).mesh()
+        kind = pipe.edit_kind("make it taller")
+        try:
+            result = pipe.edit(v, f, "make it taller", {"seed": 0})
+        except TaskError as err:  # a tiny untrained model may name a move that does not fit
+            assert kind in code_moves.MOVE_KINDS and err.code == "no_shape"
+        else:
+            assert result.codes.shape == (1024,)
+    finally:
+        pipe.release()
+
+
+def test_edit_moves_needs_the_edit_frame(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "backend.embedded.train", "--workdir", str(tmp_path), "--stages",
+                           "edit", "--edit-moves", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "--edit-fill below 1" in done.stderr

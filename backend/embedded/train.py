@@ -237,15 +237,15 @@ def load_codes(workdir: Path, edit_fill: float = 1.0, edit_data: str = "stretch"
 
 def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned_edit_positions: bool,
                   edit_fill: float = 1.0, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
-                  edit_kind_cue: bool = False) -> None:
+                  edit_kind_cue: bool = False, edit_moves: bool = False) -> None:
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
-    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_kind_cue), normalization=EMBEDDED_NORMALIZATION,
+    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_kind_cue, edit_moves), normalization=EMBEDDED_NORMALIZATION,
            up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True,
            aligned_edit_positions=aligned_edit_positions, edit_fill=edit_fill,
            edit_copy_bias=edit_copy_bias, grid_edit_positions=grid_edit_positions,
-           edit_kind_cue=edit_kind_cue).save(out)
+           edit_kind_cue=edit_kind_cue, edit_moves=edit_moves).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 
@@ -283,6 +283,10 @@ def main(argv=None) -> None:
     ap.add_argument("--edit-kind-cue", type=int, choices=(0, 1), default=int(LLMTrainSettings.edit_kind_cue),
                     help="edit answers open with their kind's token, its embedding added to every answer code "
                          "(docs/embedded-model.md); a stage started from a model without the tokens adds them")
+    ap.add_argument("--edit-moves", type=int, choices=(0, 1), default=int(LLMTrainSettings.edit_moves),
+                    help="proportion edits as code moves at run time: the model learns to name the edit kind, "
+                         "its edit answers train add and remove alone, the preset says edit_moves "
+                         "(needs --edit-fill below 1; docs/embedded-model.md)")
     ap.add_argument("--polish-steps", type=int, default=POLISH_STEPS)
     ap.add_argument("--polish-lr", type=float, default=POLISH_LR)
     ap.add_argument("--filler-chance", type=float, default=POLISH_FILLER_CHANCE,
@@ -297,6 +301,8 @@ def main(argv=None) -> None:
                     help="the edit stage's copy prior (LLMTrainSettings.edit_copy_bias), written to the preset")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.edit_moves and args.edit_fill >= 1:
+        ap.error("--edit-moves needs --edit-fill below 1 (the room a move grows into)")
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -319,7 +325,7 @@ def main(argv=None) -> None:
                             text_shapes_per_category=args.text_shapes_per_category, lr=args.llm_lr,
                             aligned_edit_positions=bool(args.aligned_edit_positions),
                             grid_edit_positions=bool(args.grid_edit_positions),
-                            edit_kind_cue=bool(args.edit_kind_cue),
+                            edit_kind_cue=bool(args.edit_kind_cue), edit_moves=bool(args.edit_moves),
                             task_weights=tuple(float(w) for w in args.task_weights.split(",")))
     polish = replace(base, steps=args.polish_steps, lr=args.polish_lr, warmup=20, seed=1,
                      filler_chance=args.filler_chance, made_up_frames=args.made_up_frames,
@@ -350,7 +356,7 @@ def main(argv=None) -> None:
             note[f"{stage}_step"] = step  # kept for the later stages' exports
             export_preset(args.out, vqvae, model, tokenizer, note, base.aligned_edit_positions,
                           args.edit_fill, settings[stage].edit_copy_bias, base.grid_edit_positions,
-                          base.edit_kind_cue)
+                          base.edit_kind_cue, base.edit_moves)
             log(f"exported the preset at {stage} step {step} to {args.out}")
         return write
 

@@ -30,6 +30,7 @@ from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
 from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_ids,
                                   edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
+from backend.models.code_moves import MOVE_KINDS
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -50,9 +51,11 @@ EDIT_KIND_PROMPT = "Which edit is this: {instruction}"
 KIND_QUESTIONS_PER_STEP = 8  # short examples: a small fraction of a step's cost
 
 
-def embedded_prompts(edit_kind_cue: bool = False) -> dict:
+def embedded_prompts(edit_kind_cue: bool = False, edit_moves: bool = False) -> dict:
     if edit_kind_cue:
         return {**EMBEDDED_PROMPTS, "edit": CUED_EDIT_PROMPT, "edit_kind": EDIT_KIND_PROMPT}
+    if edit_moves:
+        return {**EMBEDDED_PROMPTS, "edit_kind": EDIT_KIND_PROMPT}
     return dict(EMBEDDED_PROMPTS)
 
 
@@ -100,6 +103,9 @@ class LLMTrainSettings:
     # The kind is given there (not scored); every step adds a batch of kind questions
     # (EDIT_KIND_PROMPT, answered by the kind token) for the model to name it at run time
     edit_kind_cue: bool = False
+    # proportion edits as code moves at run time (preset edit_moves): every step adds the kind
+    # questions, and edit answers are trained for the other kinds (add, remove) alone
+    edit_moves: bool = False
     max_minutes: float = 150.0
     seed: int = 0
     device: str = "cpu"
@@ -140,13 +146,18 @@ class ExampleSampler:
     """Draws fresh wordings every time, over the encoded shapes and edit pairs."""
 
     def __init__(self, tokenizer, data: dict, prompts: dict, seed: int, text_shapes_per_category: int = 0,
-                 filler_chance: float = 0.0, made_up_frames: float = 0.0, edit_kind_cue: bool = False):
+                 filler_chance: float = 0.0, made_up_frames: float = 0.0, edit_kind_cue: bool = False,
+                 edit_answer_kinds: tuple[str, ...] | None = None):
+        """edit_answer_kinds: the edit kinds whose answers edit examples train (None: all);
+        kind questions draw from every pair."""
         self.tok, self.data, self.prompts = tokenizer, data, prompts
         self.edit_kind_cue = edit_kind_cue
         self.filler_chance, self.made_up_frames = filler_chance, made_up_frames
         self.rng = np.random.default_rng(seed)
         self.shapes = [shape_from_meta(m) for m in data["shape_meta"]]
         self.edit_src = [shape_from_meta(m) for m in data["edit_meta"]]
+        self.edit_answer_pairs = [i for i, m in enumerate(data["edit_meta"])
+                                  if edit_answer_kinds is None or m["edit"] in edit_answer_kinds]
         # text -> 3D may be limited to a few shapes per category (see LLMTrainSettings);
         # describe and edit still see every shape.
         seen: dict[str, int] = {}
@@ -172,14 +183,15 @@ class ExampleSampler:
             question = L.with_filler(question, rng, self.filler_chance)
             user = with_mesh_block(question, self.data["shape_codes"][i])
             return encode_example(self.tok, user, L.describe_answer(self.shapes[i], rng))
-        i, kind, instruction = self._edit_draw()
+        i, kind, instruction = self._edit_draw(self.edit_answer_pairs)
         user = edit_user_text(self.prompts["edit"], self.data["edit_src"][i], instruction)
         answer = codes_to_text(self.data["edit_tgt"][i])
         return encode_example(self.tok, user, (edit_kind_token(kind) if self.edit_kind_cue else "") + answer)
 
-    def _edit_draw(self) -> tuple[int, str, str]:
-        """An edit pair's index, its kind and a fresh training wording of its instruction."""
-        i = int(self.rng.integers(len(self.edit_src)))
+    def _edit_draw(self, pairs: list[int] | None = None) -> tuple[int, str, str]:
+        """An edit pair's index (of `pairs`, or any), its kind and a fresh training wording of
+        its instruction."""
+        i = int(self.rng.integers(len(self.edit_src))) if pairs is None else pairs[int(self.rng.integers(len(pairs)))]
         kind = self.data["edit_meta"][i]["edit"]
         instruction = L.edit_instruction(self.edit_src[i], kind, self.rng)
         return i, kind, L.with_filler(instruction, self.rng, self.filler_chance)
@@ -416,7 +428,8 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     (the pattern terms folded in)."""
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = workdir / f"{name}_resume.pt"
-    tokenizer = make_tokenizer(settings.edit_kind_cue)
+    names_kinds = settings.edit_kind_cue or settings.edit_moves  # kind tokens and kind questions
+    tokenizer = make_tokenizer(names_kinds)
     if start_from is None:
         model = new_model(tokenizer, settings)
     else:
@@ -438,9 +451,10 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
             patterns.load_state_dict(state["patterns"])
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
-    sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue), settings.seed + step,
-                             settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames,
-                             settings.edit_kind_cue)
+    answer_kinds = tuple(k for k in EDIT_KINDS if k not in MOVE_KINDS) if settings.edit_moves else None
+    sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_moves),
+                             settings.seed + step, settings.text_shapes_per_category, settings.filler_chance,
+                             settings.made_up_frames, settings.edit_kind_cue, answer_kinds)
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
@@ -491,7 +505,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
                           settings.lead_tokens, settings.lead_weight, align_with, patterns, settings.edit_copy_bias,
                           settings.grid_edit_positions, kinds)
         running[task].append(loss.item())
-        if settings.edit_kind_cue:  # plain positions, as the runtime asks the kind question
+        if names_kinds:  # plain positions, as the runtime asks the kind question
             questions = [sampler.sample_kind_question() for _ in range(KIND_QUESTIONS_PER_STEP)]
             kind_loss = batch_loss(model, questions, pad_id, vocab, patterns=patterns)
             running["edit_kind"].append(kind_loss.item())

@@ -274,7 +274,9 @@ def _read_chat_template(folder: Path, tokenizer) -> str:
 class ShapeLLMRuntime:
     def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device,
                  aligned_edit_positions: bool = False, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
-                 edit_kind_cue: bool = False):
+                 edit_kind_cue: bool = False, edit_kind_question: bool = False):
+        """edit_kind_question: the model answers the 'edit_kind' prompt (edit_kind() works)
+        without the cue in its edit answers; edit_kind_cue implies it."""
         self.model = model
         self.aligned_edit_positions = aligned_edit_positions
         self.grid_edit_positions = grid_edit_positions
@@ -286,9 +288,11 @@ class ShapeLLMRuntime:
         self.device = str(device)
         self._device = torch.device(device)
         self.codec = MeshCodec(tokenizer)
-        self.edit_kind_ids = _edit_kind_ids(tokenizer) if edit_kind_cue else None
-        if edit_kind_cue and "{instruction}" not in prompts.get("edit_kind", ""):
-            raise TaskError("model_error", "edit_kind_cue needs an 'edit_kind' prompt with {instruction}")
+        self.edit_kind_cue = edit_kind_cue
+        names_kinds = edit_kind_cue or edit_kind_question
+        self.edit_kind_ids = _edit_kind_ids(tokenizer) if names_kinds else None
+        if names_kinds and "{instruction}" not in prompts.get("edit_kind", ""):
+            raise TaskError("model_error", "naming edit kinds needs an 'edit_kind' prompt with {instruction}")
         config = model.config
         self.image_token_id = int(config.image_token_id)
         self.vocab_size = int(model.lm_head.out_features)
@@ -307,7 +311,7 @@ class ShapeLLMRuntime:
     @classmethod
     def load(cls, llm_source, prompts: dict, device: str = "auto", aligned_edit_positions: bool = False,
              edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
-             edit_kind_cue: bool = False) -> "ShapeLLMRuntime":
+             edit_kind_cue: bool = False, edit_kind_question: bool = False) -> "ShapeLLMRuntime":
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
@@ -332,7 +336,7 @@ class ShapeLLMRuntime:
             raise TaskError("model_error", f"could not load the LLM from {folder}: {err}") from err
         model.to(dev).eval()
         return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev,
-                   aligned_edit_positions, edit_copy_bias, grid_edit_positions, edit_kind_cue)
+                   aligned_edit_positions, edit_copy_bias, grid_edit_positions, edit_kind_cue, edit_kind_question)
 
     def release(self) -> None:
         """Frees the model's memory; the runtime cannot be used afterwards."""
@@ -374,7 +378,7 @@ class ShapeLLMRuntime:
         instruction = checked_text(instruction, "instruction")
         content = [{"type": "text", "text": self._edit_text(codes, instruction)}]
         copy = (np.asarray(codes), self.edit_copy_bias) if self.edit_copy_bias else None
-        kind = self._edit_kind(instruction, cancelled) if self.edit_kind_ids is not None else None
+        kind = self._edit_kind(instruction, cancelled) if self.edit_kind_cue else None
         return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy, kind)
 
     # -- prompt building ---------------------------------------------------------------------
@@ -434,11 +438,13 @@ class ShapeLLMRuntime:
             raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
         return parsed.codes
 
-    def edit_kind(self, instruction: str) -> str:
-        """The edit kind (codec.EDIT_KINDS) a model with the edit kind cue reads in an instruction."""
+    def edit_kind(self, instruction: str, cancelled=None) -> str:
+        """The edit kind (codec.EDIT_KINDS) a model trained with the kind question reads in an
+        instruction."""
         if self.edit_kind_ids is None:
-            raise TaskError("unsupported", "this model does not name edit kinds (no edit_kind_cue)")
-        return EDIT_KINDS[self.edit_kind_ids.index(self._edit_kind(checked_text(instruction, "instruction"), None))]
+            raise TaskError("unsupported", "this model does not name edit kinds (no edit kind question)")
+        token = self._edit_kind(checked_text(instruction, "instruction"), cancelled)
+        return EDIT_KINDS[self.edit_kind_ids.index(token)]
 
     @torch.inference_mode()
     def _edit_kind(self, instruction: str, cancelled) -> int:

@@ -22,9 +22,12 @@ A preset folder holds `preset.json`:
                                      # answer is read at the input's scale (embedded: 1/1.35)
       "edit_copy_bias": 0.0,         # added to the logit of the input's k-th code at the answer's
                                      # k-th code (a copy prior the model was trained with)
-      "edit_kind_cue": false         # an edit answer opens with an edit kind token (the answer to
+      "edit_kind_cue": false,        # an edit answer opens with an edit kind token (the answer to
                                      # the prompt "edit_kind" holding {instruction}) whose embedding
                                      # is added to every answer code's input (codec.EDIT_KINDS)
+      "edit_moves": false            # the model names the edit kind (the "edit_kind" prompt);
+                                     # taller/shorter/wider/thinner move the input's codes
+                                     # (code_moves), other kinds are the model's own answer
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -94,6 +97,11 @@ class Preset:
     # 'edit_kind' prompt with the instruction alone, and whose embedding it reads added to every
     # code of its answer (embedded training's edit kind cue)
     edit_kind_cue: bool = False
+    # proportion edits as code moves (backend/models/code_moves.py): the model names the edit
+    # kind when asked the 'edit_kind' prompt, and the move of that kind is the answer, exact where
+    # a small model's own answer is not; add and remove stay the model's answer. Needs edit_fill
+    # below 1, the room a move grows into.
+    edit_moves: bool = False
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -115,9 +123,12 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
-        if self.edit_kind_cue is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
-            problems.append("edit_kind_cue needs an 'edit_kind' prompt with {instruction} (the kind question)")
-        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions", "edit_kind_cue"):
+        for key in ("edit_kind_cue", "edit_moves"):
+            if getattr(self, key) is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
+                problems.append(f"{key} needs an 'edit_kind' prompt with {{instruction}} (the kind question)")
+        if self.edit_moves is True and self.edit_fill == 1:
+            problems.append("edit_moves needs edit_fill below 1 (the room a move grows into)")
+        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions", "edit_kind_cue", "edit_moves"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
         for key, ok, allowed in (("edit_fill", lambda x: 0 < x <= 1, "(0, 1]"),
