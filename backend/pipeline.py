@@ -24,8 +24,9 @@ from backend.errors import Cancelled, TaskError
 from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
 from backend.geometry.placement import fit_edit_answer
+from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
+from backend.geometry.resize import PROPORTION_KINDS, NoRoom, resize
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
-from backend.models import code_moves
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
 MESH_STYLES = ("smooth", "blocky")
@@ -35,14 +36,6 @@ PIPELINE_OPTIONS = ("mesh_style", "up", "question")
 
 Progress = Callable[[str, int, int], None]
 CancelCheck = Callable[[], bool]
-
-# Why a proportion edit could not be made as a code move (presets with edit_moves).
-_NO_ROOM = {
-    "taller": "there is no room above this shape in the model's grid to make it taller",
-    "shorter": "this shape is one step (16 of the grid's 64 voxels) tall or less; a move cannot make it shorter",
-    "wider": "there is no room beside this shape in the model's grid to make it wider",
-    "thinner": "this shape is too narrow in the model's grid (under 3 columns) to be made thinner",
-}
 
 # Geometry error codes -> wire error codes, for meshes the caller sent.
 _INPUT_MESH_CODES = {
@@ -119,16 +112,17 @@ class Pipeline:
         opts = self._options(options)
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
+            kind = llm.edit_kind(instruction, cancelled) if self.preset.edit_resize else None
+            resizing = kind in PROPORTION_KINDS
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
-                                                        fill=self.preset.edit_fill)
-            kind = llm.edit_kind(instruction, cancelled) if self.preset.edit_moves else None
-            if kind in code_moves.MOVE_KINDS:
-                new_codes = self._moved(vqvae, codes, kind)
+                                                        fill=self.edit_frame(kind))
+            if resizing:
+                new_codes = self._resized(vqvae, source, kind, cancelled)
             else:
                 new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
                                      progress=progress, cancelled=cancelled)
             vertices_unit, faces_out, new_codes, logits = self._decode(vqvae, new_codes, opts, progress, cancelled)
-        if self.preset.edit_fill == 1.0:
+        if not resizing and self.preset.edit_fill == 1.0:
             # The answer was normalised on its own: its size comes from the sides the edit kept,
             # measured on the voxels its mesh was made of.
             answer = remove_small_components(logits > 0, MIN_COMPONENT_VOXELS)
@@ -137,16 +131,26 @@ class Pipeline:
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes)
 
-    def _moved(self, vqvae, codes: np.ndarray, kind: str) -> np.ndarray:
-        """The source's codes moved the way `kind` asks (presets with edit_moves)."""
-        empty = vqvae.empty_code()
-        axes = code_moves.sideways_axes(code_moves.is_round_plan(codes, empty))
-        if not code_moves.can_move(codes, kind, empty, axes):
-            raise TaskError("no_shape", _NO_ROOM[kind])
-        return code_moves.move(codes, kind, empty, axes).astype(np.int32)
+    def edit_frame(self, kind: str | None) -> float:
+        """The fill an edit's source is encoded at: a resize needs the edit frame's room; the
+        model's own answer, the frame it was trained in (preset edit_fill)."""
+        if self.preset.edit_resize and kind in PROPORTION_KINDS:
+            return RESIZE_FILL
+        return self.preset.edit_fill
+
+    def _resized(self, vqvae, source: np.ndarray, kind: str, cancelled) -> np.ndarray:
+        """The codes of the source's voxels resized the way `kind` asks (presets with edit_resize)."""
+        import torch
+
+        try:
+            grid = resize(source, kind)
+        except NoRoom as err:
+            raise TaskError("no_shape", f"cannot make this shape {kind}: {err}") from err
+        _check(cancelled)
+        return vqvae.encode(torch.from_numpy(grid).float()[None, None])[0].cpu().numpy().astype(np.int32)
 
     def edit_kind(self, instruction: str) -> str:
-        """The edit kind the model reads in an instruction (presets with the edit kind cue)."""
+        """The edit kind the model reads in an instruction (presets whose model names kinds)."""
         self._require("edit")
         instruction = self.preset.model_text(checked_text(instruction, "instruction"))
         with self._lock:
@@ -213,7 +217,7 @@ class Pipeline:
                                         edit_copy_bias=self.preset.edit_copy_bias,
                                         grid_edit_positions=self.preset.grid_edit_positions,
                                         edit_kind_cue=self.preset.edit_kind_cue,
-                                        edit_kind_question=self.preset.edit_moves)
+                                        edit_kind_question=self.preset.edit_resize)
         except TaskError:
             raise
         except Exception as err:

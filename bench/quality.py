@@ -233,7 +233,6 @@ def main(argv=None) -> dict:
 
     # -- edit -----------------------------------------------------------------------------------
     if report["supports"].get("edit") and args.edits_per_category:
-        fill = pipe.preset.edit_fill
         edit_rng = np.random.default_rng(args.seed + 1)  # the same wordings whichever parts run
         results, strict, target_ious, source_ious = defaultdict(list), defaultdict(list), [], []
         truth_results = defaultdict(list)  # the judge on the true edits themselves: its ceiling
@@ -260,8 +259,10 @@ def main(argv=None) -> dict:
                 kind = kinds[(CATEGORY_NAMES.index(c) + k) % len(kinds)]
                 instruction = L.edit_instruction(shape, kind, edit_rng, args.edit_wording)
                 v, f = shape.mesh()
-                # what the model reads and the true edit, in the preset's edit frame (with fill < 1
-                # the edited shape keeps the source's scale; with 1 it is re-normalised)
+                # what the model reads and the true edit, in the asked kind's edit frame (with fill
+                # < 1 the edited shape keeps the source's scale; with 1 it is re-normalised; a
+                # preset with edit_resize reads a resized source in the frame with room for it)
+                fill = pipe.edit_frame(kind)
                 before, truth = L.edit_pair_occupancies(shape, kind, fill)
                 if args.edit_truth == "moves" and kind in M.MOVE_KINDS:
                     codes = vqvae.encode(torch.from_numpy(before).float()[None, None])[0].numpy()
@@ -296,7 +297,7 @@ def main(argv=None) -> dict:
                           "edit_truth": args.edit_truth,
                           "edit_wording": args.edit_wording,
                           "cases": sum(len(v) for v in results.values()),
-                          "edit_fill": fill,
+                          "edit_fill": pipe.preset.edit_fill,
                           "iou_with_true_edit": float(np.mean(target_ious)),
                           "source_iou_with_true_edit": float(np.mean(source_ious))}
         print(f"edit success {report['edit']['success']:.3f} (and closer to the true edit than the source: "
@@ -306,7 +307,7 @@ def main(argv=None) -> dict:
               f"judge {report['edit']['true_edits_success']:.3f}", flush=True)
 
     # -- the edit kind a model that names kinds names, on every wording of the --edit-wording pool --
-    names_kinds = pipe.preset.edit_kind_cue or pipe.preset.edit_moves
+    names_kinds = pipe.preset.edit_kind_cue or pipe.preset.edit_resize
     if report["supports"].get("edit") and names_kinds and "edit" in parts:
         from backend.embedded.categories import CATEGORIES
 

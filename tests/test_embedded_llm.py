@@ -417,14 +417,14 @@ def test_the_copy_prior_takes_an_answer_that_stops_before_its_block_ends(setup):
     assert torch.isfinite(biased) and not torch.isclose(biased, plain)
 
 
-def test_with_edit_moves_edit_answers_train_add_and_remove_alone(setup):
-    """--edit-moves: the runtime moves codes for the proportion kinds, so the model's edit answers
+def test_with_edit_resize_edit_answers_train_add_and_remove_alone(setup):
+    """The kinds stage: the runtime resizes for the proportion kinds, so the model's edit answers
     are trained for the other kinds alone, while its kind questions cover every kind."""
     _, data = setup
     tokenizer = T.make_tokenizer(edit_kinds=True)
     kinds = ["taller", "add", "wider", "remove"]
     data = dict(data, edit_meta=[dict(m, edit=k) for m, k in zip(data["edit_meta"], kinds)])
-    sampler = T.ExampleSampler(tokenizer, data, T.embedded_prompts(edit_moves=True), seed=3,
+    sampler = T.ExampleSampler(tokenizer, data, T.embedded_prompts(edit_resize=True), seed=3,
                                edit_answer_kinds=("add", "remove"))
     assert sampler.edit_answer_pairs == [1, 3]
     codec = MeshCodec(tokenizer)
@@ -434,4 +434,4 @@ def test_with_edit_moves_edit_answers_train_add_and_remove_alone(setup):
         assert any(np.array_equal(answer, data["edit_tgt"][i]) for i in (1, 3))
     asked = {tokenizer.decode(sampler.sample_kind_question()[0][-2:-1]) for _ in range(40)}
     assert asked == {f"<edit-{k}>" for k in kinds}
-    assert T.embedded_prompts(edit_moves=True)["edit"] == T.EMBEDDED_PROMPTS["edit"]  # the instruction first
+    assert T.embedded_prompts(edit_resize=True)["edit"] == T.EMBEDDED_PROMPTS["edit"]  # the instruction first

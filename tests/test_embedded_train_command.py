@@ -17,7 +17,7 @@ from backend.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--per-category", "2", "--held-per-category", "1", "--fit-per-category", "2", "--llm-per-category", "2",
         "--edits-per-category", "1", "--llm-steps", "2", "--llm-hidden", "32", "--llm-layers", "1",
-        "--polish-steps", "3", "--edit-steps", "2", "--decoder-steps", "2", "--threads", "1"]
+        "--polish-steps", "3", "--kinds-steps", "2", "--edit-steps", "2", "--decoder-steps", "2", "--threads", "1"]
 
 
 def _train(work, out, *extra):
@@ -160,19 +160,18 @@ def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_e
         pipe.release()
 
 
-def test_an_edit_stage_with_edit_moves_writes_a_preset_that_moves_codes(tmp_path):
-    """--edit-moves: the exported preset says edit_moves and holds the kind question, and an edit
-    through the pipeline is the source's codes moved or the model's own answer, whichever kind
-    the model names."""
+def test_the_kinds_stage_writes_a_preset_that_moves_codes(tmp_path):
+    """The kinds stage (the model learns to name edit kinds): the exported preset says edit_resize
+    and holds the kind question, and an edit through the pipeline is the source resized or the
+    model's own answer, whichever kind the model names."""
     from backend.embedded.shape import sample_shape
-    from backend.models import code_moves
+    from backend.geometry.resize import PROPORTION_KINDS
 
     work, out = tmp_path / "work", tmp_path / "preset"
-    fill = ["--edit-fill", "0.75", "--edit-data", "moves"]
-    _train(work, out, "--stages", "data,vqvae,codes,decoder,llm,polish", *fill)
-    _train(work, out, "--stages", "edit", "--edit-moves", "1", *fill)
+    _train(work, out, "--stages", "data,vqvae,codes,decoder,llm,polish")
+    _train(work, out, "--stages", "kinds")
     preset = json.loads((out / "preset.json").read_text())
-    assert preset["edit_moves"] is True and preset["edit_kind_cue"] is False and preset["edit_fill"] == 0.75
+    assert preset["edit_resize"] is True and preset["edit_kind_cue"] is False and preset["edit_fill"] == 1.0
     assert "{mesh}" not in preset["prompts"]["edit_kind"]
     pipe = Pipeline(str(out), device="cpu")
     try:
@@ -180,16 +179,10 @@ def test_an_edit_stage_with_edit_moves_writes_a_preset_that_moves_codes(tmp_path
         kind = pipe.edit_kind("make it taller")
         try:
             result = pipe.edit(v, f, "make it taller", {"seed": 0})
-        except TaskError as err:  # a tiny untrained model may name a move that does not fit
-            assert kind in code_moves.MOVE_KINDS and err.code == "no_shape"
+        except TaskError as err:  # a tiny untrained model may name a resize that does not fit
+            assert kind in PROPORTION_KINDS and err.code == "no_shape"
         else:
             assert result.codes.shape == (1024,)
     finally:
         pipe.release()
 
-
-def test_edit_moves_needs_the_edit_frame(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "backend.embedded.train", "--workdir", str(tmp_path), "--stages",
-                           "edit", "--edit-moves", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "--edit-fill below 1" in done.stderr

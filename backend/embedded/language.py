@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from backend.models.code_moves import EDIT_FACTOR, EDIT_FILL  # noqa: F401  (used by the data stages)
+from backend.geometry.resize import EDIT_FACTOR, EDIT_FILL  # noqa: F401  (used by the data stages)
 
 from .shape import Shape
 
@@ -70,7 +70,7 @@ EDIT_PHRASES = {
                "held_out": ["could you get rid of the {p}?", "I want it without its {p}", "strip away the {p}"]},
 }
 
-# How much an edit stretches the object: EDIT_FACTOR, the runtime's code moves' factor too.
+# How much an edit stretches the object: EDIT_FACTOR, the runtime's resize factor too.
 # The edit frame (train.py --edit-fill, off by default): the source's longest side fills
 # 1 / EDIT_FACTOR of the cube (low corner at -0.5), and the edited shape keeps the source's
 # scale, so a stretched or grown result still fits and comes back at the original's size; about

@@ -12,6 +12,10 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
   llm    the small Qwen2.5-VL model on text->3D, describe and edit
   polish a short continuation of the llm stage's model with made-up words mixed into the
          wordings (robustness to words it never saw; docs/embedded-model.md)
+  kinds  a short continuation of the polished model that teaches it to name an instruction's
+         edit kind; its preset says edit_resize: the runtime makes taller/shorter/wider/thinner
+         by resizing the source's voxels (backend/geometry/resize.py), add and remove stay the
+         model's answer
   edit   (opt-in, not in the default --stages) a continuation of the polished model aimed at
          edit: voxel-pattern terms and the edit copy prior; with --edit-fill 0.7407 it is the
          experiment of docs/embedded-model.md, "Edit", which did not beat the committed weights
@@ -61,6 +65,11 @@ EDIT_STEPS = 1200
 EDIT_LR = 1e-3
 EDIT_TASK_WEIGHTS = "0.15,0.15,0.7"
 EDIT_COPY_BIAS = 4.0  # the edit copy prior (LLMTrainSettings.edit_copy_bias), declared by the preset
+# The kinds stage: kind questions every step (short), the other tasks replayed so they stay,
+# edit answers for add and remove alone (LLMTrainSettings.edit_resize).
+KINDS_STEPS = 400
+KINDS_LR = 5e-4
+KINDS_TASK_WEIGHTS = "0.45,0.45,0.1"
 DECODER_STEPS = 1600
 
 
@@ -237,15 +246,16 @@ def load_codes(workdir: Path, edit_fill: float = 1.0, edit_data: str = "stretch"
 
 def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned_edit_positions: bool,
                   edit_fill: float = 1.0, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
-                  edit_kind_cue: bool = False, edit_moves: bool = False) -> None:
+                  edit_kind_cue: bool = False, edit_resize: bool = False) -> None:
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
-    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_kind_cue, edit_moves), normalization=EMBEDDED_NORMALIZATION,
+    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_kind_cue, edit_resize),
+           normalization=EMBEDDED_NORMALIZATION,
            up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True,
            aligned_edit_positions=aligned_edit_positions, edit_fill=edit_fill,
            edit_copy_bias=edit_copy_bias, grid_edit_positions=grid_edit_positions,
-           edit_kind_cue=edit_kind_cue, edit_moves=edit_moves).save(out)
+           edit_kind_cue=edit_kind_cue, edit_resize=edit_resize).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 
@@ -253,7 +263,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(".cache/embedded"))
     ap.add_argument("--out", type=Path, default=Path("backend/weights/embedded"))
-    ap.add_argument("--stages", default="data,vqvae,codes,decoder,llm,polish", help="comma-separated subset of the stages")
+    ap.add_argument("--stages", default="data,vqvae,codes,decoder,llm,polish,kinds",
+                    help="comma-separated subset of the stages")
     ap.add_argument("--per-category", type=int, default=250)
     ap.add_argument("--held-per-category", type=int, default=20)
     ap.add_argument("--fit-per-category", type=int, default=150, help="shapes per category for the codebook")
@@ -283,10 +294,9 @@ def main(argv=None) -> None:
     ap.add_argument("--edit-kind-cue", type=int, choices=(0, 1), default=int(LLMTrainSettings.edit_kind_cue),
                     help="edit answers open with their kind's token, its embedding added to every answer code "
                          "(docs/embedded-model.md); a stage started from a model without the tokens adds them")
-    ap.add_argument("--edit-moves", type=int, choices=(0, 1), default=int(LLMTrainSettings.edit_moves),
-                    help="proportion edits as code moves at run time: the model learns to name the edit kind, "
-                         "its edit answers train add and remove alone, the preset says edit_moves "
-                         "(needs --edit-fill below 1; docs/embedded-model.md)")
+    ap.add_argument("--kinds-steps", type=int, default=KINDS_STEPS)
+    ap.add_argument("--kinds-lr", type=float, default=KINDS_LR)
+    ap.add_argument("--kinds-task-weights", default=KINDS_TASK_WEIGHTS, help="text->3D, describe, edit (add/remove)")
     ap.add_argument("--polish-steps", type=int, default=POLISH_STEPS)
     ap.add_argument("--polish-lr", type=float, default=POLISH_LR)
     ap.add_argument("--filler-chance", type=float, default=POLISH_FILLER_CHANCE,
@@ -301,8 +311,6 @@ def main(argv=None) -> None:
                     help="the edit stage's copy prior (LLMTrainSettings.edit_copy_bias), written to the preset")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.edit_moves and args.edit_fill >= 1:
-        ap.error("--edit-moves needs --edit-fill below 1 (the room a move grows into)")
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -317,7 +325,7 @@ def main(argv=None) -> None:
                     args.edit_fill, args.edit_data)
     if "decoder" in stages:
         stage_decoder(args.workdir, args.per_category, args.llm_per_category, args.decoder_steps, log)
-    if not {"llm", "polish", "edit", "export"} & set(stages):
+    if not {"llm", "polish", "kinds", "edit", "export"} & set(stages):
         return
     vqvae = load_trained_vqvae(args.workdir)
     base = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
@@ -325,7 +333,7 @@ def main(argv=None) -> None:
                             text_shapes_per_category=args.text_shapes_per_category, lr=args.llm_lr,
                             aligned_edit_positions=bool(args.aligned_edit_positions),
                             grid_edit_positions=bool(args.grid_edit_positions),
-                            edit_kind_cue=bool(args.edit_kind_cue), edit_moves=bool(args.edit_moves),
+                            edit_kind_cue=bool(args.edit_kind_cue),
                             task_weights=tuple(float(w) for w in args.task_weights.split(",")))
     polish = replace(base, steps=args.polish_steps, lr=args.polish_lr, warmup=20, seed=1,
                      filler_chance=args.filler_chance, made_up_frames=args.made_up_frames,
@@ -333,8 +341,12 @@ def main(argv=None) -> None:
     edit = replace(polish, steps=args.edit_steps, lr=args.edit_lr, seed=2, mesh_patterns=True,
                    edit_copy_bias=args.edit_copy_bias,
                    task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
-    settings = {"llm": base, "polish": polish, "edit": edit}
-    order = ("llm", "polish", "edit")
+    kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
+                    task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
+    settings = {"llm": base, "polish": polish, "kinds": kinds, "edit": edit}
+    order = ("llm", "polish", "kinds", "edit")
+    lineage = {"llm": ("llm",), "polish": ("llm", "polish"), "kinds": ("llm", "polish", "kinds"),
+               "edit": ("llm", "polish", "edit")}
     trained = [stage for stage in order if stage in stages]
     if trained:
         final = trained[-1]
@@ -344,19 +356,20 @@ def main(argv=None) -> None:
             raise SystemExit(f"nothing to export: no LLM checkpoint in {args.workdir}")
     # the note names the stages the exported model went through, not every stage there is
     note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()),
-            **{name: settings[name].__dict__ for name in order[:order.index(final) + 1]}}
+            **{name: settings[name].__dict__ for name in lineage[final]}}
     data = load_codes(args.workdir, args.edit_fill, args.edit_data)
     codebook = vqvae.vq.embeddings.weight.detach().cpu()
     # each LLM stage starts from the model the one before it saved
-    starts = {"llm": None, "polish": args.workdir / "llm_base", "edit": args.workdir / "llm_polished"}
-    saves = {"llm": args.workdir / "llm_base", "polish": args.workdir / "llm_polished", "edit": None}
+    polished = args.workdir / "llm_polished"
+    starts = {"llm": None, "polish": args.workdir / "llm_base", "kinds": polished, "edit": polished}
+    saves = {"llm": args.workdir / "llm_base", "polish": polished, "kinds": None, "edit": None}
 
     def snapshot(stage):
         def write(model, tokenizer, step):
             note[f"{stage}_step"] = step  # kept for the later stages' exports
             export_preset(args.out, vqvae, model, tokenizer, note, base.aligned_edit_positions,
                           args.edit_fill, settings[stage].edit_copy_bias, base.grid_edit_positions,
-                          base.edit_kind_cue, base.edit_moves)
+                          base.edit_kind_cue, settings[stage].edit_resize)
             log(f"exported the preset at {stage} step {step} to {args.out}")
         return write
 

@@ -30,7 +30,7 @@ from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
 from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_ids,
                                   edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
-from backend.models.code_moves import MOVE_KINDS
+from backend.geometry.resize import PROPORTION_KINDS
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -51,10 +51,10 @@ EDIT_KIND_PROMPT = "Which edit is this: {instruction}"
 KIND_QUESTIONS_PER_STEP = 8  # short examples: a small fraction of a step's cost
 
 
-def embedded_prompts(edit_kind_cue: bool = False, edit_moves: bool = False) -> dict:
+def embedded_prompts(edit_kind_cue: bool = False, edit_resize: bool = False) -> dict:
     if edit_kind_cue:
         return {**EMBEDDED_PROMPTS, "edit": CUED_EDIT_PROMPT, "edit_kind": EDIT_KIND_PROMPT}
-    if edit_moves:
+    if edit_resize:
         return {**EMBEDDED_PROMPTS, "edit_kind": EDIT_KIND_PROMPT}
     return dict(EMBEDDED_PROMPTS)
 
@@ -103,9 +103,9 @@ class LLMTrainSettings:
     # The kind is given there (not scored); every step adds a batch of kind questions
     # (EDIT_KIND_PROMPT, answered by the kind token) for the model to name it at run time
     edit_kind_cue: bool = False
-    # proportion edits as code moves at run time (preset edit_moves): every step adds the kind
+    # proportion edits resized at run time (preset edit_resize): every step adds the kind
     # questions, and edit answers are trained for the other kinds (add, remove) alone
-    edit_moves: bool = False
+    edit_resize: bool = False
     max_minutes: float = 150.0
     seed: int = 0
     device: str = "cpu"
@@ -428,7 +428,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     (the pattern terms folded in)."""
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = workdir / f"{name}_resume.pt"
-    names_kinds = settings.edit_kind_cue or settings.edit_moves  # kind tokens and kind questions
+    names_kinds = settings.edit_kind_cue or settings.edit_resize  # kind tokens and kind questions
     tokenizer = make_tokenizer(names_kinds)
     if start_from is None:
         model = new_model(tokenizer, settings)
@@ -451,8 +451,8 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
             patterns.load_state_dict(state["patterns"])
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
-    answer_kinds = tuple(k for k in EDIT_KINDS if k not in MOVE_KINDS) if settings.edit_moves else None
-    sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_moves),
+    answer_kinds = tuple(k for k in EDIT_KINDS if k not in PROPORTION_KINDS) if settings.edit_resize else None
+    sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_resize),
                              settings.seed + step, settings.text_shapes_per_category, settings.filler_chance,
                              settings.made_up_frames, settings.edit_kind_cue, answer_kinds)
     tasks = ["text_to_3d", "describe", "edit"]

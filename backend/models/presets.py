@@ -25,9 +25,9 @@ A preset folder holds `preset.json`:
       "edit_kind_cue": false,        # an edit answer opens with an edit kind token (the answer to
                                      # the prompt "edit_kind" holding {instruction}) whose embedding
                                      # is added to every answer code's input (codec.EDIT_KINDS)
-      "edit_moves": false            # the model names the edit kind (the "edit_kind" prompt);
-                                     # taller/shorter/wider/thinner move the input's codes
-                                     # (code_moves), other kinds are the model's own answer
+      "edit_resize": false           # the model names the edit kind (the "edit_kind" prompt);
+                                     # taller/shorter/wider/thinner resize the input's voxels
+                                     # (geometry/resize.py), other kinds are the model's answer
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -97,11 +97,11 @@ class Preset:
     # 'edit_kind' prompt with the instruction alone, and whose embedding it reads added to every
     # code of its answer (embedded training's edit kind cue)
     edit_kind_cue: bool = False
-    # proportion edits as code moves (backend/models/code_moves.py): the model names the edit
-    # kind when asked the 'edit_kind' prompt, and the move of that kind is the answer, exact where
-    # a small model's own answer is not; add and remove stay the model's answer. Needs edit_fill
-    # below 1, the room a move grows into.
-    edit_moves: bool = False
+    # proportion edits resized (backend/geometry/resize.py): the model names the edit kind when
+    # asked the 'edit_kind' prompt, and taller/shorter/wider/thinner resize the source's voxels
+    # where a small model's own answer loses the shape; add and remove stay the model's answer
+    # (in edit_fill's frame; a resized source is read in resize.EDIT_FILL's, with room to grow)
+    edit_resize: bool = False
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -123,12 +123,10 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
-        for key in ("edit_kind_cue", "edit_moves"):
+        for key in ("edit_kind_cue", "edit_resize"):
             if getattr(self, key) is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
                 problems.append(f"{key} needs an 'edit_kind' prompt with {{instruction}} (the kind question)")
-        if self.edit_moves is True and self.edit_fill == 1:
-            problems.append("edit_moves needs edit_fill below 1 (the room a move grows into)")
-        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions", "edit_kind_cue", "edit_moves"):
+        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions", "edit_kind_cue", "edit_resize"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
         for key, ok, allowed in (("edit_fill", lambda x: 0 < x <= 1, "(0, 1]"),

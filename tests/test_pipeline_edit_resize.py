@@ -1,15 +1,12 @@
-"""Edits of a preset with `edit_moves`: the model names the edit kind, a proportion kind is the
-source's codes moved (backend/models/code_moves.py), add and remove stay the model's answer.
+"""Edits of a preset with `edit_resize`: the model names the edit kind, a proportion kind is the
+source's voxels resized (backend/geometry/resize.py) and encoded, add and remove stay the
+model's answer.
 
 A tiny LLM of the embedded family (our tokenizer with the edit kind tokens, a Qwen2.5-VL written
-by export_llm) and the committed embedded VQVAE (a random one encodes empty space to different
-codes near the grid's borders, so moves would carry no meaning), loaded by the pipeline through
-the published weights' loaders. The LLM is untrained; its kind rows are set so that it names a chosen kind for each test
+by export_llm) and a tiny VQVAE, loaded by the pipeline through the published weights' loaders.
+The LLM is untrained; its kind rows are set so that it names a chosen kind for each test
 instruction, which is what training teaches it (tests/test_embedded_llm.py checks the kind
 question is asked the same way in training and at run time)."""
-
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +15,14 @@ import trimesh
 
 from backend.embedded import train_llm as T
 from backend.errors import TaskError
-from backend.models import code_moves
+from backend.geometry.resize import EDIT_FILL, resize
+from backend.models.checkpoints import save_vqvae
 from backend.models.presets import REFERENCE_GENERATION, Preset
+from backend.models.tiny import tiny_vqvae
 from backend.pipeline import Pipeline
 
 torch.set_num_threads(1)
 
-EMBEDDED = Path(__file__).resolve().parents[1] / "backend" / "weights" / "embedded"
 # instruction -> the kind the tiny model is made to name
 NAMED = {"make it wider": "wider", "give it a backrest": "add", "make it shorter": "shorter"}
 
@@ -45,16 +43,16 @@ def _kind_rows(model, tokenizer) -> None:
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("moves-preset")
+    folder = tmp_path_factory.mktemp("resize-preset")
     tokenizer = T.make_tokenizer(edit_kinds=True)
     torch.manual_seed(0)
     model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
     _kind_rows(model, tokenizer)
     T.export_llm(model, tokenizer, folder / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
-    shutil.copytree(EMBEDDED / "vqvae", folder / "vqvae")
-    Preset(name="moves", vqvae="vqvae", llm="llm", prompts=T.embedded_prompts(edit_moves=True),
+    save_vqvae(folder / "vqvae", tiny_vqvae())
+    Preset(name="resize", vqvae="vqvae", llm="llm", prompts=T.embedded_prompts(edit_resize=True),
            normalization="corner", generation=dict(REFERENCE_GENERATION), tasks=("describe", "edit"),
-           aligned_edit_positions=True, edit_fill=code_moves.EDIT_FILL, edit_moves=True).save(folder)
+           aligned_edit_positions=True, edit_resize=True).save(folder)
     pipeline = Pipeline(str(folder), device="cpu")
     yield pipeline
     pipeline.release()
@@ -66,24 +64,28 @@ def box(extents, at=(2.0, -1.0, 0.5)):
     return np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32)
 
 
-def source_codes(pipe, v, f) -> np.ndarray:
-    codes, _, _ = pipe._encode(pipe._vqvae, v, f, pipe._options(None), lambda *a: None, lambda: False,
-                               fill=pipe.preset.edit_fill)
-    return codes
+def source(pipe, v, f, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, voxels) of the source as the pipeline reads it for `kind`."""
+    codes, _, grid = pipe._encode(pipe._vqvae, v, f, pipe._options(None), lambda *a: None, lambda: False,
+                                  fill=pipe.edit_frame(kind))
+    return codes, grid
 
 
 def test_the_model_names_each_instructions_kind(pipe):
     assert {text: pipe.edit_kind(text) for text in NAMED} == NAMED
 
 
-def test_a_proportion_edit_is_the_source_codes_moved(pipe):
+def test_a_resize_reads_the_source_with_room_around_it(pipe):
+    # the model's own answers stay in the frame it was trained in (the preset's edit_fill, 1 here)
+    assert pipe.edit_frame("wider") == EDIT_FILL < 1 and pipe.edit_frame("add") == 1.0
+
+
+def test_a_proportion_edit_is_the_source_resized(pipe):
     v, f = box((0.3, 0.5, 0.7))
     before = v.copy(), f.copy()
     result = pipe.edit(v, f, "make it wider")
-    codes = source_codes(pipe, v, f)
-    empty = pipe._vqvae.empty_code()
-    axes = code_moves.sideways_axes(code_moves.is_round_plan(codes, empty))
-    expected = code_moves.move(codes, "wider", empty, axes)
+    codes, grid = source(pipe, v, f, "wider")
+    expected = pipe._vqvae.encode(torch.from_numpy(resize(grid, "wider")).float()[None, None])[0].numpy()
     assert not np.array_equal(expected, codes)
     assert np.array_equal(result.codes, expected)
     # the edit came back in the caller's frame, at the source's place
@@ -94,28 +96,13 @@ def test_a_proportion_edit_is_the_source_codes_moved(pipe):
 def test_other_kinds_are_the_models_own_edit(pipe):
     v, f = box((0.3, 0.5, 0.7))
     result = pipe.edit(v, f, "give it a backrest")
-    codes = source_codes(pipe, v, f)
+    codes, _ = source(pipe, v, f, "add")
     own = pipe._llm.edit(codes, "give it a backrest", options=pipe._llm_options(pipe._options(None)))
     assert np.array_equal(result.codes, own)
 
 
 def test_a_move_with_no_room_is_a_clear_error(pipe):
-    v, f = box((0.8, 0.6, 0.02))  # one token tall: a move cannot make it shorter
+    v, f = box((0.8, 0.6, 0.005))  # one voxel thick: nothing to take away
     with pytest.raises(TaskError) as err:
         pipe.edit(v, f, "make it shorter")
     assert err.value.code == "no_shape" and "shorter" in err.value.message
-
-
-def test_round_plans_are_told_from_square_ones():
-    empty = 0
-    grid = np.full(code_moves.GRID, empty)
-    yy, xx = np.mgrid[:16, :16]
-    grid[(xx - 7.5) ** 2 + (yy - 7.5) ** 2 < 30, :2] = 5  # a disc, two tokens tall
-    assert code_moves.is_round_plan(grid.reshape(-1), empty)
-    square = np.full(code_moves.GRID, empty)
-    square[3:12, 3:12, :2] = 5
-    oblong = np.full(code_moves.GRID, empty)
-    oblong[2:14, 5:9, :2] = 5
-    assert not code_moves.is_round_plan(square.reshape(-1), empty)
-    assert not code_moves.is_round_plan(oblong.reshape(-1), empty)
-    assert code_moves.sideways_axes(True) == (0, 1) and code_moves.sideways_axes(False) == (0,)

@@ -1,0 +1,98 @@
+"""Proportion edits on an occupancy grid: taller, shorter, wider, thinner by EDIT_FACTOR.
+
+The change goes where the shape repeats itself most: a slice equal to the one before it, in the
+longest runs of such slices (legs, posts, a plain stretch of tabletop), can be copied or taken
+out without changing any part's shape, so legs and tops get longer while seats, knobs and rims
+keep theirs. A person making a
+chair taller lengthens its legs; a plain scale would thicken them as well. Where too few slices
+repeat (a vase, a bowl), the occupied span is resampled evenly instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EDIT_FACTOR = 1.35  # how much an edit changes a proportion (the training stretches' factor too)
+EDIT_FILL = 1 / EDIT_FACTOR  # the edit frame: the source's longest side as a share of the cube
+PROPORTION_KINDS = ("taller", "shorter", "wider", "thinner")
+
+
+class NoRoom(ValueError):
+    """The edit does not fit in the grid, or leaves nothing to keep."""
+
+
+def resize(occupancy: np.ndarray, kind: str, factor: float = EDIT_FACTOR) -> np.ndarray:
+    """The grid with `kind` applied: Z for taller/shorter, X (and Y for a round plan) for
+    wider/thinner. The low end of each changed span stays where it was."""
+    if kind not in PROPORTION_KINDS:
+        raise ValueError(f"not a proportion edit: {kind!r}")
+    scale = factor if kind in ("taller", "wider") else 1 / factor
+    axes = (2,) if kind in ("taller", "shorter") else ((0, 1) if is_round_plan(occupancy) else (0,))
+    out = np.asarray(occupancy, bool)
+    for axis in axes:
+        out = resize_along(out, axis, scale)
+    return out
+
+
+def resize_along(occupancy: np.ndarray, axis: int, scale: float) -> np.ndarray:
+    """The occupied span along `axis` made `scale` times as long (see the module docstring)."""
+    grid = np.moveaxis(np.asarray(occupancy, bool), axis, 0)
+    filled = np.nonzero(grid.reshape(len(grid), -1).any(axis=1))[0]
+    if len(filled) == 0:
+        raise NoRoom("the shape is empty")
+    first, span = int(filled[0]), int(filled[-1] - filled[0] + 1)
+    body = grid[first:first + span]
+    # a grown shape may end a voxel or two short of the factor at the grid's far side
+    length = min(max(1, round(span * scale)), len(grid) - first)
+    if length == span:
+        raise NoRoom("there is no room in the grid for the larger shape" if scale > 1
+                     else "the shape is too small along that side to change")
+    body = _with_length(body, length)
+    out = np.zeros_like(grid)
+    out[first:first + length] = body
+    return np.moveaxis(out, 0, axis)
+
+
+def _with_length(body: np.ndarray, length: int) -> np.ndarray:
+    """`body`'s slices made `length` long: repeated slices copied or dropped, else resampled."""
+    repeats = _long_run_repeats(body)
+    change = length - len(body)
+    if not repeats or (change < 0 and -change > len(repeats)):
+        return body[np.minimum((np.arange(length) + 0.5) * len(body) / length, len(body) - 1).astype(int)]
+    # the slices to copy or drop, spread evenly over the repeated ones
+    picks = [repeats[int(k * len(repeats) / abs(change))] for k in range(abs(change))]
+    if change < 0:
+        return np.delete(body, picks, axis=0)
+    order = np.sort(np.concatenate([np.arange(len(body)), picks]))
+    return body[order]
+
+
+def _long_run_repeats(body: np.ndarray) -> list[int]:
+    """Indices of the slices equal to the one before, in the runs at least half as long as the
+    longest run of equal slices: a table's top between its legs, not the legs' own thickness."""
+    runs, start = [], 0
+    for i in range(1, len(body) + 1):
+        if i == len(body) or not np.array_equal(body[i], body[i - 1]):
+            runs.append((start, i - start))
+            start = i
+    longest = max(n for _, n in runs)
+    if longest < 2:
+        return []
+    return [i for first, n in runs if 2 * n >= longest for i in range(first + 1, first + n)]
+
+
+def is_round_plan(occupancy: np.ndarray) -> bool:
+    """Whether the shape seen from above is round: as deep as wide (within 10%) and the corners
+    of its bounds empty (a disc leaves about a fifth of its square empty, a square or a chair's
+    seat none)."""
+    plan = np.asarray(occupancy, bool).any(axis=2)
+    xs, ys = np.nonzero(plan.any(axis=1))[0], np.nonzero(plan.any(axis=0))[0]
+    if len(xs) < 4 or len(ys) < 4:
+        return False
+    width, depth = xs[-1] - xs[0] + 1, ys[-1] - ys[0] + 1
+    if abs(width - depth) > 0.1 * max(width, depth):
+        return False
+    corner = max(1, min(width, depth) // 8)
+    box = plan[xs[0]:xs[-1] + 1, ys[0]:ys[-1] + 1]
+    corners = [box[:corner, :corner], box[:corner, -corner:], box[-corner:, :corner], box[-corner:, -corner:]]
+    return not any(c.any() for c in corners)
