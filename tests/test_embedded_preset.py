@@ -82,3 +82,27 @@ def test_image_to_3d_is_declared_unsupported(pipe):
     with pytest.raises(TaskError) as err:
         pipe.image_to_3d(b"\x89PNG not really", {})
     assert err.value.code == "unsupported"
+
+
+@pytest.mark.parametrize("instruction, kind, axis, grows", [
+    ("Make it taller", "taller", 2, True),
+    ("make it thinner", "thinner", 0, False),
+])
+def test_a_proportion_edit_changes_that_side_and_keeps_the_rest(pipe, instruction, kind, axis, grows):
+    """The committed model names the kind; the table comes back resized along that side, in
+    its own place in the caller's frame, its other sides as they were; the input is untouched."""
+    from backend.embedded.shape import sample_shape
+
+    v, f = sample_shape("table", 500070).mesh()  # a held-out table (splits.py seeds)
+    v = v * 2.0 + np.array([3.0, -1.0, 0.0], np.float32)  # an artist's scale and place
+    before = v.copy()
+    assert pipe.edit_kind(instruction) == kind
+    result = pipe.edit(v, f, instruction)
+    assert np.array_equal(v, before)
+    low, size = v.min(0), np.ptp(v, axis=0)
+    new_low, new_size = result.vertices.min(0), np.ptp(result.vertices, axis=0)
+    ratio = new_size[axis] / size[axis]
+    assert (ratio > 1.2) if grows else (ratio < 0.85), ratio
+    others = [a for a in range(3) if a != axis]
+    assert np.allclose(new_size[others], size[others], rtol=0.08), (new_size, size)
+    assert np.allclose(new_low, low, atol=0.08 * size.max()), (new_low, low)

@@ -70,6 +70,7 @@ EDIT_COPY_BIAS = 4.0  # the edit copy prior (LLMTrainSettings.edit_copy_bias), d
 KINDS_STEPS = 400
 KINDS_LR = 5e-4
 KINDS_TASK_WEIGHTS = "0.45,0.45,0.1"
+KINDS_QUESTIONS = 32  # kind questions per step (LLMTrainSettings.kind_questions)
 DECODER_STEPS = 1600
 
 
@@ -341,7 +342,7 @@ def main(argv=None) -> None:
     edit = replace(polish, steps=args.edit_steps, lr=args.edit_lr, seed=2, mesh_patterns=True,
                    edit_copy_bias=args.edit_copy_bias,
                    task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
-    kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
+    kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True, kind_questions=KINDS_QUESTIONS,
                     task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
     settings = {"llm": base, "polish": polish, "kinds": kinds, "edit": edit}
     order = ("llm", "polish", "kinds", "edit")

@@ -48,7 +48,6 @@ CUED_EDIT_PROMPT = "Edit this 3D mesh:\n{mesh}\n{instruction}"
 # ... and the kind is asked on its own, the instruction without the mesh: with the 1024 mesh
 # tokens in the context the model never learnt to name it (chance after 1200 steps, measured).
 EDIT_KIND_PROMPT = "Which edit is this: {instruction}"
-KIND_QUESTIONS_PER_STEP = 8  # short examples: a small fraction of a step's cost
 
 
 def embedded_prompts(edit_kind_cue: bool = False, edit_resize: bool = False) -> dict:
@@ -106,6 +105,9 @@ class LLMTrainSettings:
     # proportion edits resized at run time (preset edit_resize): every step adds the kind
     # questions, and edit answers are trained for the other kinds (add, remove) alone
     edit_resize: bool = False
+    # kind questions per step (with the cue or edit_resize): short examples, a small share of a
+    # step's cost; each asks a kind drawn evenly, so add and remove are asked as often as the rest
+    kind_questions: int = 8
     max_minutes: float = 150.0
     seed: int = 0
     device: str = "cpu"
@@ -158,6 +160,9 @@ class ExampleSampler:
         self.edit_src = [shape_from_meta(m) for m in data["edit_meta"]]
         self.edit_answer_pairs = [i for i, m in enumerate(data["edit_meta"])
                                   if edit_answer_kinds is None or m["edit"] in edit_answer_kinds]
+        self.pairs_of_kind: dict[str, list[int]] = {}
+        for i, m in enumerate(data["edit_meta"]):
+            self.pairs_of_kind.setdefault(m["edit"], []).append(i)
         # text -> 3D may be limited to a few shapes per category (see LLMTrainSettings);
         # describe and edit still see every shape.
         seen: dict[str, int] = {}
@@ -197,8 +202,10 @@ class ExampleSampler:
         return i, kind, L.with_filler(instruction, self.rng, self.filler_chance)
 
     def sample_kind_question(self) -> tuple[list[int], int]:
-        """The kind question of an edit pair: its instruction alone, answered by the kind token."""
-        _, kind, instruction = self._edit_draw()
+        """The kind question of an edit pair of an evenly drawn kind: its instruction alone,
+        answered by the kind token."""
+        kinds = sorted(self.pairs_of_kind)
+        _, kind, instruction = self._edit_draw(self.pairs_of_kind[kinds[int(self.rng.integers(len(kinds)))]])
         return encode_example(self.tok, self.prompts["edit_kind"].format(instruction=instruction), edit_kind_token(kind))
 
 
@@ -506,7 +513,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
                           settings.grid_edit_positions, kinds)
         running[task].append(loss.item())
         if names_kinds:  # plain positions, as the runtime asks the kind question
-            questions = [sampler.sample_kind_question() for _ in range(KIND_QUESTIONS_PER_STEP)]
+            questions = [sampler.sample_kind_question() for _ in range(settings.kind_questions)]
             kind_loss = batch_loss(model, questions, pad_id, vocab, patterns=patterns)
             running["edit_kind"].append(kind_loss.item())
             loss = loss + kind_loss
