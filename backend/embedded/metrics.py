@@ -19,9 +19,11 @@ def decode_occupancy(model: VQVAE3D, codes: np.ndarray) -> np.ndarray:
     return (model.decode(torch.as_tensor(np.asarray(codes), dtype=torch.long)) > 0)[:, 0].numpy()
 
 
+@torch.no_grad()
 def empty_code(model: VQVAE3D) -> int:
     """The code of an empty token (a column with no voxel), which code moves fill in."""
-    return model.empty_code()
+    r = model.config.resolution
+    return int(model.encode(torch.zeros(1, 1, r, r, r, device=model.device))[0, 0])
 
 
 @torch.no_grad()

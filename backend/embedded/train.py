@@ -18,7 +18,8 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
          model's answer
   edit   (opt-in, not in the default --stages) a continuation of the polished model aimed at
          edit: voxel-pattern terms and the edit copy prior; with --edit-fill 0.7407 it is the
-         experiment of docs/embedded-model.md, "Edit", which did not beat the committed weights
+         experiment of docs/embedded-model.md, "Edit experiments" (the model writing its own
+         edits), which did not beat the committed resizes
   export the preset folder (preset.json, vqvae/, llm/), at every checkpoint of the LLM stages
 """
 
@@ -342,7 +343,8 @@ def main(argv=None) -> None:
     edit = replace(polish, steps=args.edit_steps, lr=args.edit_lr, seed=2, mesh_patterns=True,
                    edit_copy_bias=args.edit_copy_bias,
                    task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
-    kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True, kind_questions=KINDS_QUESTIONS,
+    kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
+                    kind_questions=KINDS_QUESTIONS,
                     task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
     settings = {"llm": base, "polish": polish, "kinds": kinds, "edit": edit}
     order = ("llm", "polish", "kinds", "edit")

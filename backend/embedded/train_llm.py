@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from tokenizers import AddedToken
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
+from backend.geometry.resize import PROPORTION_KINDS
 from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_ids,
                                   edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
-from backend.geometry.resize import PROPORTION_KINDS
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -196,7 +196,8 @@ class ExampleSampler:
     def _edit_draw(self, pairs: list[int] | None = None) -> tuple[int, str, str]:
         """An edit pair's index (of `pairs`, or any), its kind and a fresh training wording of
         its instruction."""
-        i = int(self.rng.integers(len(self.edit_src))) if pairs is None else pairs[int(self.rng.integers(len(pairs)))]
+        pairs = range(len(self.edit_src)) if pairs is None else pairs
+        i = pairs[int(self.rng.integers(len(pairs)))]
         kind = self.data["edit_meta"][i]["edit"]
         instruction = L.edit_instruction(self.edit_src[i], kind, self.rng)
         return i, kind, L.with_filler(instruction, self.rng, self.filler_chance)

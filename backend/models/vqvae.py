@@ -317,12 +317,6 @@ class VQVAE3D(nn.Module):
             raise ValueError(f"codes must lie in [0, {self.config.codebook_size})")
         return self.decode_vectors(self.vq.lookup(codes))
 
-    @torch.no_grad()
-    def empty_code(self) -> int:
-        """The code of an empty token (a column with no voxel), which code moves fill in."""
-        r = self.config.resolution
-        return int(self.encode(torch.zeros(1, self.config.in_channels, r, r, r, device=self.device))[0, 0])
-
     def decode_vectors(self, vectors: torch.Tensor) -> torch.Tensor:
         return self.Decoder(self.tokens_to_latent(vectors.float()))
 
