@@ -62,6 +62,10 @@ def _apply_result(context, session, job, event) -> None:
         obj = results.place_mesh_result(context, job, vertices, faces, preset,
                                         smooth=prefs.mesh_style == "smooth")
         job.result_name = obj.name
+        kind = event.fields.get("edit_kind")
+        if isinstance(kind, str) and kind:  # how the model read the instruction: wrong reads show
+            obj["shapellm_edit_kind"] = kind
+            session.notices.append(("INFO", f'{job.label}: read as "{kind}"'))
         session.history.add(job.task, job.label, obj.name, vertices, faces, job.place)
         results.push_undo(f"ShapeLLM {job.task}")
     except (KeyError, ValueError) as exc:

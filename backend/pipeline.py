@@ -52,6 +52,7 @@ class MeshResult:
     vertices: np.ndarray  # float32 [N, 3]
     faces: np.ndarray  # int32 [M, 3]
     codes: np.ndarray  # int32 [1024]: the shape's VQVAE codes
+    edit_kind: str | None = None  # an edit's kind as the model read it (presets that name kinds)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -129,7 +130,7 @@ class Pipeline:
             scale, offset = fit_edit_answer(source, answer)
             vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
-        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes)
+        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind)
 
     def edit_frame(self, kind: str | None) -> float:
         """The fill an edit's source is encoded at: a resize needs the edit frame's room; the

@@ -543,6 +543,8 @@ class Server:
             "codes": np.asarray(result.codes, dtype=np.int32),
         }
         fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
+        if result.edit_kind:  # what the model read the instruction as, for the artist to see
+            fields["edit_kind"] = result.edit_kind
         return protocol.event("result", job.id, fields, arrays)
 
 

@@ -251,3 +251,23 @@ def test_edit_result_takes_the_source_transform_and_keeps_the_source(bpy):
     assert obj.name == f"{source.name} edited" and obj["shapellm_instruction"] == "make it taller"
     assert source.name in bpy.data.objects and source.hide_get()
     assert len(source.data.vertices) == 8
+
+
+def test_an_edit_result_records_how_the_model_read_the_instruction(bpy, tmp_path):
+    """A backend whose model names edit kinds sends `edit_kind` with the result: the edited
+    object keeps it and the artist is told, so a wrong read is plain to see (and Ctrl+Z)."""
+    pump, protocol = harness.module("pump"), harness.module("wire.protocol")
+    session = harness.module("session").Session(tmp_path)
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0, 6, 0))
+    source = bpy.context.active_object
+    matrix = np.array(source.matrix_world, np.float32)
+    vertices = np.array([list(v.co) for v in source.data.vertices], np.float32) + matrix[:3, 3]
+    faces = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
+    for kind, expected in (("taller", "taller"), (None, None)):
+        job = _job("edit", "make it taller", source=source.name, matrix=matrix.tolist(), hide_source=False)
+        fields = {"task": "edit"} if kind is None else {"task": "edit", "edit_kind": kind}
+        event = protocol.event("result", "j1", fields, {"vertices": vertices, "faces": faces})
+        pump._apply_result(bpy.context, session, job, event)
+        obj = bpy.data.objects[job.result_name]
+        assert obj.get("shapellm_edit_kind") == expected
+    assert session.notices == [("INFO", 'make it taller: read as "taller"')]

@@ -106,3 +106,18 @@ def test_a_proportion_edit_changes_that_side_and_keeps_the_rest(pipe, instructio
     others = [a for a in range(3) if a != axis]
     assert np.allclose(new_size[others], size[others], rtol=0.08), (new_size, size)
     assert np.allclose(new_low, low, atol=0.08 * size.max()), (new_low, low)
+
+
+def test_the_backend_tells_the_client_how_the_model_read_an_edit():
+    """Over the wire (a real backend process on the embedded preset, real sockets): the edit's
+    result says which kind the model read, for the add-on to show the artist."""
+    from addon.wire.client import run_job
+    from backend.embedded.shape import sample_shape
+    from tests.backend_process import backend_process
+
+    v, f = sample_shape("table", 500070).mesh()
+    mesh = {"vertices": np.asarray(v, np.float32), "faces": np.asarray(f, np.int32)}
+    with backend_process("embedded", wait_ready=True) as backend:
+        edited = run_job(backend.client(), "edit", {"instruction": "make it taller"}, mesh, timeout=120)
+    assert edited.type == "result", edited.fields
+    assert edited.fields["edit_kind"] == "taller" and edited.fields["vertex_count"] > 0

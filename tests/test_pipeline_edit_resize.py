@@ -87,7 +87,7 @@ def test_a_proportion_edit_is_the_source_resized(pipe):
     codes, grid = source(pipe, v, f, "wider")
     expected = pipe._vqvae.encode(torch.from_numpy(resize(grid, "wider")).float()[None, None])[0].numpy()
     assert not np.array_equal(expected, codes)
-    assert np.array_equal(result.codes, expected)
+    assert np.array_equal(result.codes, expected) and result.edit_kind == "wider"
     # the edit came back in the caller's frame, at the source's place
     assert np.all(result.vertices.min(0) > np.array([2.0, -1.0, 0.5]) - 0.2)
     assert np.array_equal(v, before[0]) and np.array_equal(f, before[1])  # the input is untouched
@@ -98,7 +98,7 @@ def test_other_kinds_are_the_models_own_edit(pipe):
     result = pipe.edit(v, f, "give it a backrest")
     codes, _ = source(pipe, v, f, "add")
     own = pipe._llm.edit(codes, "give it a backrest", options=pipe._llm_options(pipe._options(None)))
-    assert np.array_equal(result.codes, own)
+    assert np.array_equal(result.codes, own) and result.edit_kind == "add"
 
 
 def test_a_move_with_no_room_is_a_clear_error(pipe):

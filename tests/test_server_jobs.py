@@ -80,6 +80,7 @@ def test_describe_returns_a_caption_and_edit_a_mesh(backend):
     assert described.type == "result" and isinstance(described.fields["caption"], str)
     edited = run_job(client, "edit", {"instruction": "make it taller"}, box(), timeout=120)
     assert edited.type == "result", edited.fields
+    assert "edit_kind" not in edited.fields  # the tiny preset's model names no edit kinds
     protocol.validate_mesh(edited.arrays["vertices"], edited.arrays["faces"])
 
 
