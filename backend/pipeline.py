@@ -116,7 +116,7 @@ class Pipeline:
             kind = llm.edit_kind(instruction, cancelled) if self.preset.edit_resize else None
             resizing = kind in PROPORTION_KINDS
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
-                                                        fill=self.edit_frame(kind))
+                                                        fill=self.edit_frame(kind), to_codes=not resizing)
             if resizing:
                 new_codes = self._resized(vqvae, source, kind, cancelled)
             else:
@@ -141,13 +141,18 @@ class Pipeline:
 
     def _resized(self, vqvae, source: np.ndarray, kind: str, cancelled) -> np.ndarray:
         """The codes of the source's voxels resized the way `kind` asks (presets with edit_resize)."""
-        import torch
-
         try:
             grid = resize(source, kind)
         except NoRoom as err:
             raise TaskError("no_shape", f"cannot make this shape {kind}: {err}") from err
         _check(cancelled)
+        return self._codes_of(vqvae, grid)
+
+    @staticmethod
+    def _codes_of(vqvae, grid: np.ndarray) -> np.ndarray:
+        """The VQVAE's codes (int32 [T]) of a bool [R, R, R] occupancy."""
+        import torch
+
         return vqvae.encode(torch.from_numpy(grid).float()[None, None])[0].cpu().numpy().astype(np.int32)
 
     def edit_kind(self, instruction: str) -> str:
@@ -224,11 +229,9 @@ class Pipeline:
         except Exception as err:
             raise TaskError("model_error", f"could not load the LLM of preset {self.preset.name}: {err}") from err
 
-    def _encode(self, vqvae, vertices, faces, opts, progress, cancelled, fill: float = 1.0):
+    def _encode(self, vqvae, vertices, faces, opts, progress, cancelled, fill: float = 1.0, to_codes: bool = True):
         """Caller's mesh -> (codes int32 [T], Normalization, occupancy bool [R,R,R]); `fill` as in
-        normalize()."""
-        import torch
-
+        normalize(); codes None unless `to_codes` (a resize encodes its own grid)."""
         from backend.geometry.normalize import normalize
         from backend.geometry.validate import clean_mesh
         from backend.geometry.voxelize import voxelize_surface
@@ -243,8 +246,7 @@ class Pipeline:
         if not grid.any():
             raise TaskError("empty_mesh", "the mesh covers no voxel of the model's grid")
         _check(cancelled)
-        occupancy = torch.from_numpy(grid).float()[None, None]
-        codes = vqvae.encode(occupancy)[0].cpu().numpy().astype(np.int32)
+        codes = self._codes_of(vqvae, grid) if to_codes else None
         progress("encode", 1, 1)
         _check(cancelled)
         return codes, normalization, grid
