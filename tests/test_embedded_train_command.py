@@ -160,16 +160,17 @@ def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_e
         pipe.release()
 
 
-def test_the_kinds_stage_writes_a_preset_that_moves_codes(tmp_path):
-    """The kinds stage (the model learns to name edit kinds): the exported preset says edit_resize
-    and holds the kind question, and an edit through the pipeline is the source resized or the
-    model's own answer, whichever kind the model names."""
+def test_the_default_stages_end_with_kinds_and_a_preset_that_resizes(tmp_path):
+    """The documented command's stages end with the kinds stage (the model learns to name edit
+    kinds): the exported preset says edit_resize and holds the kind question, and an edit
+    through the pipeline is the source resized or the model's own answer, whichever kind the
+    model names."""
     from backend.embedded.shape import sample_shape
     from backend.geometry.resize import PROPORTION_KINDS
 
     work, out = tmp_path / "work", tmp_path / "preset"
-    _train(work, out, "--stages", "data,vqvae,codes,decoder,llm,polish")
-    _train(work, out, "--stages", "kinds")
+    log = _train(work, out)  # the default --stages
+    assert "exported the preset at polish step 3" in log and "exported the preset at kinds step 2" in log
     preset = json.loads((out / "preset.json").read_text())
     assert preset["edit_resize"] is True and preset["edit_kind_cue"] is False and preset["edit_fill"] == 1.0
     assert "{mesh}" not in preset["prompts"]["edit_kind"]
@@ -182,7 +183,6 @@ def test_the_kinds_stage_writes_a_preset_that_moves_codes(tmp_path):
         except TaskError as err:  # a tiny untrained model may name a resize that does not fit
             assert kind in PROPORTION_KINDS and err.code == "no_shape"
         else:
-            assert result.codes.shape == (1024,)
+            assert result.codes.shape == (1024,) and result.edit_kind == kind
     finally:
         pipe.release()
-

@@ -3,9 +3,9 @@
 The change goes where the shape repeats itself most: a slice equal to the one before it, in the
 longest runs of such slices (legs, posts, a plain stretch of tabletop), can be copied or taken
 out without changing any part's shape, so legs and tops get longer while seats, knobs and rims
-keep theirs. A person making a
-chair taller lengthens its legs; a plain scale would thicken them as well. Where too few slices
-repeat (a vase, a bowl), the occupied span is resampled evenly instead.
+keep theirs. A person making a chair taller lengthens its legs; a plain scale would thicken
+them as well. Where too few slices repeat (a vase, a bowl), the occupied span is resampled
+evenly instead.
 """
 
 from __future__ import annotations
