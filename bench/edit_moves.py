@@ -56,16 +56,6 @@ def kind_token(rt: ShapeLLMRuntime, kind: str) -> int | None:
     return None if rt.edit_kind_ids is None else rt.edit_kind_ids[EDIT_KINDS.index(kind)]
 
 
-def free_edit(rt: ShapeLLMRuntime, source: np.ndarray, instruction: str, forced: int | None) -> np.ndarray:
-    """The runtime's edit, with the kind token `forced` when given."""
-    if forced is None:
-        return np.asarray(rt.edit(source, instruction, {"temperature": 0.0}))
-    content = [{"type": "text", "text": rt._edit_text(source, instruction)}]
-    copy = (source, rt.edit_copy_bias) if rt.edit_copy_bias else None
-    return np.asarray(rt._mesh_answer(content, None, {"temperature": 0.0}, None, None, rt.aligned_edit_positions,
-                                      copy, forced))
-
-
 @torch.no_grad()
 def teacher_forced(rt: ShapeLLMRuntime, source: np.ndarray, target: np.ndarray, instruction: str,
                    kind: int | None) -> tuple[float, float]:
@@ -118,7 +108,8 @@ def main(argv=None) -> None:
                 target = M.move(source, kind, category, empty)
                 instruction = preset.model_text(L.edit_instruction(shape, kind, rng, "held_out"))
                 given = kind_token(rt, kind)
-                answer = free_edit(rt, source, instruction, given if args.force_kind else None)
+                answer = np.asarray(rt.edit(source, instruction, {"temperature": 0.0},
+                                            kind_token=given if args.force_kind else None))
                 after, before, truth = (decode_occupancy(vqvae, c[None])[0] for c in (answer, source, target))
                 measure = aspect if kind in ("taller", "shorter") else width_ratio
                 ratio = measure(after) / max(measure(before), 1e-6)

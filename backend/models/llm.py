@@ -374,11 +374,16 @@ class ShapeLLMRuntime:
         ids = self._decode(self._prompt_ids(content, None), None, constraint, sampling, total, on_token, cancelled)
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
-    def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
+    def edit(self, codes, instruction, options=None, progress=None, cancelled=None,
+             kind_token: int | None = None) -> np.ndarray:
+        """kind_token (models with the edit kind cue): the kind to edit with instead of the one
+        the model names (an oracle for benchmarks)."""
         instruction = checked_text(instruction, "instruction")
         content = [{"type": "text", "text": self._edit_text(codes, instruction)}]
         copy = (np.asarray(codes), self.edit_copy_bias) if self.edit_copy_bias else None
-        kind = self._edit_kind(instruction, cancelled) if self.edit_kind_cue else None
+        kind = kind_token
+        if kind is None and self.edit_kind_cue:
+            kind = self._edit_kind(instruction, cancelled)
         return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy, kind)
 
     # -- prompt building ---------------------------------------------------------------------
