@@ -100,6 +100,7 @@ class Pipeline:
         opts = self._options(options)
         if "question" in opts:
             opts["question"] = self.preset.model_text(checked_text(opts["question"], "question"))
+        vertices, faces = _cleaned(vertices, faces)  # a broken mesh is refused before any model loads
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
             codes, _, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
@@ -111,6 +112,7 @@ class Pipeline:
         self._require("edit")
         instruction = self.preset.model_text(checked_text(instruction, "instruction"))
         opts = self._options(options)
+        vertices, faces = _cleaned(vertices, faces)  # refused before any model loads or runs
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
             kind = llm.edit_kind(instruction, cancelled) if self.preset.edit_resize else None
@@ -230,17 +232,15 @@ class Pipeline:
             raise TaskError("model_error", f"could not load the LLM of preset {self.preset.name}: {err}") from err
 
     def _encode(self, vqvae, vertices, faces, opts, progress, cancelled, fill: float = 1.0, to_codes: bool = True):
-        """Caller's mesh -> (codes int32 [T], Normalization, occupancy bool [R,R,R]); `fill` as in
-        normalize(); codes None unless `to_codes` (a resize encodes its own grid)."""
+        """A _cleaned() mesh -> (codes int32 [T], Normalization, occupancy bool [R,R,R]); `fill` as
+        in normalize(); codes None unless `to_codes` (a resize encodes its own grid)."""
         from backend.geometry.normalize import normalize
-        from backend.geometry.validate import clean_mesh
         from backend.geometry.voxelize import voxelize_surface
 
         progress("encode", 0, 1)
         try:
-            v, f = clean_mesh(vertices, faces)
-            v_unit, normalization = normalize(v, convention=self.preset.normalization, up=opts["up"], fill=fill)
-            grid = voxelize_surface(v_unit, f, resolution=vqvae.config.resolution)
+            v_unit, normalization = normalize(vertices, convention=self.preset.normalization, up=opts["up"], fill=fill)
+            grid = voxelize_surface(v_unit, faces, resolution=vqvae.config.resolution)
         except GeometryError as err:
             raise TaskError(_INPUT_MESH_CODES.get(err.code, "bad_mesh"), err.message) from err
         if not grid.any():
@@ -316,6 +316,16 @@ def decode_image(image_bytes: bytes):
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise TaskError("bad_image", f"the image does not decode: {err}") from err
     return image
+
+
+def _cleaned(vertices, faces):
+    """The caller's mesh, validated and cleaned (geometry.validate), or a TaskError saying what is wrong."""
+    from backend.geometry.validate import clean_mesh
+
+    try:
+        return clean_mesh(vertices, faces)
+    except GeometryError as err:
+        raise TaskError(_INPUT_MESH_CODES.get(err.code, "bad_mesh"), err.message) from err
 
 
 def _check(cancelled: CancelCheck) -> None:

@@ -106,3 +106,15 @@ def test_a_move_with_no_room_is_a_clear_error(pipe):
     with pytest.raises(TaskError) as err:
         pipe.edit(v, f, "make it shorter")
     assert err.value.code == "no_shape" and "shorter" in err.value.message
+
+
+@pytest.mark.parametrize("vertices, faces, code", [
+    (np.full((3, 3), np.nan, np.float32), np.array([[0, 1, 2]], np.int32), "bad_mesh"),
+    (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), "empty_mesh"),
+])
+def test_a_broken_mesh_is_refused_before_any_model_loads_or_runs(pipe, vertices, faces, code):
+    """The kind question depends only on the words, but a broken mesh is refused first."""
+    fresh = Pipeline(pipe.preset, device="cpu")
+    with pytest.raises(TaskError) as err:
+        fresh.edit(vertices, faces, "make it wider")
+    assert err.value.code == code and not fresh.loaded
