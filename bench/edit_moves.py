@@ -41,15 +41,14 @@ from backend.models.checkpoints import load_vqvae  # noqa: E402
 from backend.models.codec import EDIT_KINDS, NUM_CODES  # noqa: E402
 from backend.models.llm import ShapeLLMRuntime  # noqa: E402
 from backend.models.presets import load_preset  # noqa: E402
+from backend.pipeline import Pipeline  # noqa: E402
 
 GROWS = ("taller", "wider")
 
 
 def load_runtime(preset) -> ShapeLLMRuntime:
-    return ShapeLLMRuntime.load(str(preset.llm_source()), preset.prompts, device="cpu",
-                                aligned_edit_positions=preset.aligned_edit_positions,
-                                edit_copy_bias=preset.edit_copy_bias,
-                                grid_edit_positions=preset.grid_edit_positions, edit_kind_cue=preset.edit_kind_cue)
+    """The LLM as the pipeline loads it, with every option the preset declares."""
+    return Pipeline(preset, device="cpu")._load_llm()
 
 
 def kind_token(rt: ShapeLLMRuntime, kind: str) -> int | None:
