@@ -263,9 +263,11 @@ def test_an_edit_result_records_how_the_model_read_the_instruction(bpy, tmp_path
     matrix = np.array(source.matrix_world, np.float32)
     vertices = np.array([list(v.co) for v in source.data.vertices], np.float32) + matrix[:3, 3]
     faces = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
-    for kind, expected in (("taller", "taller"), (None, None)):
+    missing = object()
+    # a missing, non-string or empty kind (a garbled backend) leaves the object untouched
+    for kind, expected in (("taller", "taller"), (missing, None), (7, None), (["taller"], None), ("", None)):
         job = _job("edit", "make it taller", source=source.name, matrix=matrix.tolist(), hide_source=False)
-        fields = {"task": "edit"} if kind is None else {"task": "edit", "edit_kind": kind}
+        fields = {"task": "edit"} if kind is missing else {"task": "edit", "edit_kind": kind}
         event = protocol.event("result", "j1", fields, {"vertices": vertices, "faces": faces})
         pump._apply_result(bpy.context, session, job, event)
         obj = bpy.data.objects[job.result_name]
