@@ -84,6 +84,9 @@ class SHAPELLM_PT_generate(ShapeLLMPanel, bpy.types.Panel):
             col.label(text="This model gives one shape per prompt: set a temperature to vary it", icon="INFO")
 
 
+QUICK_EDITS = ("taller", "shorter", "wider", "thinner")
+
+
 class SHAPELLM_PT_object(ShapeLLMPanel, bpy.types.Panel):
     bl_label = "Selected Object"
     bl_parent_id = "SHAPELLM_PT_main"
@@ -101,6 +104,12 @@ class SHAPELLM_PT_object(ShapeLLMPanel, bpy.types.Panel):
         row = layout.row()
         row.operator_context = "EXEC_DEFAULT"   # the instruction is right above: no popup
         row.operator("shapellm.edit", text="Apply Edit", icon="MODIFIER").instruction = settings.instruction
+        # one click for the proportion edits: wordings every model reads (the embedded one was
+        # trained on exactly these), nothing to type
+        quick = layout.row(align=True)
+        quick.operator_context = "EXEC_DEFAULT"
+        for word in QUICK_EDITS:
+            quick.operator("shapellm.edit", text=word.capitalize()).instruction = f"make it {word}"
         say_if_unsupported(layout, "edit")
 
 

@@ -16,9 +16,11 @@ import tests.addon_harness as harness  # noqa: E402
 class OperatorProperties:
     def __init__(self, rna):
         object.__setattr__(self, "_names", set(rna.properties.keys()))
+        object.__setattr__(self, "values", {})
 
     def __setattr__(self, name, value):
         assert name in self._names, f"operator has no property {name!r}"
+        self.values[name] = value
 
 
 class RecordingLayout:
@@ -49,7 +51,8 @@ class RecordingLayout:
             if name == "operator":
                 module, op = args[0].split(".")
                 operator = getattr(getattr(self._bpy.ops, module), op)
-                return OperatorProperties(operator.get_rna_type())
+                kwargs["_props"] = OperatorProperties(operator.get_rna_type())  # what the button will run with
+                return kwargs["_props"]
             if name == "progress":
                 assert 0.0 <= kwargs["factor"] <= 1.0
             if name in ("row", "column", "box", "split"):
@@ -90,7 +93,8 @@ def panels(bpy):
 
 def test_offline_panel_offers_start(bpy):
     log = draw(bpy, bpy.types.SHAPELLM_PT_main.draw)
-    assert ("operator", ("shapellm.backend_start",), {"icon": "PLAY"}) in log
+    assert any(name == "operator" and args == ("shapellm.backend_start",) and kw.get("icon") == "PLAY"
+               for name, args, kw in log)
     assert "Not connected" in texts(log)
     for panel in panels(bpy):
         draw(bpy, panel.draw)
@@ -211,3 +215,16 @@ def test_a_task_the_loaded_model_cannot_do_is_greyed_out_with_the_reason(bpy):
     session.disconnect()
     assert bpy.ops.shapellm.generate_image.poll()
     assert "cannot" not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+
+
+def test_quick_edit_buttons_send_wordings_the_embedded_model_was_trained_on(bpy):
+    from backend.embedded import language as L
+
+    bpy.ops.mesh.primitive_cube_add()
+    log = draw(bpy, bpy.types.SHAPELLM_PT_object.draw)
+    edits = {kw.get("text"): kw["_props"].values["instruction"] for name, args, kw in log
+             if name == "operator" and args == ("shapellm.edit",)}
+    quick = {text: instruction for text, instruction in edits.items() if text != "Apply Edit"}
+    assert set(quick) == {"Taller", "Shorter", "Wider", "Thinner"}
+    for text, instruction in quick.items():
+        assert instruction in L.EDIT_PHRASES[text.lower()]["train"]
