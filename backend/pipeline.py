@@ -54,6 +54,7 @@ class MeshResult:
     faces: np.ndarray  # int32 [M, 3]
     codes: np.ndarray  # int32 [1024]: the shape's VQVAE codes
     edit_kind: str | None = None  # an edit's kind as the model read it (presets that name kinds)
+    voxels: np.ndarray | None = None  # bool [R, R, R]: the occupancy the mesh was made from, in the task's frame
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -124,19 +125,26 @@ class Pipeline:
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=self.edit_frame(kind), to_codes=not resizing)
             if resizing:
-                new_codes = self._resized(vqvae, source, kind, cancelled)
+                # The mesh is made from the resized voxels themselves, which the VQVAE's round trip
+                # would blur (a top that now ends inside a token grows fuzz up to the token's end,
+                # thin rungs fade); the codes are still the shape's tokens.
+                voxels = self._resized(source, kind, cancelled)
+                new_codes = self._codes_of(vqvae, voxels)
+                vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
             else:
                 new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
                                      progress=progress, cancelled=cancelled)
-            vertices_unit, faces_out, new_codes, logits = self._decode(vqvae, new_codes, opts, progress, cancelled)
+                new_codes, logits = self._decode(vqvae, new_codes, progress, cancelled)
+                voxels = logits > 0
+                vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
         if not resizing and self.preset.edit_fill == 1.0:
             # The answer was normalised on its own: its size comes from the sides the edit kept,
             # measured on the voxels its mesh was made of.
-            answer = remove_small_components(logits > 0, MIN_COMPONENT_VOXELS)
+            answer = remove_small_components(voxels, MIN_COMPONENT_VOXELS)
             scale, offset = fit_edit_answer(source, answer)
             vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
-        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind)
+        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind, voxels)
 
     def edit_frame(self, kind: str | None) -> float:
         """The fill an edit's source is encoded at: a resize needs the edit frame's room; the
@@ -145,14 +153,15 @@ class Pipeline:
             return RESIZE_FILL
         return self.preset.edit_fill
 
-    def _resized(self, vqvae, source: np.ndarray, kind: str, cancelled) -> np.ndarray:
-        """The codes of the source's voxels resized the way `kind` asks (presets with edit_resize)."""
+    @staticmethod
+    def _resized(source: np.ndarray, kind: str, cancelled) -> np.ndarray:
+        """The source's voxels resized the way `kind` asks (presets with edit_resize)."""
         try:
             grid = resize(source, kind)
         except NoRoom as err:
             raise TaskError("no_shape", f"cannot make this shape {kind}: {err}") from err
         _check(cancelled)
-        return self._codes_of(vqvae, grid)
+        return grid
 
     @staticmethod
     def _codes_of(vqvae, grid: np.ndarray) -> np.ndarray:
@@ -192,8 +201,9 @@ class Pipeline:
             llm, vqvae = self._models(progress, cancelled)
             codes = llm.generate_shape(**inputs, options=self._llm_options(opts),
                                        progress=progress, cancelled=cancelled)
-            vertices, faces, codes, _ = self._decode(vqvae, codes, opts, progress, cancelled)
-        return MeshResult(vertices, faces, codes)
+            codes, logits = self._decode(vqvae, codes, progress, cancelled)
+            vertices, faces = self._surface(logits > 0, opts, progress, cancelled)
+        return MeshResult(vertices, faces, codes, voxels=logits > 0)
 
     def _models(self, progress: Progress, cancelled: CancelCheck):
         """The (llm, vqvae) pair, loaded on first use."""
@@ -255,10 +265,8 @@ class Pipeline:
         _check(cancelled)
         return codes, normalization, grid
 
-    def _decode(self, vqvae, codes, opts, progress, cancelled):
-        """1024 codes -> (vertices in the unit cube, faces, codes int32, the VQVAE's logits [R,R,R])."""
-        from backend.geometry.surface import occupancy_to_mesh
-
+    def _decode(self, vqvae, codes, progress, cancelled):
+        """1024 codes -> (codes int32, the VQVAE's logits [R,R,R])."""
         codes = np.asarray(codes, dtype=np.int32).reshape(-1)
         if codes.shape != (vqvae.config.num_tokens,):
             raise TaskError("no_shape", f"the model returned {codes.size} codes, not {vqvae.config.num_tokens}")
@@ -267,16 +275,23 @@ class Pipeline:
         logits = vqvae.decode(codes[None].astype(np.int64))[0, 0].float().cpu().numpy()
         progress("decode", 1, 1)
         _check(cancelled)
+        return codes, logits
+
+    @staticmethod
+    def _surface(voxels: np.ndarray, opts, progress, cancelled):
+        """bool [R,R,R] -> (vertices in the unit cube, faces)."""
+        from backend.geometry.surface import occupancy_to_mesh
+
         progress("surface", 0, 1)
         try:
-            vertices, faces = occupancy_to_mesh(logits, mode=opts["mesh_style"])
+            vertices, faces = occupancy_to_mesh(voxels, mode=opts["mesh_style"])
         except GeometryError as err:
             if err.code == geometry_errors.EMPTY_MESH:
                 raise TaskError("no_shape", "the generated shape has no occupied voxel") from err
             raise TaskError("internal", f"meshing the generated shape failed: {err.message}") from err
         progress("surface", 1, 1)
         _check(cancelled)
-        return vertices, faces, codes, logits
+        return vertices, faces
 
     # -- options ---------------------------------------------------------------------------
     def _require(self, task: str) -> None:

@@ -101,8 +101,11 @@ def test_text_to_3d_is_seeded_and_reports_stages(pipe):
 def test_codes_to_mesh_is_deterministic(pipe):
     codes = np.random.default_rng(0).integers(0, 8192, 1024).astype(np.int32)
     vqvae = pipe._models(lambda *a: None, lambda: False)[1]
-    first = pipe._decode(vqvae, codes, {"mesh_style": "smooth"}, lambda *a: None, lambda: False)
-    second = pipe._decode(vqvae, codes, {"mesh_style": "smooth"}, lambda *a: None, lambda: False)
+    def to_mesh():
+        codes_out, logits = pipe._decode(vqvae, codes, lambda *a: None, lambda: False)
+        return (codes_out, logits) + pipe._surface(logits > 0, {"mesh_style": "smooth"}, lambda *a: None, lambda: False)
+
+    first, second = to_mesh(), to_mesh()
     assert all(np.array_equal(x, y) for x, y in zip(first, second))
     # codes -> logits -> occupancy -> codes twice gives the same codes.
     occ = (vqvae.decode(torch.from_numpy(codes[None]).long()) > 0).float()

@@ -85,9 +85,15 @@ def test_a_proportion_edit_is_the_source_resized(pipe):
     before = v.copy(), f.copy()
     result = pipe.edit(v, f, "make it wider")
     codes, grid = source(pipe, v, f, "wider")
-    expected = pipe._vqvae.encode(torch.from_numpy(resize(grid, "wider")).float()[None, None])[0].numpy()
+    resized = resize(grid, "wider")
+    expected = pipe._vqvae.encode(torch.from_numpy(resized).float()[None, None])[0].numpy()
     assert not np.array_equal(expected, codes)
     assert np.array_equal(result.codes, expected) and result.edit_kind == "wider"
+    # the mesh is made from the resized voxels (the untrained tiny VQVAE's decode of the codes
+    # is nothing like a box): 1.35 times as wide, as deep and as tall as before, within 2 voxels
+    assert np.array_equal(result.voxels, resized)
+    voxel = 0.7 / (64 * EDIT_FILL)
+    np.testing.assert_allclose(np.ptp(result.vertices, axis=0), [0.3 * 1.35, 0.5, 0.7], atol=2 * voxel)
     # the edit came back in the caller's frame, at the source's place
     assert np.all(result.vertices.min(0) > np.array([2.0, -1.0, 0.5]) - 0.2)
     assert np.array_equal(v, before[0]) and np.array_equal(f, before[1])  # the input is untouched
