@@ -27,7 +27,6 @@ from backend.geometry.placement import fit_edit_answer
 from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
 from backend.geometry.resize import PROPORTION_KINDS, NoRoom, resize
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
-from backend.models.codec import OTHER_EDIT
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
 MESH_STYLES = ("smooth", "blocky")
@@ -118,9 +117,6 @@ class Pipeline:
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
             kind = llm.edit_kind(instruction, cancelled) if self.preset.edit_resize else None
-            if kind == OTHER_EDIT:
-                raise TaskError("bad_prompt", f'the model reads "{instruction}" as none of the edits it can make: '
-                                              "taller, shorter, wider, thinner, add a part, remove a part")
             resizing = kind in PROPORTION_KINDS
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=self.edit_frame(kind), to_codes=not resizing)

@@ -346,10 +346,8 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     assert torch.isclose(q_loss, torch.nn.functional.cross_entropy(q_logits[q_start - 1:-1],
                                                                    torch.tensor(question[q_start:])), rtol=1e-4)
     picked = int(torch.argmax(q_logits[q_start - 1, kinds]))
-    assert rt._edit_kind("make it taller", None, kinds) == kinds[picked]  # the cue: one of the six
-    answers = kinds + [T.other_edit_id(tokenizer)]  # the kind question may also answer "other"
-    named = int(torch.argmax(q_logits[q_start - 1, answers]))
-    assert rt.edit_kind("make it taller") == (T.EDIT_KINDS + (T.OTHER_EDIT,))[named]
+    assert rt._edit_kind("make it taller", None) == kinds[picked]
+    assert rt.edit_kind("make it taller") == T.EDIT_KINDS[picked]
     prompt = ids[: start + 2]  # the kind and the forced <mesh-start>
     where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(prompt)))
     cue = rt.model.get_input_embeddings().weight[ids[start]]
@@ -365,7 +363,7 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     source = data["edit_src"][0]
     answer = rt.edit(source, "make it taller", {"temperature": 0.0})
     asked = rt._prompt_ids([{"type": "text", "text": rt._edit_text(source, "make it taller")}], None)
-    asked += [rt._edit_kind("make it taller", None, kinds), start_id]
+    asked += [rt._edit_kind("make it taller", None), start_id]
     seq = asked + [int(rt.codec.code_ids[answer[0]])]
     where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(asked)[:, : len(seq)])).view(3, 1, -1)
     with torch.no_grad():
@@ -440,30 +438,25 @@ def test_with_edit_resize_edit_answers_train_add_and_remove_alone(setup):
 
 
 def test_kind_questions_draw_the_extra_wordings_only_when_asked(setup):
-    """The kinds stage adds the train_extra pool, instructions that are no edit among them;
-    earlier stages (and the tokenizer's corpus, which the committed tokenizer was built from)
-    keep to the train pool."""
+    """The kinds stage adds the train_extra pool; earlier stages (and the tokenizer's corpus,
+    which the committed tokenizer was built from) keep to the train pool."""
     from backend.embedded import language as L
 
     _, data = setup
     tokenizer = T.make_tokenizer(edit_kinds=True)
     prompts = T.embedded_prompts(edit_resize=True)
-    extra = {p for kind, pools in L.EDIT_PHRASES.items() for p in pools["train_extra"] if kind != "other"}
-    train = {p for pools in L.EDIT_PHRASES.values() for p in pools["train"]}
-    other = set(L.EDIT_PHRASES["other"]["train_extra"])
+    extra = {p for pools in L.EDIT_PHRASES.values() for p in pools["train_extra"] if "{p}" not in p}
+    train = {p for pools in L.EDIT_PHRASES.values() for p in pools["train"] if "{p}" not in p}
 
     def asked(wordings):
         sampler = T.ExampleSampler(tokenizer, data, prompts, seed=0, edit_wordings=wordings)
         texts = set()
         for _ in range(200):
             ids, start = sampler.sample_kind_question()
-            text = tokenizer.decode(ids[:start]).split("Which edit is this: ")[1].split("<|im_end|>")[0]
-            texts.add(text)
-            # an instruction that is no edit is answered so, the others by their kind
-            assert (tokenizer.decode(ids[start:start + 1]) == "<edit-other>") == (text in other)
+            texts.add(tokenizer.decode(ids[:start]).split("Which edit is this: ")[1].split("<|im_end|>")[0])
         return texts
 
     plain, wide = asked(("train",)), asked(("train", "train_extra"))
-    assert plain <= train and not plain & (extra | other)
-    assert wide & extra and wide & train and wide & other and wide <= train | extra | other
-    assert not (extra | other) & set(T.corpus())
+    assert plain <= train and not plain & extra
+    assert wide & extra and wide & train and wide <= train | extra
+    assert not extra & set(T.corpus())

@@ -132,7 +132,7 @@ def test_moves_edit_data_are_every_shape_moved_and_parts_added_or_removed(tmp_pa
 
 def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_edits(tmp_path):
     """--edit-kind-cue on a stage that continues a model without the kind tokens: the exported
-    model has seven more rows (the six kinds and the kind question's "other"), its preset says edit_kind_cue and holds the kind question, and an
+    model has six more rows, its preset says edit_kind_cue and holds the kind question, and an
     edit runs through the pipeline."""
     work, out = tmp_path / "work", tmp_path / "preset"
     fill = ["--edit-fill", "0.75", "--grid-edit-positions", "1"]
@@ -141,7 +141,7 @@ def test_an_edit_stage_with_the_kind_cue_grows_the_vocabulary_and_the_pipeline_e
     _train(work, out, "--stages", "edit", "--edit-kind-cue", "1", *fill)
     edited = load_file(str(out / "llm" / "model.safetensors"))
     rows = {k: v.shape[0] for k, v in polished.items() if "embed_tokens" in k or "lm_head" in k}
-    assert rows and all(edited[k].shape[0] == n + 7 for k, n in rows.items())
+    assert rows and all(edited[k].shape[0] == n + 6 for k, n in rows.items())
     preset = json.loads((out / "preset.json").read_text())
     assert preset["edit_kind_cue"] is True and preset["grid_edit_positions"] is True
     assert preset["prompts"]["edit"].endswith("{mesh}\n{instruction}")

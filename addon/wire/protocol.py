@@ -51,7 +51,7 @@ ERROR_CODES = {
     "bad_buffer": "a buffer's length, dtype or shape disagrees with the header",
     "bad_mesh": "the mesh has NaN/inf vertices or triangle indices out of range",
     "empty_mesh": "the mesh has no vertices or no triangles",
-    "bad_prompt": "the prompt or instruction is empty, too long, or (an edit) none the model can make",
+    "bad_prompt": "the prompt or instruction is empty or too long",
     "bad_image": "the image is not a PNG or JPEG image, or is too large",
     "queue_full": "the job queue is full; try again when a job has finished",
     "unknown_job": "no job of yours has that id (finished, never submitted, or another client's)",

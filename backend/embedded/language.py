@@ -100,14 +100,6 @@ EDIT_PHRASES = {
                                "pull off the {p}", "take the {p} away", "without the {p}"],
                "held_out": ["could you get rid of the {p}?", "I want it without its {p}", "strip away the {p}"],
                "held_out_2": ["please remove the {p}", "the {p} can go", "leave out the {p}"]},
-    # none of the edits above (codec.OTHER_EDIT): the kind question answers that it cannot tell
-    "other": {"train": [],
-              "train_extra": ["make it red", "paint it blue", "rotate it", "turn it upside down", "make it shiny",
-                              "make it look modern", "give it a metal finish", "make it glow", "colour it yellow",
-                              "mirror it", "make it transparent", "move it to the left", "make it softer",
-                              "polish it", "make it green", "spin it around"],
-              "held_out": ["make it look older", "paint it white", "turn it on its side"],
-              "held_out_2": ["give it a glossy look", "make it purple", "flip it over"]},
 }
 
 # How much an edit stretches the object: EDIT_FACTOR, the runtime's resize factor too.
@@ -222,14 +214,12 @@ def edit_pair_occupancies(shape: Shape, kind: str, fill: float = 1.0) -> tuple[n
     return shape.occupancy(fill=fill), edited_occupancy(shape, kind, fill)
 
 
-def edit_instruction(shape: Shape | None, kind: str, rng: np.random.Generator, pool: str | tuple[str, ...] = "train") -> str:
-    """A wording of `kind` drawn evenly over the phrases of `pool` (one pool name or several);
-    `shape` names the part of add and remove."""
+def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str | tuple[str, ...] = "train") -> str:
+    """A wording of `kind` drawn evenly over the phrases of `pool` (one pool name or several)."""
     from .categories import CATEGORIES
     pools = (pool,) if isinstance(pool, str) else pool
     phrases = [p for name in pools for p in EDIT_PHRASES[kind][name]]
-    part = CATEGORIES[shape.category].part or "" if shape is not None else ""
-    return with_part(phrases[rng.integers(len(phrases))], kind, part)
+    return with_part(phrases[rng.integers(len(phrases))], kind, CATEGORIES[shape.category].part or "")
 
 
 def with_part(phrase: str, kind: str, part: str) -> str:

@@ -29,8 +29,8 @@ from tokenizers import AddedToken
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
 from backend.geometry.resize import PROPORTION_KINDS
-from backend.models.codec import (EDIT_KINDS, NUM_CODES, OTHER_EDIT, aligned_positions, codes_to_text, edit_kind_ids,
-                                  edit_kind_token, edit_user_text, grid_positions, other_edit_id, with_mesh_block)
+from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_ids,
+                                  edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -128,12 +128,10 @@ def corpus() -> list[str]:
 
 
 def make_tokenizer(edit_kinds: bool = False):
-    """Our BPE with the chat and mesh tokens; `edit_kinds` appends the edit kind tokens (and
-    the kind question's OTHER_EDIT answer)."""
+    """Our BPE with the chat and mesh tokens; `edit_kinds` appends the edit kind tokens."""
     tokenizer = build_tokenizer(corpus(), vocab_size=600)
     if edit_kinds:
-        tokenizer.add_tokens([AddedToken(edit_kind_token(k), special=True, normalized=False)
-                              for k in EDIT_KINDS + (OTHER_EDIT,)])
+        tokenizer.add_tokens([AddedToken(edit_kind_token(k), special=True, normalized=False) for k in EDIT_KINDS])
     return tokenizer
 
 
@@ -159,10 +157,6 @@ class ExampleSampler:
         kind questions draw from every pair. edit_wordings: the EDIT_PHRASES pools of instructions."""
         self.tok, self.data, self.prompts = tokenizer, data, prompts
         self.edit_wordings = edit_wordings
-        # kind questions also ask instructions that are no edit (answered OTHER_EDIT) when the
-        # pools have some (train_extra) and the tokenizer has the answer
-        self.asks_other = (any(L.EDIT_PHRASES[OTHER_EDIT][p] for p in edit_wordings)
-                           and other_edit_id(tokenizer) is not None)
         self.edit_kind_cue = edit_kind_cue
         self.filler_chance, self.made_up_frames = filler_chance, made_up_frames
         self.rng = np.random.default_rng(seed)
@@ -215,13 +209,8 @@ class ExampleSampler:
     def sample_kind_question(self) -> tuple[list[int], int]:
         """The kind question of an edit pair of an evenly drawn kind: its instruction alone,
         answered by the kind token."""
-        kinds = sorted(self.pairs_of_kind) + ([OTHER_EDIT] if self.asks_other else [])
-        kind = kinds[int(self.rng.integers(len(kinds)))]
-        if kind == OTHER_EDIT:
-            instruction = L.with_filler(L.edit_instruction(None, kind, self.rng, self.edit_wordings), self.rng,
-                                        self.filler_chance)
-        else:
-            _, kind, instruction = self._edit_draw(self.pairs_of_kind[kind])
+        kinds = sorted(self.pairs_of_kind)
+        _, kind, instruction = self._edit_draw(self.pairs_of_kind[kinds[int(self.rng.integers(len(kinds)))]])
         return encode_example(self.tok, self.prompts["edit_kind"].format(instruction=instruction), edit_kind_token(kind))
 
 

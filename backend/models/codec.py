@@ -45,11 +45,6 @@ def mesh_token(k: int) -> str:
 EDIT_KINDS = ("taller", "shorter", "wider", "thinner", "add", "remove")
 
 
-# The kind question's answer for an instruction that is none of EDIT_KINDS ("make it red"): a
-# model trained with it says so instead of naming the nearest kind (optional: older models lack it).
-OTHER_EDIT = "other"
-
-
 def edit_kind_token(kind: str) -> str:
     return f"<edit-{kind}>"
 
@@ -58,12 +53,6 @@ def edit_kind_ids(tokenizer) -> list[int]:
     """Ids of the edit kind tokens in EDIT_KINDS order, [] when the tokenizer lacks any."""
     ids = tokenizer.convert_tokens_to_ids([edit_kind_token(k) for k in EDIT_KINDS])
     return [] if any(i is None or i == tokenizer.unk_token_id for i in ids) else [int(i) for i in ids]
-
-
-def other_edit_id(tokenizer) -> int | None:
-    """Id of the OTHER_EDIT answer token, None when the tokenizer lacks it."""
-    i = tokenizer.convert_tokens_to_ids(edit_kind_token(OTHER_EDIT))
-    return None if i is None or i == tokenizer.unk_token_id else int(i)
 
 
 @dataclass

@@ -48,9 +48,8 @@ import torch
 
 from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
-from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, OTHER_EDIT, MeshCodec, aligned_positions,
-                                  edit_kind_ids, edit_kind_token, edit_user_text, grid_positions, other_edit_id,
-                                  with_mesh_block)
+from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, MeshCodec, aligned_positions, edit_kind_ids,
+                                  edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
 from backend.models.images import prepare_image
 
 REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
@@ -292,11 +291,6 @@ class ShapeLLMRuntime:
         self.edit_kind_cue = edit_kind_cue
         names_kinds = edit_kind_cue or edit_kind_question
         self.edit_kind_ids = _edit_kind_ids(tokenizer) if names_kinds else None
-        # the kind question's answers: the six kinds, and OTHER_EDIT when the model was taught it
-        other = other_edit_id(tokenizer) if names_kinds else None
-        self.kind_answers = dict(zip(self.edit_kind_ids, EDIT_KINDS)) if names_kinds else {}
-        if other is not None:
-            self.kind_answers[other] = OTHER_EDIT
         if names_kinds and "{instruction}" not in prompts.get("edit_kind", ""):
             raise TaskError("model_error", "naming edit kinds needs an 'edit_kind' prompt with {instruction}")
         config = model.config
@@ -388,8 +382,8 @@ class ShapeLLMRuntime:
         content = [{"type": "text", "text": self._edit_text(codes, instruction)}]
         copy = (np.asarray(codes), self.edit_copy_bias) if self.edit_copy_bias else None
         kind = kind_token
-        if kind is None and self.edit_kind_cue:  # the cue is one of the six kinds
-            kind = self._edit_kind(instruction, cancelled, self.edit_kind_ids)
+        if kind is None and self.edit_kind_cue:
+            kind = self._edit_kind(instruction, cancelled)
         return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy, kind)
 
     # -- prompt building ---------------------------------------------------------------------
@@ -451,15 +445,15 @@ class ShapeLLMRuntime:
 
     def edit_kind(self, instruction: str, cancelled=None) -> str:
         """The edit kind (codec.EDIT_KINDS) a model trained with the kind question reads in an
-        instruction, or OTHER_EDIT when it reads none of them (models taught that answer)."""
+        instruction."""
         if self.edit_kind_ids is None:
             raise TaskError("unsupported", "this model does not name edit kinds (no edit kind question)")
-        token = self._edit_kind(checked_text(instruction, "instruction"), cancelled, list(self.kind_answers))
-        return self.kind_answers[token]
+        token = self._edit_kind(checked_text(instruction, "instruction"), cancelled)
+        return EDIT_KINDS[self.edit_kind_ids.index(token)]
 
     @torch.inference_mode()
-    def _edit_kind(self, instruction: str, cancelled, answers: list[int]) -> int:
-        """The token of `answers` the model finds likeliest as the answer to the kind question (the
+    def _edit_kind(self, instruction: str, cancelled) -> int:
+        """The edit kind token the model finds likeliest as the answer to the kind question (the
         instruction alone; greedy: the kind decides the whole answer, so it is not sampled)."""
         from transformers import DynamicCache
 
@@ -468,7 +462,7 @@ class ShapeLLMRuntime:
         prompt = self._prompt_ids([{"type": "text", "text": question}], None)
         cache = DynamicCache(config=self._live().config.text_config)
         logits, _ = self._prefill(prompt, None, cache)
-        return answers[int(torch.argmax(logits[answers]))]
+        return self.edit_kind_ids[int(torch.argmax(logits[self.edit_kind_ids]))]
 
     def _edit_positions(self, prompt: list[int]) -> np.ndarray:
         """Rope positions [3, len(prompt) + NUM_CODES + 1] of an edit conversation whose prompt
