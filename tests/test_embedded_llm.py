@@ -435,28 +435,3 @@ def test_with_edit_resize_edit_answers_train_add_and_remove_alone(setup):
     asked = {tokenizer.decode(sampler.sample_kind_question()[0][-2:-1]) for _ in range(40)}
     assert asked == {f"<edit-{k}>" for k in kinds}
     assert T.embedded_prompts(edit_resize=True)["edit"] == T.EMBEDDED_PROMPTS["edit"]  # the instruction first
-
-
-def test_kind_questions_draw_the_extra_wordings_only_when_asked(setup):
-    """The kinds stage adds the train_extra pool; earlier stages (and the tokenizer's corpus,
-    which the committed tokenizer was built from) keep to the train pool."""
-    from backend.embedded import language as L
-
-    _, data = setup
-    tokenizer = T.make_tokenizer(edit_kinds=True)
-    prompts = T.embedded_prompts(edit_resize=True)
-    extra = {p for pools in L.EDIT_PHRASES.values() for p in pools["train_extra"] if "{p}" not in p}
-    train = {p for pools in L.EDIT_PHRASES.values() for p in pools["train"] if "{p}" not in p}
-
-    def asked(wordings):
-        sampler = T.ExampleSampler(tokenizer, data, prompts, seed=0, edit_wordings=wordings)
-        texts = set()
-        for _ in range(200):
-            ids, start = sampler.sample_kind_question()
-            texts.add(tokenizer.decode(ids[:start]).split("Which edit is this: ")[1].split("<|im_end|>")[0])
-        return texts
-
-    plain, wide = asked(("train",)), asked(("train", "train_extra"))
-    assert plain <= train and not plain & extra
-    assert wide & extra and wide & train and wide <= train | extra
-    assert not extra & set(T.corpus())

@@ -50,54 +50,28 @@ DESCRIBE_QUESTIONS = {
 
 ANSWER_FRAMES = ["A {c}{a}.", "This is a {c}{a}.", "It looks like a {c}{a}.", "A 3D model of a {c}{a}."]
 
-# Edit wordings. "train" is in the BPE corpus (train_llm.corpus) and every stage draws from it;
-# "train_extra" came later and only the kinds stage draws from it: the committed tokenizer
-# predates it, so its new words reach the model as smaller pieces. "held_out" and "held_out_2"
-# (written before any training on train_extra) are never trained on.
 EDIT_PHRASES = {
     "taller": {"train": ["make it taller", "increase the height", "make it higher", "stretch it vertically",
                          "raise its height", "taller please"],
-               "train_extra": ["heighten it", "add some height", "stretch it up", "elongate it vertically",
-                               "make the legs longer", "boost its height", "a taller version",
-                               "it should be taller", "lengthen it", "scale it up vertically", "make it tall",
-                               "increase its vertical size"],
                "held_out": ["could you give it more height?", "I want it to be taller", "extend it upward"],
                "held_out_2": ["please make this one taller", "it needs to stand higher", "bump up the height"]},
     "shorter": {"train": ["make it shorter", "reduce the height", "make it lower", "squash it vertically",
                           "lower its height", "shorter please"],
-                "train_extra": ["decrease the height", "make the legs shorter", "flatten it a bit",
-                                "lower it", "shrink it vertically", "a shorter version",
-                                "it should be shorter", "less tall", "scale it down vertically",
-                                "shrink the height", "make it short", "reduce its vertical size"],
                 "held_out": ["could you cut down its height?", "I want it to be shorter", "compress it downward"],
                 "held_out_2": ["please make this one shorter", "it needs to sit lower", "bring the height down"]},
     "wider": {"train": ["make it wider", "increase the width", "stretch it sideways", "broaden it",
                         "make it broader", "wider please"],
-              "train_extra": ["add some width", "expand it sideways", "increase its breadth",
-                              "stretch it horizontally", "a wider version", "it should be wider",
-                              "scale it up horizontally", "make it fatter", "spread it out sideways",
-                              "make it wide", "boost its width", "increase its horizontal size"],
               "held_out": ["could you give it more width?", "I want it to be wider", "widen it"],
               "held_out_2": ["please make this one wider", "it needs to be broader", "bump up the width"]},
     "thinner": {"train": ["make it thinner", "make it narrower", "reduce the width", "slim it down",
                           "squeeze it sideways", "thinner please"],
-                "train_extra": ["make it skinny", "decrease the width", "shrink it sideways",
-                                "a thinner version", "it should be thinner", "scale it down horizontally",
-                                "less wide", "squeeze it in", "make it slim", "trim its width",
-                                "make it thin", "reduce its horizontal size"],
                 "held_out": ["could you narrow it?", "I want it to be slimmer", "take some width off"],
                 "held_out_2": ["please make this one thinner", "it needs to be narrower", "bring the width down"]},
     "add": {"train": ["add {p}", "give it {p}", "put {p} on it", "it needs {p}"],
-            "train_extra": ["add {p} to it", "put {p} there", "can it get {p}", "{p} should be added",
-                            "fit {p}", "with {p}", "add on {p}", "build {p} onto it", "give {p} to it",
-                            "it is missing {p}"],
             "held_out": ["could you attach {p}?", "I want it to have {p}", "include {p} too"],
             "held_out_2": ["please add {p}", "it should come with {p}", "equip it with {p}"]},
     "remove": {"train": ["remove the {p}", "take off the {p}", "delete the {p}", "drop the {p}",
                          "make it without the {p}"],
-               "train_extra": ["take away the {p}", "get the {p} off", "no {p}", "lose the {p}",
-                               "cut off the {p}", "erase the {p}", "ditch the {p}", "remove its {p}",
-                               "pull off the {p}", "take the {p} away", "without the {p}"],
                "held_out": ["could you get rid of the {p}?", "I want it without its {p}", "strip away the {p}"],
                "held_out_2": ["please remove the {p}", "the {p} can go", "leave out the {p}"]},
 }
@@ -214,11 +188,9 @@ def edit_pair_occupancies(shape: Shape, kind: str, fill: float = 1.0) -> tuple[n
     return shape.occupancy(fill=fill), edited_occupancy(shape, kind, fill)
 
 
-def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str | tuple[str, ...] = "train") -> str:
-    """A wording of `kind` drawn evenly over the phrases of `pool` (one pool name or several)."""
+def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str = "train") -> str:
     from .categories import CATEGORIES
-    pools = (pool,) if isinstance(pool, str) else pool
-    phrases = [p for name in pools for p in EDIT_PHRASES[kind][name]]
+    phrases = EDIT_PHRASES[kind][pool]
     return with_part(phrases[rng.integers(len(phrases))], kind, CATEGORIES[shape.category].part or "")
 
 

@@ -72,7 +72,6 @@ KINDS_STEPS = 400
 KINDS_LR = 5e-4
 KINDS_TASK_WEIGHTS = "0.45,0.45,0.1"
 KINDS_QUESTIONS = 32  # kind questions per step (LLMTrainSettings.kind_questions)
-KINDS_EDIT_WORDINGS = ("train", "train_extra")  # three times the wordings the earlier stages saw
 DECODER_STEPS = 1600
 
 
@@ -345,7 +344,7 @@ def main(argv=None) -> None:
                    edit_copy_bias=args.edit_copy_bias,
                    task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
     kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
-                    kind_questions=KINDS_QUESTIONS, edit_wordings=KINDS_EDIT_WORDINGS,
+                    kind_questions=KINDS_QUESTIONS,
                     task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
     settings = {"llm": base, "polish": polish, "kinds": kinds, "edit": edit}
     order = ("llm", "polish", "kinds", "edit")
