@@ -84,6 +84,13 @@ def test_image_to_3d_is_declared_unsupported(pipe):
     assert err.value.code == "unsupported"
 
 
+def test_the_sidebars_quick_edit_wordings_are_read_right(pipe):
+    """The add-on's Taller / Shorter / Wider / Thinner buttons send "make it <kind>"
+    (tests/test_addon_ui.py); the committed model names each one's kind."""
+    kinds = ("taller", "shorter", "wider", "thinner")
+    assert {kind: pipe.edit_kind(f"make it {kind}") for kind in kinds} == {kind: kind for kind in kinds}
+
+
 @pytest.mark.parametrize("instruction, kind, axis, grows", [
     ("Make it taller", "taller", 2, True),
     ("make it thinner", "thinner", 0, False),
