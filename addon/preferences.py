@@ -34,7 +34,8 @@ class ShapeLLMPreferences(bpy.types.AddonPreferences):
     mesh_style: EnumProperty(name="Mesh style", default="smooth",
                              items=[("smooth", "Smooth", "Smooth surface, smooth shading"),
                                     ("blocky", "Blocky", "Voxel blocks, flat shading")])
-    hide_source_on_edit: BoolProperty(name="Hide the source after an edit", default=False)
+    # the edited copy takes the original's place; the original stays, hidden, in the outliner
+    hide_source_on_edit: BoolProperty(name="Hide the source after an edit", default=True)
 
     def draw(self, context):
         layout = self.layout

@@ -91,7 +91,19 @@ def place_mesh_result(context, job, vertices, faces, preset: str, smooth: bool):
         offset = place.get("variation", 0) * float(place.get("size", 2.0)) * VARIATION_GAP
         obj.location = (x + offset, y, z)
     set_provenance(obj, job, preset)
+    make_active(context, obj)
     return obj
+
+
+def make_active(context, obj) -> None:
+    """Leave the result selected and active, as Blender's Add menu leaves a new object, so the
+    next edit or describe applies to it; not while the artist works in another mode."""
+    if context.mode != "OBJECT" or obj.name not in context.view_layer.objects:
+        return
+    for other in list(context.view_layer.objects.selected):  # context.selected_objects needs a window
+        other.select_set(False)
+    obj.select_set(True)
+    context.view_layer.objects.active = obj
 
 
 def clean_caption(text: str) -> str:

@@ -131,9 +131,9 @@ def test_edit_makes_a_copy_where_the_source_stands_and_keeps_the_source(bpy):
     edited = bpy.data.objects[job.result_name]
     assert edited.name.startswith(source.name) and edited["shapellm_instruction"] == "make it taller"
     np.testing.assert_allclose(np.array(edited.matrix_world), np.array(source.matrix_world), atol=1e-6)
-    # The source is untouched: same vertices, same modifier, still visible.
+    # The source is untouched (same vertices, same modifier), only hidden under its copy.
     np.testing.assert_array_equal(np.array([list(v.co) for v in source.data.vertices]), before)
-    assert [m.name for m in source.modifiers] == ["Bevel"] and not source.hide_get()
+    assert [m.name for m in source.modifiers] == ["Bevel"] and source.hide_get()
     # The edit stands where the source stands (in world space, within the source's size).
     bpy.context.view_layer.update()
     world = np.array([list(edited.matrix_world @ v.co) for v in edited.data.vertices])
@@ -183,19 +183,18 @@ def test_an_edit_result_is_one_undo_step_and_undo_leaves_the_source_as_it_was(bp
     # The bpy module starts with an empty undo stack (Blender's UI pushes one when it loads a
     # file, and operators run from Python push none): this step stands for that one.
     assert bpy.ops.ed.undo_push(message="Before the edit") == {"FINISHED"}
-    prefs(bpy).hide_source_on_edit = True
+    assert prefs(bpy).hide_source_on_edit  # the default: the edited copy takes the original's place
     bpy.context.scene.shapellm.instruction = "make it wider"
-    try:
-        assert bpy.ops.shapellm.edit() == {"FINISHED"}
-        (job,) = newest_jobs(1)
-        # Pumped from a context without a window, as a timer may be: the step is pushed anyway.
-        with bpy.context.temp_override(window=None):
-            assert bpy.context.window is None and not bpy.ops.ed.undo_push.poll()
-            wait_done(job)
-    finally:
-        prefs(bpy).hide_source_on_edit = False
+    assert bpy.ops.shapellm.edit() == {"FINISHED"}
+    (job,) = newest_jobs(1)
+    # Pumped from a context without a window, as a timer may be: the step is pushed anyway.
+    with bpy.context.temp_override(window=None):
+        assert bpy.context.window is None and not bpy.ops.ed.undo_push.poll()
+        wait_done(job)
     result = job.result_name
     assert result in bpy.data.objects and bpy.data.objects[source_name].hide_get()
+    # the copy is what the next click applies to
+    assert bpy.context.view_layer.objects.active.name == result and bpy.data.objects[result].select_get()
     steps = _undo_steps(bpy, capfd)
     active = [line for line in steps if line.startswith("[*")]
     assert len(active) == 1 and "name='ShapeLLM edit'" in active[0], steps
@@ -208,7 +207,7 @@ def test_an_edit_result_is_one_undo_step_and_undo_leaves_the_source_as_it_was(bp
     assert sorted(o.name for o in bpy.data.objects) == objects_before
     assert len(bpy.data.meshes) == meshes_before
     source = bpy.data.objects[source_name]
-    assert not source.hide_get()
+    assert not source.hide_get() and bpy.context.view_layer.objects.active == source
     np.testing.assert_array_equal(np.array([list(v.co) for v in source.data.vertices]), before)
 
     assert bpy.ops.ed.redo() == {"FINISHED"}   # and redo brings the result back whole

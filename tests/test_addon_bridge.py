@@ -251,6 +251,29 @@ def test_edit_result_takes_the_source_transform_and_keeps_the_source(bpy):
     assert obj.name == f"{source.name} edited" and obj["shapellm_instruction"] == "make it taller"
     assert source.name in bpy.data.objects and source.hide_get()
     assert len(source.data.vertices) == 8
+    # the copy is selected and active in the original's stead
+    assert bpy.context.view_layer.objects.active == obj and obj.select_get() and not source.select_get()
+
+
+def test_a_result_is_made_active_only_in_object_mode(bpy):
+    """Like Blender's Add menu, a result is left selected and active; a result that arrives
+    while the artist edits another mesh's vertices leaves their work alone."""
+    results = harness.module("results")
+    box = trimesh.creation.box(extents=(1.0, 0.5, 0.5))
+    v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0, -6, 0))
+    working = bpy.context.active_object
+    first = results.place_mesh_result(bpy.context, _job("text_to_3d", "a box", size=1.0), v, f, "tiny", smooth=False)
+    assert bpy.context.view_layer.objects.active == first and first.select_get() and not working.select_get()
+    bpy.context.view_layer.objects.active = working
+    assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"}
+    try:
+        second = results.place_mesh_result(bpy.context, _job("text_to_3d", "a box", size=1.0), v, f, "tiny",
+                                           smooth=False)
+        assert second.name in bpy.data.objects
+        assert bpy.context.view_layer.objects.active == working and bpy.context.mode == "EDIT_MESH"
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
 
 
 def test_an_edit_result_records_how_the_model_read_the_instruction(bpy, tmp_path):
