@@ -86,6 +86,7 @@ def place_mesh_result(context, job, vertices, faces, preset: str, smooth: bool):
         obj.matrix_world = Matrix(matrix.tolist())  # rows; a plain nested list would be read as columns
         if source is not None and place.get("hide_source") and source.name in context.view_layer.objects:
             source.hide_set(True)
+            source.hide_render = True  # else a render would show both, one inside the other
     else:
         x, y, z = place.get("location", (0.0, 0.0, 0.0))
         offset = place.get("variation", 0) * float(place.get("size", 2.0)) * VARIATION_GAP

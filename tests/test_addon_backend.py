@@ -193,6 +193,7 @@ def test_an_edit_result_is_one_undo_step_and_undo_leaves_the_source_as_it_was(bp
         wait_done(job)
     result = job.result_name
     assert result in bpy.data.objects and bpy.data.objects[source_name].hide_get()
+    assert bpy.data.objects[source_name].hide_render and not bpy.data.objects[result].hide_render
     # the copy is what the next click applies to
     assert bpy.context.view_layer.objects.active.name == result and bpy.data.objects[result].select_get()
     steps = _undo_steps(bpy, capfd)
@@ -207,7 +208,7 @@ def test_an_edit_result_is_one_undo_step_and_undo_leaves_the_source_as_it_was(bp
     assert sorted(o.name for o in bpy.data.objects) == objects_before
     assert len(bpy.data.meshes) == meshes_before
     source = bpy.data.objects[source_name]
-    assert not source.hide_get() and bpy.context.view_layer.objects.active == source
+    assert not source.hide_get() and not source.hide_render and bpy.context.view_layer.objects.active == source
     np.testing.assert_array_equal(np.array([list(v.co) for v in source.data.vertices]), before)
 
     assert bpy.ops.ed.redo() == {"FINISHED"}   # and redo brings the result back whole
