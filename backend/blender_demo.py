@@ -7,7 +7,9 @@
    touched), installs the zip with Blender's own extensions operator and enables it,
 3. points the add-on at this Python so that it starts (and later stops) the backend itself,
 4. generates through the add-on's own Generate operator and job pump, printing the progress,
-5. writes out/scene.blend, out/result.glb and a Workbench render out/render.png.
+5. with --edit, edits the result through the add-on's Edit operator the same way (the edited
+   copy takes the original's place; out/edit.png shows the two side by side),
+6. writes out/scene.blend, out/result.glb (the last result) and a Workbench render out/render.png.
 """
 
 from __future__ import annotations
@@ -69,13 +71,32 @@ def generate_with_retries(bpy, prompt: str, seed: int, attempts: int, timeout: f
 
 def generate(bpy, prompt: str, seed: int, timeout: float):
     """Press Generate and pump like the add-on's timer does, until the object is there."""
+    settings = bpy.context.scene.shapellm
+    settings.prompt, settings.seed, settings.variations = prompt, seed, 1
+    bpy.ops.shapellm.generate()
+    return run_job(bpy, timeout)
+
+
+def edit(bpy, obj, instruction: str, timeout: float):
+    """Select `obj`, apply the edit as the sidebar's button does, pump until the copy is there."""
+    import importlib
+
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    bpy.ops.shapellm.edit(instruction=instruction)
+    edited = run_job(bpy, timeout)
+    session = importlib.import_module(f"{PACKAGE}.session").get()
+    for level, text in session.notices:
+        print(f"{level}: {text}", flush=True)
+    return edited
+
+
+def run_job(bpy, timeout: float):
+    """Pump the newest job like the add-on's timer does; its result object once it is done."""
     import importlib
 
     pump = importlib.import_module(f"{PACKAGE}.pump")
     session = importlib.import_module(f"{PACKAGE}.session").get()
-    settings = bpy.context.scene.shapellm
-    settings.prompt, settings.seed, settings.variations = prompt, seed, 1
-    bpy.ops.shapellm.generate()
     job = list(session.book.jobs.values())[-1]
     deadline, last_line, worst_tick = time.monotonic() + timeout, "", 0.0
     while job.active or session.results:
@@ -92,7 +113,7 @@ def generate(bpy, prompt: str, seed: int, timeout: float):
         time.sleep(0.02)
     if job.state != "done":
         log = session.supervisor.log_tail(15) if session.supervisor else ""
-        raise GenerationFailed(f"generation {job.state}: {job.message}\n{log}", "(no_shape)" in job.message)
+        raise GenerationFailed(f"{job.task} {job.state}: {job.message}\n{log}", "(no_shape)" in job.message)
     print(f"done in {job.duration:.1f} s; worst pump tick while running {worst_tick * 1000:.2f} ms",
           flush=True)
     return bpy.data.objects[job.result_name]
@@ -102,25 +123,20 @@ def stage_scene(bpy, obj) -> None:
     """Ground, camera and Workbench look, framed on the object."""
     scene = bpy.context.scene
     size = max(obj.dimensions)
-    centre = obj.location.copy()
-    centre.z += obj.dimensions.z / 2
     bpy.ops.mesh.primitive_plane_add(size=size * 8, location=(obj.location.x, obj.location.y, obj.location.z))
     ground = bpy.context.active_object
     ground.name = "Ground"
     ground.color = (0.82, 0.82, 0.8, 1.0)
     obj.color = (0.85, 0.55, 0.3, 1.0)
-    distance = size * 3.2
     camera_data = bpy.data.cameras.new("Camera")
     camera = bpy.data.objects.new("Camera", camera_data)
     scene.collection.objects.link(camera)
-    direction = (math.cos(math.radians(-50)), math.sin(math.radians(-50)), 0.55)
-    camera.location = [c + distance * d for c, d in zip(centre, direction)]
     track = camera.constraints.new("TRACK_TO")
     empty = bpy.data.objects.new("Camera target", None)
-    empty.location = centre
     scene.collection.objects.link(empty)
     track.target = empty
     scene.camera = camera
+    frame(bpy, [obj])
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.resolution_x, scene.render.resolution_y = 1024, 768
     scene.render.film_transparent = False
@@ -134,6 +150,34 @@ def stage_scene(bpy, obj) -> None:
     world = scene.world or bpy.data.worlds.new("World")
     scene.world = world
     world.color = (0.25, 0.28, 0.32)
+    bpy.ops.object.select_all(action="DESELECT")
+
+
+def frame(bpy, objects, distance: float = 3.2) -> None:
+    """Point the scene's camera at the objects' joint bounding box, from the front right, above,
+    `distance` times the box's size away."""
+    from mathutils import Vector
+
+    bpy.context.view_layer.update()
+    corners = [o.matrix_world @ Vector(c) for o in objects for c in o.bound_box]
+    low = Vector([min(c[i] for c in corners) for i in range(3)])
+    high = Vector([max(c[i] for c in corners) for i in range(3)])
+    centre, size = (low + high) / 2, max(high - low)
+    bpy.data.objects["Camera target"].location = centre
+    direction = Vector((math.cos(math.radians(-50)), math.sin(math.radians(-50)), 0.55))
+    bpy.context.scene.camera.location = centre + direction * size * distance
+
+
+def render_side_by_side(bpy, original, edited, path: Path) -> None:
+    """The original, shown again and moved to the left of its edited copy, rendered to `path`
+    (after the scene was saved: the file keeps the copy in the original's place)."""
+    original.hide_set(False)
+    original.hide_render = False
+    original.color = (0.45, 0.6, 0.8, 1.0)
+    original.location.x -= max(original.dimensions.x, edited.dimensions.x) * 1.4
+    frame(bpy, [original, edited], distance=2.4)
+    bpy.context.scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
 
 
 def write_outputs(bpy, obj, out: Path) -> None:
@@ -155,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the shape")
     parser.add_argument("--attempts", type=int, default=3, help="seeds to try when a shape comes out empty")
+    parser.add_argument("--edit", metavar="INSTRUCTION", help="then edit the result (e.g. \"make it taller\")")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -176,13 +221,22 @@ def main(argv: list[str] | None = None) -> None:
     prefs.auto_start = True
     try:
         obj = generate_with_retries(bpy, args.prompt, args.seed, max(1, args.attempts), args.timeout)
-        stage_scene(bpy, obj)
-        write_outputs(bpy, obj, out)
+        result = obj
+        if args.edit:
+            try:
+                result = edit(bpy, obj, args.edit, args.timeout)
+            except GenerationFailed as failure:
+                raise SystemExit(str(failure)) from None
+        stage_scene(bpy, result)
+        write_outputs(bpy, result, out)
+        if args.edit:
+            render_side_by_side(bpy, obj, result, out / "edit.png")
     finally:
         import addon_utils
 
         addon_utils.disable(PACKAGE)   # stops the backend the add-on started
-    print(f"wrote {out / 'scene.blend'}, {out / 'result.glb'}, {out / 'render.png'}")
+    extra = f", {out / 'edit.png'}" if args.edit else ""
+    print(f"wrote {out / 'scene.blend'}, {out / 'result.glb'}, {out / 'render.png'}{extra}")
 
 
 if __name__ == "__main__":
