@@ -150,7 +150,6 @@ def stage_scene(bpy, obj) -> None:
     world = scene.world or bpy.data.worlds.new("World")
     scene.world = world
     world.color = (0.25, 0.28, 0.32)
-    bpy.ops.object.select_all(action="DESELECT")
 
 
 def frame(bpy, objects, distance: float = 3.2) -> None:

@@ -53,7 +53,9 @@ class MeshResult:
     faces: np.ndarray  # int32 [M, 3]
     codes: np.ndarray  # int32 [1024]: the shape's VQVAE codes
     edit_kind: str | None = None  # an edit's kind as the model read it (presets that name kinds)
-    voxels: np.ndarray | None = None  # bool [R, R, R]: the occupancy the mesh was made from, in the task's frame
+    # bool [R, R, R]: the occupancy the mesh was meshed from, in the model's unit frame (before
+    # the mesh was mapped back to the caller's)
+    voxels: np.ndarray | None = None
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -198,8 +200,9 @@ class Pipeline:
             codes = llm.generate_shape(**inputs, options=self._llm_options(opts),
                                        progress=progress, cancelled=cancelled)
             codes, logits = self._decode(vqvae, codes, progress, cancelled)
-            vertices, faces = self._surface(logits > 0, opts, progress, cancelled)
-        return MeshResult(vertices, faces, codes, voxels=logits > 0)
+            voxels = logits > 0
+            vertices, faces = self._surface(voxels, opts, progress, cancelled)
+        return MeshResult(vertices, faces, codes, voxels=voxels)
 
     def _models(self, progress: Progress, cancelled: CancelCheck):
         """The (llm, vqvae) pair, loaded on first use."""

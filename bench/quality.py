@@ -8,9 +8,9 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
   (backend/embedded/judge.py; no learned weights, separate from the generator);
 - VQVAE round-trip voxel IoU on held-out procedural shapes and on ../shared/fixtures/meshes;
 - describe accuracy (the answer names the shape's category) on held-out shapes;
-- edit success on held-out shapes with held-out instruction wording (`--edit-wording held_out_2`:
-  a second held-out set; `train`:
-  the training pool's wordings, same shapes): the asked proportion
+- edit success on held-out shapes with held-out instruction wording (`--edit-wording
+  held_out_2`: a second held-out set; `train`: the training pool's wordings, the same shapes,
+  to tell wording from the edit itself): the asked proportion
   changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
   add/remove: occupied voxels up/down) and the judge reads the answer as the shape it reads
   the true edit as (a true edit it reads as another category sets that category; the older
