@@ -81,3 +81,24 @@ def test_a_grown_shape_stops_at_the_grid_side():
     src[5:15, 5:15, 2:50] = True  # 48 tall from z=2: the factor would need 65
     out = resize(src, "taller")
     assert extent(out, 2) == (2, R - 2)
+
+
+def test_a_shape_with_only_a_few_repeated_slices_is_resampled_not_extruded():
+    """A ball, a few of whose slices repeat: widening it is an even resample, no slice
+    copied more than three times (the old rule spread the whole change over those few: flat
+    bands)."""
+    from backend.geometry.resize import _long_run_repeats
+
+    x, y, z = np.mgrid[:R, :R, :R]
+    ball = (x - 24) ** 2 + (y - 24) ** 2 + (z - 24) ** 2 <= 16 ** 2
+    body = ball[ball.any(axis=(1, 2))]
+    change = round(len(body) * EDIT_FACTOR) - len(body)
+    assert 1 <= len(_long_run_repeats(body)) and change > 3 * len(_long_run_repeats(body))
+    out = resize_along(ball, 0, EDIT_FACTOR)
+    assert extent(out, 0) == (extent(ball, 0)[0], round(len(body) * EDIT_FACTOR))
+    slices = out[out.any(axis=(1, 2))]
+    runs, n = [], 1
+    for a, b in zip(slices[:-1], slices[1:]):
+        n = n + 1 if np.array_equal(a, b) else 1
+        runs.append(n)
+    assert max(runs) <= 3, max(runs)

@@ -53,11 +53,17 @@ def resize_along(occupancy: np.ndarray, axis: int, scale: float) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
+# A repeated slice is copied at most this many times: a shape with only a few repeats (one flat
+# slice across a round seat, a torus's widest ring) is resampled evenly rather than extruded.
+MAX_COPIES = 3
+
+
 def _with_length(body: np.ndarray, length: int) -> np.ndarray:
     """`body`'s slices made `length` long: repeated slices copied or dropped, else resampled."""
     repeats = _long_run_repeats(body)
     change = length - len(body)
-    if not repeats or (change < 0 and -change > len(repeats)):
+    too_few = -change > len(repeats) if change < 0 else change > MAX_COPIES * len(repeats)
+    if too_few:
         return body[np.minimum((np.arange(length) + 0.5) * len(body) / length, len(body) - 1).astype(int)]
     # the slices to copy or drop, spread evenly over the repeated ones
     picks = [repeats[int(k * len(repeats) / abs(change))] for k in range(abs(change))]
