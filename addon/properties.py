@@ -21,7 +21,8 @@ class ShapeLLMSceneSettings(bpy.types.PropertyGroup):
     variations: IntProperty(name="Variations", default=1, min=1, max=8,
                             description="How many shapes to make, laid out side by side")
     instruction: StringProperty(name="Instruction", default="",
-                                description="How to change the selected object")
+                                description='How to change the selected object, e.g. "make it taller", '
+                                            '"reduce the width", "remove the backrest"')
     caption: StringProperty(name="Caption", default="", description="The last description")
 
 
