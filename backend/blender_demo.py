@@ -79,20 +79,15 @@ def generate(bpy, prompt: str, seed: int, timeout: float):
 
 def edit(bpy, obj, instruction: str, timeout: float):
     """Select `obj`, apply the edit as the sidebar's button does, pump until the copy is there."""
-    import importlib
-
     bpy.context.view_layer.objects.active = obj
     obj.select_set(True)
     bpy.ops.shapellm.edit(instruction=instruction)
-    edited = run_job(bpy, timeout)
-    session = importlib.import_module(f"{PACKAGE}.session").get()
-    for level, text in session.notices:
-        print(f"{level}: {text}", flush=True)
-    return edited
+    return run_job(bpy, timeout, report=True)
 
 
-def run_job(bpy, timeout: float):
-    """Pump the newest job like the add-on's timer does; its result object once it is done."""
+def run_job(bpy, timeout: float, report: bool = False):
+    """Pump the newest job like the add-on's timer does; its result object once it is done.
+    `report`: print the add-on's notices (what the artist would see reported) then."""
     import importlib
 
     pump = importlib.import_module(f"{PACKAGE}.pump")
@@ -116,6 +111,8 @@ def run_job(bpy, timeout: float):
         raise GenerationFailed(f"{job.task} {job.state}: {job.message}\n{log}", "(no_shape)" in job.message)
     print(f"done in {job.duration:.1f} s; worst pump tick while running {worst_tick * 1000:.2f} ms",
           flush=True)
+    for level, text in session.notices if report else ():
+        print(f"{level}: {text}", flush=True)
     return bpy.data.objects[job.result_name]
 
 

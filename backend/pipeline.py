@@ -128,13 +128,12 @@ class Pipeline:
                 # thin rungs fade); the codes are still the shape's tokens.
                 voxels = self._resized(source, kind, cancelled)
                 new_codes = self._codes_of(vqvae, voxels)
-                vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
             else:
                 new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
                                      progress=progress, cancelled=cancelled)
                 new_codes, logits = self._decode(vqvae, new_codes, progress, cancelled)
                 voxels = logits > 0
-                vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
+            vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
         if not resizing and self.preset.edit_fill == 1.0:
             # The answer was normalised on its own: its size comes from the sides the edit kept,
             # measured on the voxels its mesh was made of.
