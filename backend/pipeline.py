@@ -23,7 +23,7 @@ from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
 from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
-from backend.geometry.placement import fit_edit_answer
+from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
 from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
 from backend.geometry.resize import PROPORTION_KINDS, NoRoom, resize
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
@@ -122,6 +122,7 @@ class Pipeline:
             resizing = kind in PROPORTION_KINDS
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=self.edit_frame(kind), to_codes=not resizing)
+            scale, offset = 1.0, np.zeros(3)
             if resizing:
                 # The mesh is made from the resized voxels themselves, which the VQVAE's round trip
                 # would blur (a top that now ends inside a token grows fuzz up to the token's end,
@@ -133,15 +134,27 @@ class Pipeline:
                                      progress=progress, cancelled=cancelled)
                 new_codes, logits = self._decode(vqvae, new_codes, progress, cancelled)
                 voxels = logits > 0
+                if self.preset.edit_fill == 1.0:
+                    # The answer was normalised on its own: its size comes from the sides the
+                    # edit kept, measured on the voxels its mesh is made of.
+                    scale, offset = fit_edit_answer(source, remove_small_components(voxels, MIN_COMPONENT_VOXELS))
+                self._check_overlap(source, placed_grid(voxels, scale, offset), kind)
             vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
-        if not resizing and self.preset.edit_fill == 1.0:
-            # The answer was normalised on its own: its size comes from the sides the edit kept,
-            # measured on the voxels its mesh was made of.
-            answer = remove_small_components(voxels, MIN_COMPONENT_VOXELS)
-            scale, offset = fit_edit_answer(source, answer)
-            vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
+        vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind, voxels)
+
+    def _check_overlap(self, source: np.ndarray, answer: np.ndarray, kind: str | None) -> None:
+        """Refuse a model-written answer that is another shape, not the source edited (preset
+        edit_min_overlap): a stray object beside the artist's is worse than a clear no. The
+        answer is compared as placed, at the best small shift (placement.best_shift_overlap)."""
+        if self.preset.edit_min_overlap <= 0:
+            return
+        overlap = best_shift_overlap(source, answer)
+        if overlap < self.preset.edit_min_overlap:
+            asked = f" ({kind})" if kind else ""
+            raise TaskError("no_shape", f"the model could not make this edit{asked}: its answer keeps only "
+                                        f"{overlap:.0%} of the shape, so nothing was added")
 
     def edit_frame(self, kind: str | None) -> float:
         """The fill an edit's source is encoded at: a resize needs the edit frame's room; the

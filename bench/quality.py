@@ -243,6 +243,7 @@ def main(argv=None) -> dict:
         truth_results = defaultdict(list)  # the judge on the true edits themselves: its ceiling
         same_category = defaultdict(list)  # the older reading: the answer judged as the source's category
         edit_sheet, edit_labels = [], []
+        refused = []  # edits the pipeline answered with an error (counted as misses)
         empty = empty_code(vqvae)
 
         def made_change(kind, before, after, expected, judged):
@@ -275,8 +276,9 @@ def main(argv=None) -> dict:
                         truth = decode_occupancy(vqvae, M.move(codes, kind, c, empty)[None])[0]
                 try:
                     result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
-                except TaskError:  # e.g. no_shape: an all-empty answer
+                except TaskError as err:  # no_shape: an empty answer, or one refused as another shape
                     result = None
+                    refused.append(f"{c} {kind}: {err.message}")
                 # what the answer's mesh was made from: the decoded codes, or for a resize the
                 # resized voxels themselves (the older reading, the codes decoded, is kept beside it)
                 after = result.voxels if result else np.zeros_like(before)
@@ -310,12 +312,13 @@ def main(argv=None) -> dict:
                           "cases": sum(len(v) for v in results.values()),
                           "edit_fill": pipe.preset.edit_fill,
                           "iou_with_true_edit": float(np.mean(target_ious)),
-                          "source_iou_with_true_edit": float(np.mean(source_ious))}
+                          "source_iou_with_true_edit": float(np.mean(source_ious)),
+                          "refused": refused}
         print(f"edit success {report['edit']['success']:.3f} (and closer to the true edit than the source: "
               f"{report['edit']['success_closer_than_source']:.3f}), voxel IoU with the true edit "
               f"{report['edit']['iou_with_true_edit']:.3f} (the unedited source: "
               f"{report['edit']['source_iou_with_true_edit']:.3f}); the true edits ({args.edit_truth}) pass the same "
-              f"judge {report['edit']['true_edits_success']:.3f}", flush=True)
+              f"judge {report['edit']['true_edits_success']:.3f}; refused with an error: {len(refused)}", flush=True)
 
     # -- the edit kind a model that names kinds names, on every wording of the --edit-wording pool --
     names_kinds = pipe.preset.edit_kind_cue or pipe.preset.edit_resize

@@ -14,7 +14,7 @@ import pytest
 from backend.embedded import language as L
 from backend.embedded.shape import sample_shape
 from backend.geometry.errors import INVALID_ARGUMENT, GeometryError
-from backend.geometry.placement import MAX_SCALE, fit_edit_answer, occupied_box
+from backend.geometry.placement import MAX_SCALE, best_shift_overlap, fit_edit_answer, occupied_box, placed_grid
 
 VOXEL = 1 / 64
 
@@ -89,3 +89,43 @@ def test_grids_of_different_sizes_are_refused_clearly():
     with pytest.raises(GeometryError) as err:
         fit_edit_answer(np.ones((8, 8, 8), bool), np.ones((16, 16, 16), bool))
     assert err.value.code == INVALID_ARGUMENT and "shape" in err.value.message
+
+
+def test_placed_grid_scales_and_moves_the_answer_like_its_vertices():
+    grid = np.zeros((64, 64, 64), bool)
+    grid[16:32, 16:32, 0:16] = True  # unit coords [-0.25, 0) x [-0.25, 0) x [-0.5, -0.25)
+    placed = placed_grid(grid, 2.0, np.array([0.25, 0.25, 0.5]))
+    lo, hi = occupied_box(placed)
+    np.testing.assert_allclose(lo, [-0.25, -0.25, -0.5])
+    np.testing.assert_allclose(hi, [0.25, 0.25, 0.0])
+    assert placed.sum() == 8 * grid.sum()
+    # identity, and a shift that pushes the answer out of the cube
+    assert np.array_equal(placed_grid(grid, 1.0, np.zeros(3)), grid)
+    assert not placed_grid(grid, 1.0, np.array([2.0, 0.0, 0.0])).any()
+
+
+@pytest.mark.parametrize("category, kind", [("mug", "add"), ("mug", "remove"), ("lamp", "add"), ("table", "remove")])
+def test_true_part_edits_keep_most_of_the_source_once_placed(category, kind):
+    """A true add or remove, normalised on its own, placed back and compared at the best small
+    shift keeps over half the source; the raw IoU of the two unit grids says far less (a mug's
+    handle moves its thin walls off themselves: about 0.1)."""
+    shape = sample_shape(category, 3).with_params(part=(kind == "remove"))
+    before, truth = L.edit_pair_occupancies(shape, kind, 1.0)
+    scale, offset = fit_edit_answer(before, truth)
+    assert best_shift_overlap(before, placed_grid(truth, scale, offset)) > 0.5
+    raw = (before & truth).sum() / (before | truth).sum()
+    if category == "mug":
+        assert raw < 0.3
+
+
+def test_best_shift_overlap_finds_a_small_offset_and_not_another_shape():
+    a = np.zeros((64, 64, 64), bool)
+    a[20:44, 20:44, 0:40] = True
+    a[22:42, 22:42, 2:40] = False  # a thin-walled cup
+    shifted = np.roll(a, 6, axis=0)
+    assert (a & shifted).sum() / (a | shifted).sum() < 0.5
+    assert best_shift_overlap(a, shifted) > 0.9
+    other = np.zeros_like(a)
+    other[0:64, 28:36, 50:58] = True  # a bar elsewhere
+    assert best_shift_overlap(a, other) < 0.1
+    assert best_shift_overlap(a, a) == 1.0 and best_shift_overlap(a, np.zeros_like(a)) == 0.0

@@ -8,6 +8,8 @@ The LLM is untrained; its kind rows are set so that it names a chosen kind for e
 instruction, which is what training teaches it (tests/test_embedded_llm.py checks the kind
 question is asked the same way in training and at run time)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,9 @@ import trimesh
 
 from backend.embedded import train_llm as T
 from backend.errors import TaskError
+from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
 from backend.geometry.resize import EDIT_FILL, resize
+from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
 from backend.models.checkpoints import save_vqvae
 from backend.models.presets import REFERENCE_GENERATION, Preset
 from backend.models.tiny import tiny_vqvae
@@ -124,3 +128,38 @@ def test_a_broken_mesh_is_refused_before_any_model_loads_or_runs(pipe, vertices,
     with pytest.raises(TaskError) as err:
         fresh.edit(vertices, faces, "make it wider")
     assert err.value.code == code and not fresh.loaded
+
+
+def kept_share(pipe, v, f, instruction: str) -> float:
+    """How much of the source the model's own answer keeps, measured as the guard measures it:
+    placed like its mesh, compared at the best small shift."""
+    _, grid = source(pipe, v, f, "add")
+    answer = pipe.edit(v, f, instruction).voxels
+    scale, offset = fit_edit_answer(grid, remove_small_components(answer, MIN_COMPONENT_VOXELS))
+    return best_shift_overlap(grid, placed_grid(answer, scale, offset))
+
+
+def test_a_model_answer_that_is_another_shape_is_refused(pipe):
+    """preset edit_min_overlap: the untrained model's "add" answer is not the box with a part
+    added, and with the guard on it is a clear error instead of a stray object."""
+    v, f = box((0.3, 0.5, 0.7))
+    kept = kept_share(pipe, v, f, "give it a backrest")
+    assert kept < 0.5  # the premise: the answer keeps little of the box
+    guarded = Pipeline(replace(pipe.preset, edit_min_overlap=0.5), device="cpu")
+    with pytest.raises(TaskError) as err:
+        guarded.edit(v, f, "give it a backrest")
+    assert err.value.code == "no_shape" and "(add)" in err.value.message and f"{kept:.0%}" in err.value.message
+    # a resize is the artist's own shape and is never refused, even by a guard no answer passes
+    strict = Pipeline(replace(pipe.preset, edit_min_overlap=0.99), device="cpu")
+    assert strict.edit(v, f, "make it wider").edit_kind == "wider"
+
+
+def test_the_guard_compares_with_what_the_answer_keeps(pipe):
+    """Just under the answer's share it passes, just over it the answer is refused."""
+    v, f = box((0.3, 0.5, 0.7))
+    kept = kept_share(pipe, v, f, "give it a backrest")
+    assert kept > 0.02  # else "just under" would be no guard at all
+    under = Pipeline(replace(pipe.preset, edit_min_overlap=kept - 0.01), device="cpu")
+    assert under.edit(v, f, "give it a backrest").edit_kind == "add"
+    with pytest.raises(TaskError):
+        Pipeline(replace(pipe.preset, edit_min_overlap=kept + 0.01), device="cpu").edit(v, f, "give it a backrest")

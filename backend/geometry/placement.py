@@ -82,3 +82,42 @@ def _anchor(box) -> np.ndarray:
     """The point that stays put: the footprint centre in X and Y, the floor in Z."""
     lo, hi = box
     return np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
+
+
+def placed_grid(answer: np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
+    """The answer's occupancy as placed by (scale, offset), sampled on its own grid: voxel i is
+    occupied when the answer voxel its centre comes from is (nearest voxel)."""
+    answer = np.asarray(answer, dtype=bool)
+    resolution = answer.shape[0]
+    centres = (np.arange(resolution) + 0.5) / resolution - 0.5
+    index = [np.floor(((centres - offset[axis]) / scale + 0.5) * resolution).astype(int) for axis in range(3)]
+    inside = [(i >= 0) & (i < resolution) for i in index]
+    clipped = [np.clip(i, 0, resolution - 1) for i in index]
+    placed = answer[np.ix_(*clipped)]
+    return placed & inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
+
+
+def best_shift_overlap(source: np.ndarray, answer: np.ndarray, pool: int = 2, max_shift: tuple = (8, 8, 4)) -> float:
+    """Voxel IoU of two grids at `pool`x coarser cells, at the best shift of up to `max_shift`
+    coarse cells per axis: how much of the source an answer keeps, whatever small offset its
+    placement left (an added handle moves a mug's footprint centre by half the handle, and a
+    thin wall shifted by a few voxels no longer overlaps itself)."""
+    a, b = (_pooled(np.asarray(g, dtype=bool), pool) for g in (source, answer))
+    total = int(a.sum()) + int(b.sum())
+    if total == 0:
+        return 1.0
+    best = 0
+    n = a.shape[0]
+    for dx in range(-max_shift[0], max_shift[0] + 1):
+        for dy in range(-max_shift[1], max_shift[1] + 1):
+            for dz in range(-max_shift[2], max_shift[2] + 1):
+                # b shifted by (dx, dy, dz), intersected with a where both are inside the grid
+                sa = tuple(slice(max(d, 0), n + min(d, 0)) for d in (dx, dy, dz))
+                sb = tuple(slice(max(-d, 0), n - max(d, 0)) for d in (dx, dy, dz))
+                best = max(best, int(np.count_nonzero(a[sa] & b[sb])))
+    return best / (total - best)
+
+
+def _pooled(grid: np.ndarray, pool: int) -> np.ndarray:
+    r = grid.shape[0] // pool
+    return grid.reshape(r, pool, r, pool, r, pool).any(axis=(1, 3, 5))

@@ -25,9 +25,11 @@ A preset folder holds `preset.json`:
       "edit_kind_cue": false,        # an edit answer opens with an edit kind token (the answer to
                                      # the prompt "edit_kind" holding {instruction}) whose embedding
                                      # is added to every answer code's input (codec.EDIT_KINDS)
-      "edit_resize": false           # the model names the edit kind (the "edit_kind" prompt);
+      "edit_resize": false,          # the model names the edit kind (the "edit_kind" prompt);
                                      # taller/shorter/wider/thinner resize the input's voxels
                                      # (geometry/resize.py), other kinds are the model's answer
+      "edit_min_overlap": 0.0        # a model-written edit answer whose voxel IoU with its
+                                     # source is below this is refused (no_shape), not added
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -102,6 +104,9 @@ class Preset:
     # where a small model's own answer loses the shape; add and remove stay the model's answer
     # (in edit_fill's frame; a resized source is read in resize.EDIT_FILL's, with room to grow)
     edit_resize: bool = False
+    # an edit answer the model wrote (not a resize) whose voxel IoU with its source is below
+    # this is refused: the model gave another shape, not this one edited (0: never refused)
+    edit_min_overlap: float = 0.0
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -130,7 +135,8 @@ class Preset:
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
         for key, ok, allowed in (("edit_fill", lambda x: 0 < x <= 1, "(0, 1]"),
-                                 ("edit_copy_bias", lambda x: 0 <= x <= 50, "[0, 50]")):
+                                 ("edit_copy_bias", lambda x: 0 <= x <= 50, "[0, 50]"),
+                                 ("edit_min_overlap", lambda x: 0 <= x < 1, "[0, 1)")):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
                 problems.append(f"{key} must be a number in {allowed}, not {value!r}")
