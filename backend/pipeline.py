@@ -216,6 +216,12 @@ class Pipeline:
             vertices, faces = self._surface(voxels, opts, progress, cancelled)
         return MeshResult(vertices, faces, codes, voxels=voxels)
 
+    def llm_runtime(self):
+        """The preset's LLM runtime, loaded as the tasks load it (for benchmarks that probe the
+        model directly)."""
+        with self._lock:
+            return self._models(_no_progress, _never)[0]
+
     def _models(self, progress: Progress, cancelled: CancelCheck):
         """The (llm, vqvae) pair, loaded on first use."""
         _check(cancelled)

@@ -48,7 +48,7 @@ GROWS = ("taller", "wider")
 
 def load_runtime(preset) -> ShapeLLMRuntime:
     """The LLM as the pipeline loads it, with every option the preset declares."""
-    return Pipeline(preset, device="cpu")._load_llm()
+    return Pipeline(preset, device="cpu").llm_runtime()
 
 
 def kind_token(rt: ShapeLLMRuntime, kind: str) -> int | None:

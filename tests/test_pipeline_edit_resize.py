@@ -163,3 +163,12 @@ def test_the_guard_compares_with_what_the_answer_keeps(pipe):
     assert under.edit(v, f, "give it a backrest").edit_kind == "add"
     with pytest.raises(TaskError):
         Pipeline(replace(pipe.preset, edit_min_overlap=kept + 0.01), device="cpu").edit(v, f, "give it a backrest")
+
+
+def test_llm_runtime_is_the_model_the_tasks_use(pipe):
+    """Benchmarks probe the model through llm_runtime(): the same runtime, with the preset's
+    kind question, that edit() asks."""
+    fresh = Pipeline(pipe.preset, device="cpu")
+    runtime = fresh.llm_runtime()
+    assert fresh.loaded and runtime is fresh.llm_runtime()
+    assert {text: runtime.edit_kind(text) for text in NAMED} == NAMED
