@@ -54,12 +54,12 @@ def edit_frame_pairs(source: Path, per_category: int, truth: str) -> tuple[np.nd
     training shapes of each category (the list the training stages use), encoded in the edit
     frame with the workdir's VQVAE."""
     from backend.embedded import language as L
-    from backend.embedded.train import encode_each, first_of_each_category, load_trained_vqvae
+    from backend.embedded.train import PER_CATEGORY, encode_each, first_of_each_category, load_trained_vqvae
     from backend.embedded.train_llm import shape_meta
     from backend.embedded.splits import split_shapes
 
-    shapes = split_shapes(250, held_out=False, stretch_fraction=0.5)  # as train.py's default stages
-    picked = [shapes[i] for i in first_of_each_category(len(shapes), 250, per_category)]
+    shapes = split_shapes(PER_CATEGORY, held_out=False, stretch_fraction=0.5)  # as train.py's default stages
+    picked = [shapes[i] for i in first_of_each_category(len(shapes), PER_CATEGORY, per_category)]
     vqvae = load_trained_vqvae(source)
     src = encode_each(vqvae, picked, lambda s: s.occupancy(fill=L.EDIT_FILL))
     if truth == "seam":

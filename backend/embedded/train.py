@@ -57,6 +57,7 @@ EMBEDDED_NORMALIZATION = "corner"  # what backend/embedded/shape.py trains on
 # edits of 120 held-out shapes keep 0.50 or more of the source, the committed model's own
 # answers to 36 of them 0.43 or less (measured, docs "Add and remove: refused when ...")
 EMBEDDED_EDIT_MIN_OVERLAP = 0.45
+PER_CATEGORY = 250  # training shapes per category (the data stage's default)
 EMBEDDED_TASKS = ("text_to_3d", "describe", "edit")  # image to 3D: not trained (no budget)
 # The polish stage: a short, gentle continuation (fresh optimiser, short warm-up).
 POLISH_STEPS = 3200
@@ -272,7 +273,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=Path("backend/weights/embedded"))
     ap.add_argument("--stages", default="data,vqvae,codes,decoder,llm,polish,kinds",
                     help="comma-separated subset of the stages")
-    ap.add_argument("--per-category", type=int, default=250)
+    ap.add_argument("--per-category", type=int, default=PER_CATEGORY)
     ap.add_argument("--held-per-category", type=int, default=20)
     ap.add_argument("--fit-per-category", type=int, default=150, help="shapes per category for the codebook")
     ap.add_argument("--llm-per-category", type=int, default=150)
