@@ -1,0 +1,82 @@
+"""The add-on under the real bpy module, its backend auto-started on the committed embedded
+preset over real sockets: an edit the model cannot make is refused (preset edit_min_overlap),
+and the artist's object is left exactly as it was. Timers do not fire in the bpy module, so
+the test drives the add-on's job pump as the timer would (as tests/test_addon_backend.py)."""
+
+import os
+import socket
+import sys
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import tests.addon_harness as harness  # noqa: E402
+
+TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def bpy():
+    bpy = harness.installed_blender()
+    harness.clear_scene(bpy)
+    prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
+    prefs.backend_python = sys.executable
+    prefs.backend_args = "-m backend serve --preset embedded --bind {address}"
+    prefs.backend_folder = str(harness.REPO)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        prefs.address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    prefs.auto_start = True
+    yield bpy
+    session = harness.module("session").get()
+    if session is not None:
+        session.stop_backend()
+        session.disconnect()
+
+
+def chair_object(bpy, name: str):
+    """A held-out procedural chair (splits.py seeds) as an artist's mesh object."""
+    from backend.embedded.shape import sample_shape
+
+    shape = sample_shape("chair", 500070)
+    v, f = shape.mesh()
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([tuple(map(float, p)) for p in v], [], [tuple(map(int, t)) for t in f])
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = (2.0, 1.0, 0.0)
+    bpy.ops.object.select_all(action="DESELECT")
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    return obj, ("remove the armrests" if shape.params["part"] else "add armrests")
+
+
+def run_edit(bpy, instruction: str):
+    session = harness.module("session").get
+    bpy.context.scene.shapellm.instruction = instruction
+    assert bpy.ops.shapellm.edit() == {"FINISHED"}
+    job = list(session().book.jobs.values())[-1]
+    assert harness.pump_until(lambda: not job.active and not session().results, TIMEOUT_S), job.state
+    return job, session()
+
+
+def test_an_edit_the_model_cannot_make_is_refused_and_the_object_is_untouched(bpy, capfd):
+    chair, instruction = chair_object(bpy, "Chair")
+    vertices = np.array([list(v.co) for v in chair.data.vertices])
+    objects = sorted(o.name for o in bpy.data.objects)
+    job, _ = run_edit(bpy, instruction)
+    assert job.state == "failed" and "could not make this edit" in job.message and "(no_shape)" in job.message
+    assert "Error: edit failed: the model could not make this edit" in capfd.readouterr().out  # the report
+    # nothing added, and the chair as it was: same vertices, visible, selected and active
+    assert sorted(o.name for o in bpy.data.objects) == objects
+    np.testing.assert_array_equal(np.array([list(v.co) for v in chair.data.vertices]), vertices)
+    assert not chair.hide_get() and not chair.hide_render and chair.select_get()
+    assert bpy.context.view_layer.objects.active == chair
+
+    # the same chair made taller works: the proportion edits are resizes of the artist's shape
+    job, _ = run_edit(bpy, "make it taller")
+    assert job.state == "done", job.message
+    edited = bpy.data.objects[job.result_name]
+    assert edited.dimensions.z / chair.dimensions.z > 1.2 and chair.hide_get()
