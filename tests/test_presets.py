@@ -68,6 +68,9 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"edit_copy_bias": -1}, "edit_copy_bias"),
     ({"edit_copy_bias": True}, "edit_copy_bias"),
     ({"edit_copy_bias": "4"}, "edit_copy_bias"),
+    ({"edit_min_overlap": 1.0}, "edit_min_overlap"),
+    ({"edit_min_overlap": -0.1}, "edit_min_overlap"),
+    ({"edit_min_overlap": "0.4"}, "edit_min_overlap"),
 ])
 def test_bad_preset_json_is_a_clear_error(tmp_path, bad, words):
     data = {"name": "x", "vqvae": "vqvae", "llm": "llm", **bad}

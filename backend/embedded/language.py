@@ -3,7 +3,8 @@
 Wording varies by templates x synonyms x attributes. Sentence frames and edit phrasings come in
 two disjoint pools, "train" and "held_out": held-out prompts never share a frame with training
 ones. Edit phrasings have two more held-out sets, "held_out_2" and "held_out_3", each written
-before any training run that could have been shaped by it. Category nouns are shared (a model cannot learn a noun it never saw).
+before any training run that could have been shaped by it. Category nouns are shared (a model
+cannot learn a noun it never saw).
 """
 
 from __future__ import annotations

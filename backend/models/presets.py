@@ -28,8 +28,9 @@ A preset folder holds `preset.json`:
       "edit_resize": false,          # the model names the edit kind (the "edit_kind" prompt);
                                      # taller/shorter/wider/thinner resize the input's voxels
                                      # (geometry/resize.py), other kinds are the model's answer
-      "edit_min_overlap": 0.0        # a model-written edit answer whose voxel IoU with its
-                                     # source is below this is refused (no_shape), not added
+      "edit_min_overlap": 0.0        # a model-written edit answer that keeps less of its source
+                                     # than this (placement.best_shift_overlap) is refused
+                                     # (no_shape), not added
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -104,8 +105,9 @@ class Preset:
     # where a small model's own answer loses the shape; add and remove stay the model's answer
     # (in edit_fill's frame; a resized source is read in resize.EDIT_FILL's, with room to grow)
     edit_resize: bool = False
-    # an edit answer the model wrote (not a resize) whose voxel IoU with its source is below
-    # this is refused: the model gave another shape, not this one edited (0: never refused)
+    # an edit answer the model wrote (not a resize) that keeps less of its source than this
+    # (placed, at the best small shift: placement.best_shift_overlap) is refused: the model
+    # gave another shape, not this one edited (0: never refused)
     edit_min_overlap: float = 0.0
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
