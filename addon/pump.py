@@ -65,13 +65,21 @@ def _apply_result(context, session, job, event) -> None:
         kind = event.fields.get("edit_kind")
         if isinstance(kind, str) and kind:  # how the model read the instruction: wrong reads show
             obj["shapellm_edit_kind"] = kind
-            session.notices.append(("INFO", f'{job.label}: read as "{kind}"'))
+            session.notices.append(("INFO", f'{job.label}: read as "{kind}"{_how_sure(event.fields)}'))
         session.history.add(job.task, job.label, obj.name, vertices, faces, job.place)
         results.push_undo(f"ShapeLLM {job.task}")
     except (KeyError, ValueError) as exc:
         # A result we cannot use loses nothing in the scene: the job fails with the reason.
         job.finish("failed", f"unusable result: {exc}")
         session.notices.append(("ERROR", f"{job.task} failed: {job.message}"))
+
+
+def _how_sure(fields: dict) -> str:
+    """" (62% sure)" from the result's edit_kind_confidence, or nothing if it is not a share."""
+    sure = fields.get("edit_kind_confidence")
+    if isinstance(sure, bool) or not isinstance(sure, (int, float)) or not 0 <= sure <= 1:
+        return ""
+    return f" ({sure:.0%} sure)"
 
 
 def report(level: str, text: str) -> None:

@@ -53,6 +53,7 @@ class MeshResult:
     faces: np.ndarray  # int32 [M, 3]
     codes: np.ndarray  # int32 [1024]: the shape's VQVAE codes
     edit_kind: str | None = None  # an edit's kind as the model read it (presets that name kinds)
+    edit_kind_confidence: float | None = None  # the model's probability of that kind among the six
     # bool [R, R, R]: the occupancy the mesh was meshed from, in the model's unit frame (before
     # the mesh was mapped back to the caller's)
     voxels: np.ndarray | None = None
@@ -118,7 +119,7 @@ class Pipeline:
         vertices, faces = _cleaned(vertices, faces)  # refused before any model loads or runs
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
-            kind = llm.edit_kind(instruction, cancelled) if self.preset.edit_resize else None
+            kind, sure = llm.read_edit_kind(instruction, cancelled) if self.preset.edit_resize else (None, None)
             resizing = kind in PROPORTION_KINDS
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=self.edit_frame(kind), to_codes=not resizing)
@@ -142,7 +143,7 @@ class Pipeline:
             vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
         vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
-        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind, voxels)
+        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind, sure, voxels)
 
     def _check_overlap(self, source: np.ndarray, answer: np.ndarray, kind: str | None) -> None:
         """Refuse a model-written answer that is another shape, not the source edited (preset

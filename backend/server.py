@@ -543,8 +543,9 @@ class Server:
             "codes": np.asarray(result.codes, dtype=np.int32),
         }
         fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
-        if result.edit_kind:  # what the model read the instruction as, for the artist to see
+        if result.edit_kind:  # what the model read the instruction as, and how sure, for the artist
             fields["edit_kind"] = result.edit_kind
+            fields["edit_kind_confidence"] = round(float(result.edit_kind_confidence), 3)
         return protocol.event("result", job.id, fields, arrays)
 
 

@@ -348,6 +348,8 @@ def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, set
     picked = int(torch.argmax(q_logits[q_start - 1, kinds]))
     assert rt._edit_kind("make it taller", None) == kinds[picked]
     assert rt.edit_kind("make it taller") == T.EDIT_KINDS[picked]
+    sure = torch.softmax(q_logits[q_start - 1, kinds], dim=0)[picked]
+    assert rt.read_edit_kind("make it taller") == (T.EDIT_KINDS[picked], pytest.approx(float(sure), abs=1e-4))
     prompt = ids[: start + 2]  # the kind and the forced <mesh-start>
     where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(prompt)))
     cue = rt.model.get_input_embeddings().weight[ids[start]]

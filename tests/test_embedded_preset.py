@@ -151,3 +151,4 @@ def test_the_backend_tells_the_client_how_the_model_read_an_edit():
         edited = run_job(backend.client(), "edit", {"instruction": "make it taller"}, mesh, timeout=120)
     assert edited.type == "result", edited.fields
     assert edited.fields["edit_kind"] == "taller" and edited.fields["vertex_count"] > 0
+    assert 0.9 < edited.fields["edit_kind_confidence"] <= 1.0  # a training wording: the model is sure

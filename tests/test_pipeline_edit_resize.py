@@ -79,6 +79,16 @@ def test_the_model_names_each_instructions_kind(pipe):
     assert {text: pipe.edit_kind(text) for text in NAMED} == NAMED
 
 
+def test_an_edit_says_how_sure_the_model_was_of_the_kind(pipe):
+    """The kind's probability among the six: the tiny model's kind rows are set at +-10 apart,
+    so it is all but certain; the result carries what the runtime read."""
+    v, f = box((0.3, 0.5, 0.7))
+    kind, sure = pipe.llm_runtime().read_edit_kind("make it wider")
+    result = pipe.edit(v, f, "make it wider")
+    assert result.edit_kind == kind == "wider" and result.edit_kind_confidence == pytest.approx(sure)
+    assert 0.99 < sure <= 1.0
+
+
 def test_a_resize_reads_the_source_with_room_around_it(pipe):
     # the model's own answers stay in the frame it was trained in (the preset's edit_fill, 1 here)
     assert pipe.edit_frame("wider") == EDIT_FILL < 1 and pipe.edit_frame("add") == 1.0

@@ -446,23 +446,29 @@ class ShapeLLMRuntime:
     def edit_kind(self, instruction: str, cancelled=None) -> str:
         """The edit kind (codec.EDIT_KINDS) a model trained with the kind question reads in an
         instruction."""
-        if self.edit_kind_ids is None:
-            raise TaskError("unsupported", "this model does not name edit kinds (no edit kind question)")
-        token = self._edit_kind(checked_text(instruction, "instruction"), cancelled)
-        return EDIT_KINDS[self.edit_kind_ids.index(token)]
+        return self.read_edit_kind(instruction, cancelled)[0]
 
     @torch.inference_mode()
-    def _edit_kind(self, instruction: str, cancelled) -> int:
-        """The edit kind token the model finds likeliest as the answer to the kind question (the
-        instruction alone; greedy: the kind decides the whole answer, so it is not sampled)."""
+    def read_edit_kind(self, instruction: str, cancelled=None) -> tuple[str, float]:
+        """(kind, how sure): the kind token the model finds likeliest as the answer to the kind
+        question (the instruction alone; greedy: the kind decides the whole edit, so it is not
+        sampled) and its probability among the six kinds."""
         from transformers import DynamicCache
 
+        if self.edit_kind_ids is None:
+            raise TaskError("unsupported", "this model does not name edit kinds (no edit kind question)")
         _check_cancel(cancelled)
-        question = self.prompts["edit_kind"].replace("{instruction}", instruction)
+        question = self.prompts["edit_kind"].replace("{instruction}", checked_text(instruction, "instruction"))
         prompt = self._prompt_ids([{"type": "text", "text": question}], None)
         cache = DynamicCache(config=self._live().config.text_config)
         logits, _ = self._prefill(prompt, None, cache)
-        return self.edit_kind_ids[int(torch.argmax(logits[self.edit_kind_ids]))]
+        probabilities = torch.softmax(logits[self.edit_kind_ids].float(), dim=0)
+        best = int(torch.argmax(probabilities))
+        return EDIT_KINDS[best], float(probabilities[best])
+
+    def _edit_kind(self, instruction: str, cancelled) -> int:
+        """The token of the kind the model reads (the edit kind cue opens the answer with it)."""
+        return self.edit_kind_ids[EDIT_KINDS.index(self.read_edit_kind(instruction, cancelled)[0])]
 
     def _edit_positions(self, prompt: list[int]) -> np.ndarray:
         """Rope positions [3, len(prompt) + NUM_CODES + 1] of an edit conversation whose prompt
