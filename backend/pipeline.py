@@ -139,19 +139,21 @@ class Pipeline:
                     # The answer was normalised on its own: its size comes from the sides the
                     # edit kept, measured on the voxels its mesh is made of.
                     scale, offset = fit_edit_answer(source, remove_small_components(voxels, MIN_COMPONENT_VOXELS))
-                self._check_overlap(source, placed_grid(voxels, scale, offset), kind)
+                self._check_overlap(source, voxels, scale, offset, kind)
             vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
         vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind, sure, voxels)
 
-    def _check_overlap(self, source: np.ndarray, answer: np.ndarray, kind: str | None) -> None:
+    def _check_overlap(self, source: np.ndarray, answer: np.ndarray, scale: float, offset: np.ndarray,
+                       kind: str | None) -> None:
         """Refuse a model-written answer that is another shape, not the source edited (preset
         edit_min_overlap): a stray object beside the artist's is worse than a clear no. The
-        answer is compared as placed, at the best small shift (placement.best_shift_overlap)."""
+        answer is compared as placed (scale, offset), at the best small shift
+        (placement.best_shift_overlap)."""
         if self.preset.edit_min_overlap <= 0:
             return
-        overlap = best_shift_overlap(source, answer)
+        overlap = best_shift_overlap(source, placed_grid(answer, scale, offset))
         if overlap < self.preset.edit_min_overlap:
             asked = f" ({kind})" if kind else ""
             raise TaskError("no_shape", f"the model could not make this edit{asked}: its answer keeps only "
