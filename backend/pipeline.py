@@ -155,8 +155,8 @@ class Pipeline:
             return
         overlap = best_shift_overlap(source, placed_grid(answer, scale, offset))
         if overlap < self.preset.edit_min_overlap:
-            asked = f" ({kind})" if kind else ""
-            raise TaskError("no_shape", f"the model could not make this edit{asked}: its answer keeps only "
+            read = f'read as "{kind}": ' if kind else ""
+            raise TaskError("no_shape", f"{read}the model could not make this edit, its answer keeps only "
                                         f"{overlap:.0%} of the shape, so nothing was added")
 
     def edit_frame(self, kind: str | None) -> float:

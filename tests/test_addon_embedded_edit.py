@@ -68,7 +68,7 @@ def test_an_edit_the_model_cannot_make_is_refused_and_the_object_is_untouched(bp
     objects = sorted(o.name for o in bpy.data.objects)
     job, _ = run_edit(bpy, instruction)
     assert job.state == "failed" and "could not make this edit" in job.message and "(no_shape)" in job.message
-    assert "Error: edit failed: the model could not make this edit" in capfd.readouterr().out  # the report
+    assert "Error: edit failed: read as" in capfd.readouterr().out  # the report
     # nothing added, and the chair as it was: same vertices, visible, selected and active
     assert sorted(o.name for o in bpy.data.objects) == objects
     np.testing.assert_array_equal(np.array([list(v.co) for v in chair.data.vertices]), vertices)
