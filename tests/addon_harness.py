@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +55,31 @@ def installed_blender():
     if not addon_utils.check(PACKAGE)[1]:
         addon_utils.enable(PACKAGE, default_set=True)
     return bpy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def auto_start_backend(bpy, backend_args: str) -> None:
+    """The add-on set to start `python -m backend ...` (backend_args, holding {address}) from this
+    checkout, on a free local port, when a job needs it."""
+    prefs = bpy.context.preferences.addons[PACKAGE].preferences
+    prefs.backend_python = sys.executable
+    prefs.backend_args = backend_args
+    prefs.backend_folder = str(REPO)
+    prefs.address = f"tcp://127.0.0.1:{free_port()}"
+    prefs.auto_start = True
+
+
+def stop_backend() -> None:
+    """Stops the backend the add-on started and drops its connection."""
+    session = module("session").get()
+    if session is not None:
+        session.stop_backend()
+        session.disconnect()
 
 
 def module(name: str):

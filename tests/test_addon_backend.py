@@ -8,7 +8,6 @@ the timer would. The tests share one add-on-supervised backend and run in file o
 
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -23,10 +22,7 @@ import tests.addon_harness as harness  # noqa: E402
 FULL_GENERATION_S = 120   # generous: a 1024-token tiny generation takes ~10 s on a busy CPU
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = harness.free_port
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +36,9 @@ def tiny_preset(tmp_path_factory):
 def bpy(tiny_preset):
     bpy = harness.installed_blender()
     harness.clear_scene(bpy)
-    prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
-    prefs.backend_python = sys.executable
-    prefs.backend_args = f'-m backend serve --preset "{tiny_preset}" --bind {{address}}'
-    prefs.backend_folder = str(harness.REPO)
-    prefs.address = f"tcp://127.0.0.1:{free_port()}"
-    prefs.auto_start = True
+    harness.auto_start_backend(bpy, f'-m backend serve --preset "{tiny_preset}" --bind {{address}}')
     yield bpy
-    session = harness.module("session").get()
-    if session is not None:
-        session.stop_backend()
-        session.disconnect()
+    harness.stop_backend()
 
 
 def session():

@@ -276,42 +276,42 @@ def test_a_result_is_made_active_only_in_object_mode(bpy):
         bpy.ops.object.mode_set(mode="OBJECT")
 
 
-def test_an_edit_result_records_how_the_model_read_the_instruction(bpy, tmp_path):
-    """A backend whose model names edit kinds sends `edit_kind` with the result: the edited
-    object keeps it and the artist is told, so a wrong read is plain to see (and Ctrl+Z)."""
+def _apply_edit_result(bpy, session, source, instruction: str, fields: dict):
+    """An edit result for `source` (a quad of its own vertices) with `fields`, as a backend
+    sends it, applied the way the pump applies one; its job."""
     pump, protocol = harness.module("pump"), harness.module("wire.protocol")
-    session = harness.module("session").Session(tmp_path)
-    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0, 6, 0))
-    source = bpy.context.active_object
     matrix = np.array(source.matrix_world, np.float32)
     vertices = np.array([list(v.co) for v in source.data.vertices], np.float32) + matrix[:3, 3]
     faces = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
+    job = _job("edit", instruction, source=source.name, matrix=matrix.tolist(), hide_source=False)
+    event = protocol.event("result", "j1", fields, {"vertices": vertices, "faces": faces})
+    pump._apply_result(bpy.context, session, job, event)
+    return job
+
+
+def test_an_edit_result_records_how_the_model_read_the_instruction(bpy, tmp_path):
+    """A backend whose model names edit kinds sends `edit_kind` with the result: the edited
+    object keeps it and the artist is told, so a wrong read is plain to see (and Ctrl+Z)."""
+    session = harness.module("session").Session(tmp_path)
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0, 6, 0))
+    source = bpy.context.active_object
     missing = object()
     # a missing, non-string or empty kind (a garbled backend) leaves the object untouched
     for kind, expected in (("taller", "taller"), (missing, None), (7, None), (["taller"], None), ("", None)):
-        job = _job("edit", "make it taller", source=source.name, matrix=matrix.tolist(), hide_source=False)
         fields = {"task": "edit"} if kind is missing else {"task": "edit", "edit_kind": kind}
-        event = protocol.event("result", "j1", fields, {"vertices": vertices, "faces": faces})
-        pump._apply_result(bpy.context, session, job, event)
-        obj = bpy.data.objects[job.result_name]
-        assert obj.get("shapellm_edit_kind") == expected
+        job = _apply_edit_result(bpy, session, source, "make it taller", fields)
+        assert bpy.data.objects[job.result_name].get("shapellm_edit_kind") == expected
     assert session.notices == [("INFO", 'make it taller: read as "taller"')]
 
 
 def test_the_report_says_how_sure_the_model_was_of_its_read(bpy, tmp_path):
     """edit_kind_confidence (0-1) is told with the read; a value that is no share is left out."""
-    pump, protocol = harness.module("pump"), harness.module("wire.protocol")
     session = harness.module("session").Session(tmp_path)
     bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0, 8, 0))
     source = bpy.context.active_object
-    matrix = np.array(source.matrix_world, np.float32)
-    vertices = np.array([list(v.co) for v in source.data.vertices], np.float32) + matrix[:3, 3]
-    faces = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
     for sure, told in ((0.62, " (62% sure)"), (1, " (100% sure)"), (1.5, ""), (-0.1, ""), ("0.6", ""), (True, ""),
                        (None, "")):
         session.notices.clear()
-        job = _job("edit", "make it slimmer", source=source.name, matrix=matrix.tolist(), hide_source=False)
         fields = {"task": "edit", "edit_kind": "thinner", "edit_kind_confidence": sure}
-        event = protocol.event("result", "j1", fields, {"vertices": vertices, "faces": faces})
-        pump._apply_result(bpy.context, session, job, event)
+        _apply_edit_result(bpy, session, source, "make it slimmer", fields)
         assert session.notices == [("INFO", f'make it slimmer: read as "thinner"{told}')], sure

@@ -4,8 +4,6 @@ and the artist's object is left exactly as it was. Timers do not fire in the bpy
 the test drives the add-on's job pump as the timer would (as tests/test_addon_backend.py)."""
 
 import os
-import socket
-import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -21,19 +19,9 @@ TIMEOUT_S = 180
 def bpy():
     bpy = harness.installed_blender()
     harness.clear_scene(bpy)
-    prefs = bpy.context.preferences.addons[harness.PACKAGE].preferences
-    prefs.backend_python = sys.executable
-    prefs.backend_args = "-m backend serve --preset embedded --bind {address}"
-    prefs.backend_folder = str(harness.REPO)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        prefs.address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    prefs.auto_start = True
+    harness.auto_start_backend(bpy, "-m backend serve --preset embedded --bind {address}")
     yield bpy
-    session = harness.module("session").get()
-    if session is not None:
-        session.stop_backend()
-        session.disconnect()
+    harness.stop_backend()
 
 
 def chair_object(bpy, name: str):
