@@ -9,8 +9,8 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
 - VQVAE round-trip voxel IoU on held-out procedural shapes and on ../shared/fixtures/meshes;
 - describe accuracy (the answer names the shape's category) on held-out shapes;
 - edit success on held-out shapes with held-out instruction wording (`--edit-wording
-  held_out_2`, `held_out_3`: second and third held-out sets; `train`: the training pool's wordings, the same shapes,
-  to tell wording from the edit itself): the asked proportion
+  held_out_2`, `held_out_3`: second and third held-out sets; `train`: the training pool's
+  wordings, the same shapes, to tell wording from the edit itself): the asked proportion
   changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
   add/remove: occupied voxels up/down) and the judge reads the answer as the shape it reads
   the true edit as (a true edit it reads as another category sets that category; the older
@@ -21,7 +21,8 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
   than the unedited source is, i.e. the change was made and the rest of the shape stayed; the
   same judge run on the true edits themselves says how much of that a perfect model could
   score (`--edit-truth moves` takes the code moves of backend/embedded/moves.py as the true
-  edits);
+  edits); edits the pipeline refuses with an error (an empty answer, or one that keeps too
+  little of the source: preset edit_min_overlap) count as misses and are listed ("refused");
 - for a preset with the edit kind cue, how often the model names the right edit kind for each
   held-out instruction wording;
 - tokens/s of mesh generation and seconds per text -> 3D end to end;
