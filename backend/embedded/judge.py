@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.geometry.voxelize import pooled
+
 from .splits import split_shapes
 
-
-def pooled(occ: np.ndarray, factor: int = 4) -> np.ndarray:
-    """bool [..., R, R, R] -> bool [..., R/f, R/f, R/f], a cell set when any voxel in it is."""
-    *lead, r, _, _ = occ.shape
-    n = r // factor
-    return occ.reshape(*lead, n, factor, n, factor, n, factor).any(axis=(-5, -3, -1))
+POOL = 4  # 64^3 -> 16^3
 
 
 class NearestShapeJudge:
     def __init__(self, per_category: int = 12, seed: int = 3):
         shapes = split_shapes(per_category, held_out=False, stretch_fraction=0.5, seed=seed)
         self.labels = [s.category for s in shapes]
-        self.refs = pooled(np.stack([s.occupancy() for s in shapes])).reshape(len(shapes), -1)
+        self.refs = pooled(np.stack([s.occupancy() for s in shapes]), POOL).reshape(len(shapes), -1)
 
     def scores(self, occ: np.ndarray) -> np.ndarray:
-        q = pooled(occ).reshape(-1)
+        q = pooled(occ, POOL).reshape(-1)
         inter = (self.refs & q).sum(1)
         union = (self.refs | q).sum(1)
         return inter / np.maximum(union, 1)

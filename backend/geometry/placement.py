@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import INVALID_ARGUMENT, GeometryError
+from .voxelize import pooled
 
 # Sides shorter than this many voxels round too coarsely to give a ratio (a ladder's depth).
 MIN_SIDE_VOXELS = 4
@@ -102,7 +103,7 @@ def best_shift_overlap(source: np.ndarray, answer: np.ndarray, pool: int = 2, ma
     coarse cells per axis: how much of the source an answer keeps, whatever small offset its
     placement left (an added handle moves a mug's footprint centre by half the handle, and a
     thin wall shifted by a few voxels no longer overlaps itself)."""
-    a, b = (_pooled(np.asarray(g, dtype=bool), pool) for g in (source, answer))
+    a, b = (pooled(g, pool) for g in (source, answer))
     total = int(a.sum()) + int(b.sum())
     if total == 0:
         return 1.0
@@ -116,8 +117,3 @@ def best_shift_overlap(source: np.ndarray, answer: np.ndarray, pool: int = 2, ma
                 sb = tuple(slice(max(-d, 0), n - max(d, 0)) for d in (dx, dy, dz))
                 best = max(best, int(np.count_nonzero(a[sa] & b[sb])))
     return best / (total - best)
-
-
-def _pooled(grid: np.ndarray, pool: int) -> np.ndarray:
-    r = grid.shape[0] // pool
-    return grid.reshape(r, pool, r, pool, r, pool).any(axis=(1, 3, 5))

@@ -49,6 +49,13 @@ def voxelize_surface(v_unit, f, resolution: int = 64, fill_interior: bool = Fals
     return grid
 
 
+def pooled(occ: np.ndarray, factor: int) -> np.ndarray:
+    """bool [..., R, R, R] -> bool [..., R/f, R/f, R/f], a cell set when any voxel in it is."""
+    *lead, r, _, _ = occ.shape
+    n = r // factor
+    return np.asarray(occ, bool).reshape(*lead, n, factor, n, factor, n, factor).any(axis=(-5, -3, -1))
+
+
 def fill_enclosed(occ: np.ndarray) -> np.ndarray:
     """Also occupy every empty voxel that cannot be reached from outside the grid.
 
