@@ -66,7 +66,7 @@ def test_wording_varies_and_held_out_frames_never_appear_in_training():
     assert not set(L.FRAMES["train"]) & set(L.FRAMES["held_out"])
     assert not set(L.DESCRIBE_QUESTIONS["train"]) & set(L.DESCRIBE_QUESTIONS["held_out"])
     for kind, pools in L.EDIT_PHRASES.items():
-        assert not set(pools["train"]) & (set(pools["held_out"]) | set(pools["held_out_2"]) | set(pools["held_out_3"])), kind
+        assert not set(pools["train"]) & (set(pools["held_out"]) | set(pools["held_out_2"]) | set(pools["held_out_3"]) | set(pools["held_out_4"])), kind
     answers = {L.describe_answer(shape, rng) for _ in range(40)}
     assert len(answers) > 5 and all(L.category_in_text(a) == "sofa" for a in answers)
 

@@ -2,8 +2,8 @@
 
 Wording varies by templates x synonyms x attributes. Sentence frames and edit phrasings come in
 two disjoint pools, "train" and "held_out": held-out prompts never share a frame with training
-ones. Edit phrasings have two more held-out sets, "held_out_2" and "held_out_3", each written
-before any training run that could have been shaped by it. Category nouns are shared (a model
+ones. Edit phrasings have three more held-out sets, "held_out_2", "held_out_3" and "held_out_4",
+each written before any training run that could have been shaped by it. Category nouns are shared (a model
 cannot learn a noun it never saw).
 """
 
@@ -57,31 +57,37 @@ EDIT_PHRASES = {
                          "raise its height", "taller please"],
                "held_out": ["could you give it more height?", "I want it to be taller", "extend it upward"],
                "held_out_2": ["please make this one taller", "it needs to stand higher", "bump up the height"],
-               "held_out_3": ["make the whole thing taller", "more height please", "heighten it"]},
+               "held_out_3": ["make the whole thing taller", "more height please", "heighten it"],
+               "held_out_4": ["can you make it a little taller?", "add some height to it", "give it a taller build"]},
     "shorter": {"train": ["make it shorter", "reduce the height", "make it lower", "squash it vertically",
                           "lower its height", "shorter please"],
                 "held_out": ["could you cut down its height?", "I want it to be shorter", "compress it downward"],
                 "held_out_2": ["please make this one shorter", "it needs to sit lower", "bring the height down"],
-                "held_out_3": ["make the whole thing shorter", "less height please", "cut its height"]},
+                "held_out_3": ["make the whole thing shorter", "less height please", "cut its height"],
+                "held_out_4": ["can you make it a little shorter?", "take some height off it", "give it a shorter build"]},
     "wider": {"train": ["make it wider", "increase the width", "stretch it sideways", "broaden it",
                         "make it broader", "wider please"],
               "held_out": ["could you give it more width?", "I want it to be wider", "widen it"],
               "held_out_2": ["please make this one wider", "it needs to be broader", "bump up the width"],
-              "held_out_3": ["make the whole thing wider", "more width please", "stretch it out to the sides"]},
+              "held_out_3": ["make the whole thing wider", "more width please", "stretch it out to the sides"],
+              "held_out_4": ["can you make it a little wider?", "add some width to it", "give it a wider build"]},
     "thinner": {"train": ["make it thinner", "make it narrower", "reduce the width", "slim it down",
                           "squeeze it sideways", "thinner please"],
                 "held_out": ["could you narrow it?", "I want it to be slimmer", "take some width off"],
                 "held_out_2": ["please make this one thinner", "it needs to be narrower", "bring the width down"],
-                "held_out_3": ["make the whole thing thinner", "less width please", "make it skinnier"]},
+                "held_out_3": ["make the whole thing thinner", "less width please", "make it skinnier"],
+                "held_out_4": ["can you make it a little thinner?", "make it less wide", "give it a thinner build"]},
     "add": {"train": ["add {p}", "give it {p}", "put {p} on it", "it needs {p}"],
             "held_out": ["could you attach {p}?", "I want it to have {p}", "include {p} too"],
             "held_out_2": ["please add {p}", "it should come with {p}", "equip it with {p}"],
-            "held_out_3": ["can it have {p}?", "attach {p} to it", "add on {p}"]},
+            "held_out_3": ["can it have {p}?", "attach {p} to it", "add on {p}"],
+            "held_out_4": ["i'd like {p} on it", "fit it with {p}", "now add {p}"]},
     "remove": {"train": ["remove the {p}", "take off the {p}", "delete the {p}", "drop the {p}",
                          "make it without the {p}"],
                "held_out": ["could you get rid of the {p}?", "I want it without its {p}", "strip away the {p}"],
                "held_out_2": ["please remove the {p}", "the {p} can go", "leave out the {p}"],
-               "held_out_3": ["get rid of the {p}", "lose the {p}", "no {p} please"]},
+               "held_out_3": ["get rid of the {p}", "lose the {p}", "no {p} please"],
+               "held_out_4": ["take away the {p}", "i don't want the {p}", "without the {p} please"]},
 }
 
 # How much an edit stretches the object: EDIT_FACTOR, the runtime's resize factor too.
