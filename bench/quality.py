@@ -89,9 +89,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--edit-truth", choices=("stretch", "moves"), default="stretch",
                     help="the true edits of taller/shorter/wider/thinner: the stretch (language.py) or the "
                          "code moves (backend/embedded/moves.py) a moves-trained model learnt")
-    ap.add_argument("--edit-wording", choices=("held_out", "held_out_2", "held_out_3", "held_out_4", "train"), default="held_out",
+    ap.add_argument("--edit-wording", choices=("held_out", "held_out_2", "held_out_3", "held_out_4", "independent", "train"), default="held_out",
                     help="the instruction wordings of the edit cases: never seen in training (held_out, the "
-                         "default, or the later sets held_out_2 to held_out_4), or the training pool's (the same held-out "
+                         "default, or the later sets held_out_2 to held_out_4, or independent, written by a helper that saw neither the project nor the other sets), or the training pool's (the same held-out "
                          "shapes; tells wording from the edit itself)")
     ap.add_argument("--iou-per-category", type=int, default=4)
     ap.add_argument("--fixtures", type=Path, default=ROOT.parent / "shared/fixtures/meshes")

@@ -437,3 +437,27 @@ def test_with_edit_resize_edit_answers_train_add_and_remove_alone(setup):
     asked = {tokenizer.decode(sampler.sample_kind_question()[0][-2:-1]) for _ in range(40)}
     assert asked == {f"<edit-{k}>" for k in kinds}
     assert T.embedded_prompts(edit_resize=True)["edit"] == T.EMBEDDED_PROMPTS["edit"]  # the instruction first
+
+
+def test_kind_questions_draw_from_the_wording_pool_the_stage_asks_for(setup):
+    """The kinds stage's `edit_wording`: "train" asks the training wordings only, "wide" mostly
+    the grammar of wide_wording.py, and neither ever a held-out phrase."""
+    from backend.embedded import language as L
+
+    _, data = setup
+    tokenizer = T.make_tokenizer(edit_kinds=True)
+
+    def instructions(pool):
+        sampler = T.ExampleSampler(tokenizer, data, T.embedded_prompts(edit_resize=True), seed=3, edit_wording=pool)
+        out = []
+        for _ in range(150):
+            ids, start = sampler.sample_kind_question()
+            out.append(tokenizer.decode(ids[:start]).split("Which edit is this: ")[1].split("<|im_end|>")[0])
+            assert tokenizer.decode(ids[start:]) == "<edit-taller><|im_end|>"  # every pair of the fixture is taller
+        return out
+
+    training = set(L.EDIT_PHRASES["taller"]["train"])
+    assert set(instructions("train")) <= training
+    wide = instructions("wide")
+    assert sum(w not in training for w in wide) > 75 and len(set(wide)) > 60
+    assert not {w.lower() for w in wide} & L.held_out_phrases()

@@ -3,8 +3,10 @@
 Wording varies by templates x synonyms x attributes. Sentence frames and edit phrasings come in
 two disjoint pools, "train" and "held_out": held-out prompts never share a frame with training
 ones. Edit phrasings have three more held-out sets, "held_out_2", "held_out_3" and "held_out_4",
-each written before any training run that could have been shaped by it. Category nouns are shared (a model
-cannot learn a noun it never saw).
+each written before any training run that could have been shaped by it, and "independent",
+written by someone who saw neither the project nor the other sets. The "wide" pool adds a
+grammar of wordings (wide_wording.py) that never draws a held-out phrase. Category nouns are
+shared (a model cannot learn a noun it never saw).
 """
 
 from __future__ import annotations
@@ -58,36 +60,57 @@ EDIT_PHRASES = {
                "held_out": ["could you give it more height?", "I want it to be taller", "extend it upward"],
                "held_out_2": ["please make this one taller", "it needs to stand higher", "bump up the height"],
                "held_out_3": ["make the whole thing taller", "more height please", "heighten it"],
-               "held_out_4": ["can you make it a little taller?", "add some height to it", "give it a taller build"]},
+               "held_out_4": ["can you make it a little taller?", "add some height to it", "give it a taller build"],
+               "independent": ["Can you increase the height a bit?", "stretch this upward",
+                               "Please make the whole thing taller.", "needs more height",
+                               "raise the overall height by about 20%",
+                               "Could you make this one a little taller?", "bump up the height"]},
     "shorter": {"train": ["make it shorter", "reduce the height", "make it lower", "squash it vertically",
                           "lower its height", "shorter please"],
                 "held_out": ["could you cut down its height?", "I want it to be shorter", "compress it downward"],
                 "held_out_2": ["please make this one shorter", "it needs to sit lower", "bring the height down"],
                 "held_out_3": ["make the whole thing shorter", "less height please", "cut its height"],
-                "held_out_4": ["can you make it a little shorter?", "take some height off it", "give it a shorter build"]},
+                "held_out_4": ["can you make it a little shorter?", "take some height off it", "give it a shorter build"],
+                "independent": ["too tall, bring it down a bit", "Can you reduce the overall height?",
+                                "squash it down vertically", "Please lower the height of the whole object.",
+                                "less height please", "could this be a bit shorter?",
+                                "cut the height roughly in half"]},
     "wider": {"train": ["make it wider", "increase the width", "stretch it sideways", "broaden it",
                         "make it broader", "wider please"],
               "held_out": ["could you give it more width?", "I want it to be wider", "widen it"],
               "held_out_2": ["please make this one wider", "it needs to be broader", "bump up the width"],
               "held_out_3": ["make the whole thing wider", "more width please", "stretch it out to the sides"],
-              "held_out_4": ["can you make it a little wider?", "add some width to it", "give it a wider build"]},
+              "held_out_4": ["can you make it a little wider?", "add some width to it", "give it a wider build"],
+              "independent": ["Can you widen this a bit?", "stretch it out sideways", "needs to be broader",
+                              "Please increase the width of the whole thing.",
+                              "scale it up horizontally, keep the height", "could it be a little wider?",
+                              "give it more width"]},
     "thinner": {"train": ["make it thinner", "make it narrower", "reduce the width", "slim it down",
                           "squeeze it sideways", "thinner please"],
                 "held_out": ["could you narrow it?", "I want it to be slimmer", "take some width off"],
                 "held_out_2": ["please make this one thinner", "it needs to be narrower", "bring the width down"],
                 "held_out_3": ["make the whole thing thinner", "less width please", "make it skinnier"],
-                "held_out_4": ["can you make it a little thinner?", "make it less wide", "give it a thinner build"]},
+                "held_out_4": ["can you make it a little thinner?", "make it less wide", "give it a thinner build"],
+                "independent": ["Can you narrow this down a bit?", "too wide, slim it down",
+                                "squeeze it in from the sides", "Please reduce the overall width.",
+                                "make the whole thing narrower", "could it be a bit slimmer?",
+                                "less width please"]},
     "add": {"train": ["add {p}", "give it {p}", "put {p} on it", "it needs {p}"],
             "held_out": ["could you attach {p}?", "I want it to have {p}", "include {p} too"],
             "held_out_2": ["please add {p}", "it should come with {p}", "equip it with {p}"],
             "held_out_3": ["can it have {p}?", "attach {p} to it", "add on {p}"],
-            "held_out_4": ["i'd like {p} on it", "fit it with {p}", "now add {p}"]},
+            "held_out_4": ["i'd like {p} on it", "fit it with {p}", "now add {p}"],
+            "independent": ["Can you give it {p}?", "Please attach {p} to this.", "could you add {p} here?",
+                            "I'd like {p} on this one.", "include {p} as well"]},
     "remove": {"train": ["remove the {p}", "take off the {p}", "delete the {p}", "drop the {p}",
                          "make it without the {p}"],
                "held_out": ["could you get rid of the {p}?", "I want it without its {p}", "strip away the {p}"],
                "held_out_2": ["please remove the {p}", "the {p} can go", "leave out the {p}"],
                "held_out_3": ["get rid of the {p}", "lose the {p}", "no {p} please"],
-               "held_out_4": ["take away the {p}", "i don't want the {p}", "without the {p} please"]},
+               "held_out_4": ["take away the {p}", "i don't want the {p}", "without the {p} please"],
+               "independent": ["Can you take off the {p}?", "get rid of its {p}", "delete the {p} please",
+                               "Please remove its {p}.", "lose the {p}", "could you strip off the {p}?",
+                               "I don't want the {p} anymore"]},
 }
 
 # How much an edit stretches the object: EDIT_FACTOR, the runtime's resize factor too.
@@ -202,10 +225,34 @@ def edit_pair_occupancies(shape: Shape, kind: str, fill: float = 1.0) -> tuple[n
     return shape.occupancy(fill=fill), edited_occupancy(shape, kind, fill)
 
 
+WIDE_TRAIN_SHARE = 0.3  # the "wide" pool: how often it draws a fixed training wording
+
+
 def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: str = "train") -> str:
+    """An instruction from a wording pool: "train", a held-out set, or "wide" (the training
+    wordings and the grammar of wide_wording.py, never a held-out phrase)."""
     from .categories import CATEGORIES
-    phrases = EDIT_PHRASES[kind][pool]
-    return with_part(phrases[rng.integers(len(phrases))], kind, CATEGORIES[shape.category].part or "")
+    from .wide_wording import wide_instruction
+    part = CATEGORIES[shape.category].part or ""
+    if pool == "wide" and rng.random() >= WIDE_TRAIN_SHARE:
+        noun = NOUNS[shape.category][rng.integers(len(NOUNS[shape.category]))]
+        return wide_instruction(kind, noun, with_part("{p}", kind, part), rng, held_out_phrases())
+    phrases = EDIT_PHRASES[kind]["train" if pool == "wide" else pool]
+    return with_part(phrases[rng.integers(len(phrases))], kind, part)
+
+
+def held_out_phrases() -> frozenset[str]:
+    """Every held-out edit wording with every category's part, lower-cased."""
+    global _HELD_OUT
+    if _HELD_OUT is None:
+        from .categories import CATEGORIES
+        parts = {c.part or "" for c in CATEGORIES.values()}
+        _HELD_OUT = frozenset(with_part(p, kind, part).lower() for kind, pools in EDIT_PHRASES.items()
+                              for name, phrases in pools.items() if name != "train" for p in phrases for part in parts)
+    return _HELD_OUT
+
+
+_HELD_OUT: frozenset[str] | None = None
 
 
 def with_part(phrase: str, kind: str, part: str) -> str:

@@ -77,6 +77,7 @@ KINDS_STEPS = 400
 KINDS_LR = 5e-4
 KINDS_TASK_WEIGHTS = "0.45,0.45,0.1"
 KINDS_QUESTIONS = 32  # kind questions per step (LLMTrainSettings.kind_questions)
+KINDS_WORDING = "train"  # the kinds stage's edit wording pool (--kinds-wording)
 DECODER_STEPS = 1600
 
 
@@ -305,6 +306,10 @@ def main(argv=None) -> None:
     ap.add_argument("--kinds-steps", type=int, default=KINDS_STEPS)
     ap.add_argument("--kinds-lr", type=float, default=KINDS_LR)
     ap.add_argument("--kinds-task-weights", default=KINDS_TASK_WEIGHTS, help="text->3D, describe, edit (add/remove)")
+    ap.add_argument("--kinds-questions", type=int, default=KINDS_QUESTIONS, help="kind questions per kinds step")
+    ap.add_argument("--kinds-wording", choices=("train", "wide"), default=KINDS_WORDING,
+                    help="the kinds stage's edit wordings: the training pool, or wide (the pool and a grammar "
+                         "of WordNet size and part words, backend/embedded/wide_wording.py)")
     ap.add_argument("--polish-steps", type=int, default=POLISH_STEPS)
     ap.add_argument("--polish-lr", type=float, default=POLISH_LR)
     ap.add_argument("--filler-chance", type=float, default=POLISH_FILLER_CHANCE,
@@ -350,7 +355,7 @@ def main(argv=None) -> None:
                    edit_copy_bias=args.edit_copy_bias,
                    task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
     kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
-                    kind_questions=KINDS_QUESTIONS,
+                    kind_questions=args.kinds_questions, edit_wording=args.kinds_wording,
                     task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
     settings = {"llm": base, "polish": polish, "kinds": kinds, "edit": edit}
     order = ("llm", "polish", "kinds", "edit")

@@ -108,6 +108,9 @@ class LLMTrainSettings:
     # kind questions per step (with the cue or edit_resize): short examples, a small share of a
     # step's cost; each asks a kind drawn evenly, so add and remove are asked as often as the rest
     kind_questions: int = 8
+    # the edit instructions' wording pool (language.edit_instruction): "train", or "wide", the
+    # training wordings and the grammar of wide_wording.py
+    edit_wording: str = "train"
     max_minutes: float = 150.0
     seed: int = 0
     device: str = "cpu"
@@ -149,11 +152,11 @@ class ExampleSampler:
 
     def __init__(self, tokenizer, data: dict, prompts: dict, seed: int, text_shapes_per_category: int = 0,
                  filler_chance: float = 0.0, made_up_frames: float = 0.0, edit_kind_cue: bool = False,
-                 edit_answer_kinds: tuple[str, ...] | None = None):
+                 edit_answer_kinds: tuple[str, ...] | None = None, edit_wording: str = "train"):
         """edit_answer_kinds: the edit kinds whose answers edit examples train (None: all);
         kind questions draw from every pair."""
         self.tok, self.data, self.prompts = tokenizer, data, prompts
-        self.edit_kind_cue = edit_kind_cue
+        self.edit_kind_cue, self.edit_wording = edit_kind_cue, edit_wording
         self.filler_chance, self.made_up_frames = filler_chance, made_up_frames
         self.rng = np.random.default_rng(seed)
         self.shapes = [shape_from_meta(m) for m in data["shape_meta"]]
@@ -199,7 +202,7 @@ class ExampleSampler:
         pairs = range(len(self.edit_src)) if pairs is None else pairs
         i = pairs[int(self.rng.integers(len(pairs)))]
         kind = self.data["edit_meta"][i]["edit"]
-        instruction = L.edit_instruction(self.edit_src[i], kind, self.rng)
+        instruction = L.edit_instruction(self.edit_src[i], kind, self.rng, self.edit_wording)
         return i, kind, L.with_filler(instruction, self.rng, self.filler_chance)
 
     def sample_kind_question(self) -> tuple[list[int], int]:
@@ -462,7 +465,7 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     answer_kinds = tuple(k for k in EDIT_KINDS if k not in PROPORTION_KINDS) if settings.edit_resize else None
     sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_resize),
                              settings.seed + step, settings.text_shapes_per_category, settings.filler_chance,
-                             settings.made_up_frames, settings.edit_kind_cue, answer_kinds)
+                             settings.made_up_frames, settings.edit_kind_cue, answer_kinds, settings.edit_wording)
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
