@@ -9,7 +9,7 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
 - VQVAE round-trip voxel IoU on held-out procedural shapes and on ../shared/fixtures/meshes;
 - describe accuracy (the answer names the shape's category) on held-out shapes;
 - edit success on held-out shapes with held-out instruction wording (`--edit-wording
-  held_out_2`, `held_out_3`, `held_out_4`: more held-out sets; `train`: the training pool's
+  held_out_2` .. `held_out_4`, `independent`: more held-out sets; `train`: the training pool's
   wordings, the same shapes, to tell wording from the edit itself): the asked proportion
   changes by >= 5% (taller/shorter: height over footprint; wider/thinner: width over height;
   add/remove: occupied voxels up/down) and the judge reads the answer as the shape it reads
@@ -89,10 +89,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--edit-truth", choices=("stretch", "moves"), default="stretch",
                     help="the true edits of taller/shorter/wider/thinner: the stretch (language.py) or the "
                          "code moves (backend/embedded/moves.py) a moves-trained model learnt")
-    ap.add_argument("--edit-wording", choices=("held_out", "held_out_2", "held_out_3", "held_out_4", "independent", "train"), default="held_out",
+    ap.add_argument("--edit-wording", default="held_out",
+                    choices=("held_out", "held_out_2", "held_out_3", "held_out_4", "independent", "train"),
                     help="the instruction wordings of the edit cases: never seen in training (held_out, the "
-                         "default, or the later sets held_out_2 to held_out_4, or independent, written by a helper that saw neither the project nor the other sets), or the training pool's (the same held-out "
-                         "shapes; tells wording from the edit itself)")
+                         "default; the later sets held_out_2 to held_out_4; independent, written by a helper "
+                         "that saw neither the project nor the other sets), or the training pool's (the same "
+                         "held-out shapes; tells wording from the edit itself)")
     ap.add_argument("--iou-per-category", type=int, default=4)
     ap.add_argument("--fixtures", type=Path, default=ROOT.parent / "shared/fixtures/meshes")
     ap.add_argument("--out", type=Path, default=ROOT / "out/quality")
