@@ -2,10 +2,11 @@
 
 A model trained from nothing reads only the words it was trained on, so the six to eight
 training wordings per edit kind leave most of what artists type unknown. This grammar combines
-the size and part words of WordNet 3.0 senses (below; picked by hand from the lemmas and
-"similar to" adjectives of those senses, rare or off-sense ones left out) with sentence frames,
-degree words and the object's own noun, thousands of wordings per kind. A drawn wording equal
-to any held-out phrase is drawn again, so held-out phrases never appear in training as a whole.
+size and part words with sentence frames, degree words and the object's own noun, thousands of
+wordings per kind. The words start from the lemmas and "similar to" adjectives of the WordNet
+3.0 senses named below (rare or off-sense ones left out), with common words those senses lack
+added by hand (chunkier, skinnier, ditch, lose, ...). A drawn wording equal to any held-out
+phrase is drawn again, so held-out phrases never appear in training as a whole.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ SIZE_WORDS = {
 
 # Part edits: (frame, is it an order). WordNet senses: add.v.01, attach.v.01, equip.v.01,
 # fit.v.04, include.v.01 (add); remove.v.01, detach.v.01, delete.v.01, get_rid_of.v.01,
-# eliminate.v.01, take_off.v.06 (remove).
+# eliminate.v.01 (remove).
 PART_FRAMES = {
     "add": [("add {p}", 1), ("add {p} to {o}", 1), ("attach {p}", 1), ("attach {p} to {o}", 1),
             ("fit {o} with {p}", 1), ("equip {o} with {p}", 1), ("give {o} {p}", 1), ("put {p} on {o}", 1),
