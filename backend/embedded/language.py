@@ -11,6 +11,7 @@ shared (a model cannot learn a noun it never saw).
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -241,18 +242,13 @@ def edit_instruction(shape: Shape, kind: str, rng: np.random.Generator, pool: st
     return with_part(phrases[rng.integers(len(phrases))], kind, part)
 
 
+@functools.cache
 def held_out_phrases() -> frozenset[str]:
     """Every held-out edit wording with every category's part, lower-cased."""
-    global _HELD_OUT
-    if _HELD_OUT is None:
-        from .categories import CATEGORIES
-        parts = {c.part or "" for c in CATEGORIES.values()}
-        _HELD_OUT = frozenset(with_part(p, kind, part).lower() for kind, pools in EDIT_PHRASES.items()
-                              for name, phrases in pools.items() if name != "train" for p in phrases for part in parts)
-    return _HELD_OUT
-
-
-_HELD_OUT: frozenset[str] | None = None
+    from .categories import CATEGORIES
+    parts = {c.part or "" for c in CATEGORIES.values()}
+    return frozenset(with_part(p, kind, part).lower() for kind, pools in EDIT_PHRASES.items()
+                     for name, phrases in pools.items() if name != "train" for p in phrases for part in parts)
 
 
 def with_part(phrase: str, kind: str, part: str) -> str:
