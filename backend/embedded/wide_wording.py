@@ -104,7 +104,8 @@ def _proportion(kind: str, noun: str, obj: str, rng: np.random.Generator) -> tup
     size = _pick(rng, words["nouns"])
     if form == 2:  # a verb on the size: "increase the height"
         verb = _pick(rng, MORE_VERBS if words["more"] else LESS_VERBS)
-        return f"{verb} {_pick(rng, ['the', 'its', f'the {noun}' + chr(39) + 's'])} {size}{_pick(rng, AFTER_VERB)}", True
+        whose = _pick(rng, ["the", "its", f"the {noun}'s"])
+        return f"{verb} {whose} {size}{_pick(rng, AFTER_VERB)}", True
     amount = "more" if words["more"] else "less"  # "more height", "give it less width"
     return _pick(rng, [(f"{amount} {size}", False), (f"give {obj} {amount} {size}", True),
                        (f"{obj} needs {amount} {size}", False), (f"with {amount} {size}", False),
