@@ -461,3 +461,61 @@ def test_kind_questions_draw_from_the_wording_pool_the_stage_asks_for(setup):
     wide = instructions("wide")
     assert sum(w not in training for w in wide) > 75 and len(set(wide)) > 60
     assert not {w.lower() for w in wide} & L.held_out_phrases()
+
+
+def _four_kinds(data):
+    return dict(data, edit_meta=[dict(m, edit=k) for m, k in zip(data["edit_meta"], ["taller", "add", "wider", "remove"])])
+
+
+def test_the_kind_probe_starts_the_kind_rows_better_than_zero_and_quiet_elsewhere(setup):
+    """kind_probe.fit_kind_rows on a small model: fresh kind questions (drawn apart from the
+    fit) lose less than with the zero rows a kinds stage otherwise starts from, while text to
+    3D and describe answers lose about the same."""
+    from backend.embedded.kind_probe import fit_kind_rows
+    from backend.models.codec import edit_kind_ids
+
+    _, data = setup
+    data = _four_kinds(data)
+    tokenizer = T.make_tokenizer(edit_kinds=True)
+    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1))
+    kinds = edit_kind_ids(tokenizer)
+    with torch.no_grad():
+        model.lm_head.weight[kinds] = 0
+    prompts = T.embedded_prompts(edit_resize=True)
+    fresh = T.ExampleSampler(tokenizer, data, prompts, seed=5, filler_chance=0.3)
+    asked = [fresh.sample_kind_question() for _ in range(48)]
+    others = [fresh.sample(t) for t in ("text_to_3d", "describe") for _ in range(3)]
+    vocab = T.ActiveVocab(tokenizer, data["shape_codes"])
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+
+    def losses():
+        with torch.no_grad():
+            return T.batch_loss(model, asked, pad, vocab).item(), T.batch_loss(model, others, pad, vocab).item()
+
+    zero = losses()
+    fit = fit_kind_rows(model, kinds, T.ExampleSampler(tokenizer, data, prompts, seed=6, filler_chance=0.3),
+                        questions=256, quiet_examples=3)
+    probed = losses()
+    assert model.lm_head.weight[kinds].abs().sum() > 0 and fit["accuracy"] > 0.25
+    assert probed[0] < zero[0] - 0.1, (zero, probed)
+    assert probed[1] < zero[1] + 0.05, (zero, probed)
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_a_kinds_stage_starts_the_new_kind_rows_from_the_probe_when_asked(tmp_path, setup, probe):
+    """A stage that adds the kind tokens to a saved model: zero rows, or the probe's."""
+    from dataclasses import replace
+    from backend.models.codec import edit_kind_ids
+
+    _, data = setup
+    data = _four_kinds(data)
+    settings = T.LLMTrainSettings(hidden=32, layers=1, steps=1, batch=1, warmup=1)
+    base, _ = T.train_llm(data, tmp_path, settings, log=lambda _: None)
+    base.save_pretrained(str(tmp_path / "base"))
+    logged = []
+    kinds_stage = replace(settings, steps=0, edit_resize=True, kind_probe=probe)
+    model, tokenizer = T.train_llm(data, tmp_path, kinds_stage, log=logged.append, start_from=tmp_path / "base",
+                                   name="kinds")
+    rows = model.lm_head.weight[edit_kind_ids(tokenizer)]
+    assert bool(rows.abs().sum() > 0) == probe
+    assert any("kind rows from a probe" in line for line in logged) == probe

@@ -78,6 +78,7 @@ KINDS_LR = 5e-4
 KINDS_TASK_WEIGHTS = "0.45,0.45,0.1"
 KINDS_QUESTIONS = 32  # kind questions per step (LLMTrainSettings.kind_questions)
 KINDS_WORDING = "train"  # the kinds stage's edit wording pool (--kinds-wording)
+KINDS_PROBE = False  # the kind tokens' rows start from a probe (LLMTrainSettings.kind_probe)
 DECODER_STEPS = 1600
 
 
@@ -307,6 +308,9 @@ def main(argv=None) -> None:
     ap.add_argument("--kinds-lr", type=float, default=KINDS_LR)
     ap.add_argument("--kinds-task-weights", default=KINDS_TASK_WEIGHTS, help="text->3D, describe, edit (add/remove)")
     ap.add_argument("--kinds-questions", type=int, default=KINDS_QUESTIONS, help="kind questions per kinds step")
+    ap.add_argument("--kinds-probe", type=int, choices=(0, 1), default=int(KINDS_PROBE),
+                    help="start the kind tokens' LM-head rows as a linear probe of the polished model (kind_probe.py) "
+                         "instead of zero")
     ap.add_argument("--kinds-wording", choices=("train", "wide"), default=KINDS_WORDING,
                     help="the kinds stage's edit wordings: the training pool, or wide (the pool and a grammar "
                          "of WordNet size and part words, backend/embedded/wide_wording.py)")
@@ -356,6 +360,7 @@ def main(argv=None) -> None:
                    task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
     kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
                     kind_questions=args.kinds_questions, edit_wording=args.kinds_wording,
+                    kind_probe=bool(args.kinds_probe),
                     task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
     settings = {"llm": base, "polish": polish, "kinds": kinds, "edit": edit}
     order = ("llm", "polish", "kinds", "edit")

@@ -37,6 +37,7 @@ from backend.models.tokenizer_build import build_tokenizer
 
 from . import language as L
 from .categories import CATEGORIES
+from .kind_probe import fit_kind_rows
 from .shape import Shape, sample_shape
 
 
@@ -111,6 +112,9 @@ class LLMTrainSettings:
     # the edit instructions' wording pool (language.edit_instruction): "train", or "wide", the
     # training wordings and the grammar of wide_wording.py
     edit_wording: str = "train"
+    # when the kind tokens are new to the model (a kinds stage), start their LM-head rows as a
+    # linear probe of its hidden states (kind_probe.py) instead of zero
+    kind_probe: bool = False
     max_minutes: float = 150.0
     seed: int = 0
     device: str = "cpu"
@@ -233,14 +237,16 @@ def new_model(tokenizer, settings: LLMTrainSettings) -> Qwen2_5_VLForConditional
 
 
 @torch.no_grad()
-def grow_vocabulary(model, size: int) -> None:
+def grow_vocabulary(model, size: int) -> bool:
     """Rows for tokens a saved model lacks (the edit kind tokens when a stage turns the cue on),
-    zero: the model answers as before until they are trained, and a zero cue adds nothing."""
+    zero: the model answers as before until they are trained, and a zero cue adds nothing.
+    True if it added any."""
     old = model.get_input_embeddings().weight.shape[0]
     if size > old:
         model.resize_token_embeddings(size, mean_resizing=False)
         model.get_input_embeddings().weight[old:] = 0
         model.lm_head.weight[old:] = 0
+    return size > old
 
 
 class ActiveVocab:
@@ -441,11 +447,12 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     ckpt_path = workdir / f"{name}_resume.pt"
     names_kinds = settings.edit_kind_cue or settings.edit_resize  # kind tokens and kind questions
     tokenizer = make_tokenizer(names_kinds)
+    grown = False
     if start_from is None:
         model = new_model(tokenizer, settings)
     else:
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(start_from))
-        grow_vocabulary(model, len(tokenizer))
+        grown = grow_vocabulary(model, len(tokenizer))
     model = model.to(settings.device)
     patterns = None
     if settings.mesh_patterns:
@@ -466,6 +473,15 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_resize),
                              settings.seed + step, settings.text_shapes_per_category, settings.filler_chance,
                              settings.made_up_frames, settings.edit_kind_cue, answer_kinds, settings.edit_wording)
+    if grown and names_kinds and settings.kind_probe and step == 0:
+        # the probe draws its own examples, so the stage's draws are the same with or without it
+        own = ExampleSampler(tokenizer, data, sampler.prompts, settings.seed + 1000, settings.text_shapes_per_category,
+                             settings.filler_chance, settings.made_up_frames, settings.edit_kind_cue, answer_kinds,
+                             settings.edit_wording)
+        t = time.time()
+        fit = fit_kind_rows(model, edit_kind_ids(tokenizer), own, seed=settings.seed)
+        log(f"kind rows from a probe: kind named {fit['accuracy']:.2f}, loss {fit['kind_loss']:.3f}, "
+            f"{fit['added_loss']:.4f} added to other answers, {time.time() - t:.0f}s")
     tasks = ["text_to_3d", "describe", "edit"]
     weights = np.asarray(settings.task_weights) / np.sum(settings.task_weights)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
