@@ -13,7 +13,8 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
   polish a short continuation of the llm stage's model with made-up words mixed into the
          wordings (robustness to words it never saw; docs/embedded-model.md)
   kinds  a short continuation of the polished model that teaches it to name an instruction's
-         edit kind; its preset says edit_resize: the runtime makes taller/shorter/wider/thinner
+         edit kind, in wide wordings (wide_wording.py), its kind rows started by a probe
+         (kind_probe.py); its preset says edit_resize: the runtime makes taller/shorter/wider/thinner
          by resizing the source's voxels (backend/geometry/resize.py), add and remove stay the
          model's answer
   edit   (opt-in, not in the default --stages) a continuation of the polished model aimed at
@@ -73,12 +74,12 @@ EDIT_TASK_WEIGHTS = "0.15,0.15,0.7"
 EDIT_COPY_BIAS = 4.0  # the edit copy prior (LLMTrainSettings.edit_copy_bias), declared by the preset
 # The kinds stage: kind questions every step (short), the other tasks replayed so they stay,
 # edit answers for add and remove alone (LLMTrainSettings.edit_resize).
-KINDS_STEPS = 400
+KINDS_STEPS = 300
 KINDS_LR = 5e-4
 KINDS_TASK_WEIGHTS = "0.45,0.45,0.1"
-KINDS_QUESTIONS = 32  # kind questions per step (LLMTrainSettings.kind_questions)
-KINDS_WORDING = "train"  # the kinds stage's edit wording pool (--kinds-wording)
-KINDS_PROBE = False  # the kind tokens' rows start from a probe (LLMTrainSettings.kind_probe)
+KINDS_QUESTIONS = 96  # kind questions per step (LLMTrainSettings.kind_questions)
+KINDS_WORDING = "wide"  # the kinds stage's edit wording pool (--kinds-wording)
+KINDS_PROBE = True  # the kind tokens' rows start from a probe (LLMTrainSettings.kind_probe)
 DECODER_STEPS = 1600
 
 
