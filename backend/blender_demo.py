@@ -137,6 +137,7 @@ def stage_scene(bpy, obj) -> None:
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.resolution_x, scene.render.resolution_y = 1024, 768
     scene.render.film_transparent = False
+    scene.render.use_stamp_filename = False  # PNG metadata would carry the .blend's absolute path
     shading = scene.display.shading
     shading.light = "STUDIO"
     shading.color_type = "OBJECT"
