@@ -79,6 +79,8 @@ class Timer:
 
 
 def main(argv=None) -> dict:
+    from backend.embedded import language as L  # numpy only; its wording pools are the choices below
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default=str(ROOT / "backend/weights/embedded"))
     ap.add_argument("--prompts", type=Path, default=ROOT / "bench/embedded_prompts.tsv")
@@ -90,7 +92,7 @@ def main(argv=None) -> dict:
                     help="the true edits of taller/shorter/wider/thinner: the stretch (language.py) or the "
                          "code moves (backend/embedded/moves.py) a moves-trained model learnt")
     ap.add_argument("--edit-wording", default="held_out",
-                    choices=("held_out", "held_out_2", "held_out_3", "held_out_4", "independent", "train"),
+                    choices=tuple(L.EDIT_PHRASES["taller"]),  # every kind has the same pools
                     help="the instruction wordings of the edit cases: never seen in training (held_out, the "
                          "default; the later sets held_out_2 to held_out_4; independent, written by a helper "
                          "that saw neither the project nor the other sets), or the training pool's (the same "
@@ -109,7 +111,6 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from backend.embedded import language as L
     from backend.embedded.judge import NearestShapeJudge
     from backend.embedded.metrics import aspect, decode_occupancy, empty_code, round_trip_iou, voxel_iou, width_ratio
     from backend.embedded.render import contact_sheet

@@ -470,16 +470,17 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
     answer_kinds = tuple(k for k in EDIT_KINDS if k not in PROPORTION_KINDS) if settings.edit_resize else None
-    sampler = ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_resize),
-                             settings.seed + step, settings.text_shapes_per_category, settings.filler_chance,
-                             settings.made_up_frames, settings.edit_kind_cue, answer_kinds, settings.edit_wording)
+
+    def sampler_from(seed: int) -> ExampleSampler:
+        return ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_resize), seed,
+                              settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames,
+                              settings.edit_kind_cue, answer_kinds, settings.edit_wording)
+
+    sampler = sampler_from(settings.seed + step)
     if grown and names_kinds and settings.kind_probe and step == 0:
         # the probe draws its own examples, so the stage's draws are the same with or without it
-        own = ExampleSampler(tokenizer, data, sampler.prompts, settings.seed + 1000, settings.text_shapes_per_category,
-                             settings.filler_chance, settings.made_up_frames, settings.edit_kind_cue, answer_kinds,
-                             settings.edit_wording)
         t = time.time()
-        fit = fit_kind_rows(model, edit_kind_ids(tokenizer), own, seed=settings.seed)
+        fit = fit_kind_rows(model, edit_kind_ids(tokenizer), sampler_from(settings.seed + 1000), seed=settings.seed)
         log(f"kind rows from a probe: kind named {fit['accuracy']:.2f}, loss {fit['kind_loss']:.3f}, "
             f"{fit['added_loss']:.4f} added to other answers, {time.time() - t:.0f}s")
     tasks = ["text_to_3d", "describe", "edit"]
