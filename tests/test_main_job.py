@@ -40,8 +40,9 @@ def test_the_main_job_generates_edits_and_writes_its_files(tmp_path):
     np.testing.assert_allclose(mesh.extents[[0, 2, 1]], edited, rtol=0.02)
     # the renders show something besides the ground and the sky: the object's own colour
     for name in ("render.png", "edit.png"):
-        pixels = np.asarray(Image.open(out / name).convert("RGB")).reshape(-1, 3).astype(int)
+        image = Image.open(out / name)
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
         orange = (pixels[:, 0] > pixels[:, 2] + 40) & (pixels[:, 0] > 90)
         assert orange.mean() > 0.01, name
         # no path of this machine in the PNG's metadata (Blender stamps the .blend's file name)
-        assert not any(str(tmp_path) in str(v) for v in Image.open(out / name).info.values()), name
+        assert not any(str(tmp_path) in str(v) for v in image.info.values()), name

@@ -470,9 +470,10 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
     answer_kinds = tuple(k for k in EDIT_KINDS if k not in PROPORTION_KINDS) if settings.edit_resize else None
+    prompts = embedded_prompts(settings.edit_kind_cue, settings.edit_resize)
 
     def sampler_from(seed: int) -> ExampleSampler:
-        return ExampleSampler(tokenizer, data, embedded_prompts(settings.edit_kind_cue, settings.edit_resize), seed,
+        return ExampleSampler(tokenizer, data, prompts, seed,
                               settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames,
                               settings.edit_kind_cue, answer_kinds, settings.edit_wording)
 
