@@ -7,6 +7,7 @@ import time
 import bpy
 
 from . import session as session_mod
+from .wire import protocol
 from .operators import unsupported_reason
 
 STATE_ICONS = {"connected": "CHECKMARK", "connecting": "SORTTIME", "offline": "UNLINKED",
@@ -84,7 +85,7 @@ class SHAPELLM_PT_generate(ShapeLLMPanel, bpy.types.Panel):
             col.label(text="This model gives one shape per prompt: set a temperature to vary it", icon="INFO")
 
 
-QUICK_EDITS = ("taller", "shorter", "wider", "thinner")
+QUICK_EDITS = protocol.PROPORTION_KINDS
 
 
 class SHAPELLM_PT_object(ShapeLLMPanel, bpy.types.Panel):

@@ -1,4 +1,10 @@
-"""Exceptions that cross layer boundaries. Their `code` values are the wire's error codes."""
+"""Exceptions that cross layer boundaries (their `code` values are the wire's error codes), and
+the callbacks by which a running task reports progress and learns it was cancelled."""
+
+from typing import Callable
+
+Progress = Callable[[str, int, int], None]  # progress(stage, done, total)
+CancelCheck = Callable[[], bool]  # True once the job is cancelled: the task raises Cancelled
 
 
 class TaskError(Exception):

@@ -15,27 +15,20 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
+from addon.wire.protocol import MESH_STYLES, UP_AXES
+from backend import edit as edit_policy
 from backend.checks import checked_text
-from backend.errors import Cancelled, TaskError
+from backend.errors import CancelCheck, Cancelled, Progress, TaskError
 from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
-from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
-from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
-from backend.geometry.resize import PROPORTION_KINDS, NoRoom, resize
-from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
-MESH_STYLES = ("smooth", "blocky")
-INPUT_UP_AXES = ("z", "y")
 # Options a caller may give besides the generation settings.
 PIPELINE_OPTIONS = ("mesh_style", "up", "question")
 
-Progress = Callable[[str, int, int], None]
-CancelCheck = Callable[[], bool]
 
 # Geometry error codes -> wire error codes, for meshes the caller sent.
 _INPUT_MESH_CODES = {
@@ -117,64 +110,25 @@ class Pipeline:
         instruction = self.preset.model_text(checked_text(instruction, "instruction"))
         opts = self._options(options)
         vertices, faces = _cleaned(vertices, faces)  # refused before any model loads or runs
+        settings = self.preset.edit
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
-            kind, sure = llm.read_edit_kind(instruction, cancelled) if self.preset.edit_resize else (None, None)
-            resizing = kind in PROPORTION_KINDS
+            read = edit_policy.read_instruction(llm, settings, instruction, cancelled)
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
-                                                        fill=self.edit_frame(kind), to_codes=not resizing)
-            scale, offset = 1.0, np.zeros(3)
-            if resizing:
-                # The mesh is made from the resized voxels themselves, which the VQVAE's round trip
-                # would blur (a top that now ends inside a token grows fuzz up to the token's end,
-                # thin rungs fade); the codes are still the shape's tokens.
-                voxels = self._resized(source, kind, cancelled)
-                new_codes = self._codes_of(vqvae, voxels)
-            else:
-                new_codes = llm.edit(codes, instruction, options=self._llm_options(opts),
-                                     progress=progress, cancelled=cancelled)
-                new_codes, logits = self._decode(vqvae, new_codes, progress, cancelled)
-                voxels = logits > 0
-                if self.preset.edit_fill == 1.0:
-                    # The answer was normalised on its own: its size comes from the sides the
-                    # edit kept, measured on the voxels its mesh is made of.
-                    scale, offset = fit_edit_answer(source, remove_small_components(voxels, MIN_COMPONENT_VOXELS))
-                self._check_overlap(source, voxels, scale, offset, kind)
-            vertices_unit, faces_out = self._surface(voxels, opts, progress, cancelled)
-        vertices_unit = vertices_unit * np.float32(scale) + offset.astype(np.float32)
+                                                        fill=read.fill, to_codes=not read.resize)
+
+            def model_answer():
+                answer = llm.edit(codes, instruction, options=self._llm_options(opts), progress=progress,
+                                  cancelled=cancelled)
+                answer, logits = self._decode(vqvae, answer, progress, cancelled)
+                return answer, logits > 0
+
+            answer = edit_policy.make_edit(settings, read, source, model_answer,
+                                           lambda grid: self._codes_of(vqvae, grid), cancelled)
+            vertices_unit, faces_out = self._surface(answer.voxels, opts, progress, cancelled)
         # Back through the normalisation: the edit lands where the original stood.
-        return MeshResult(normalization.from_unit(vertices_unit), faces_out, new_codes, kind, sure, voxels)
-
-    def _check_overlap(self, source: np.ndarray, answer: np.ndarray, scale: float, offset: np.ndarray,
-                       kind: str | None) -> None:
-        """Refuse a model-written answer that is another shape, not the source edited (preset
-        edit_min_overlap): a stray object beside the artist's is worse than a clear no. The
-        answer is compared as placed (scale, offset), at the best small shift
-        (placement.best_shift_overlap)."""
-        if self.preset.edit_min_overlap <= 0:
-            return
-        overlap = best_shift_overlap(source, placed_grid(answer, scale, offset))
-        if overlap < self.preset.edit_min_overlap:
-            read = f'read as "{kind}": ' if kind else ""
-            raise TaskError("no_shape", f"{read}the model could not make this edit, its answer keeps only "
-                                        f"{overlap:.0%} of the shape, so nothing was added")
-
-    def edit_frame(self, kind: str | None) -> float:
-        """The fill an edit's source is encoded at: a resize needs the edit frame's room; the
-        model's own answer, the frame it was trained in (preset edit_fill)."""
-        if self.preset.edit_resize and kind in PROPORTION_KINDS:
-            return RESIZE_FILL
-        return self.preset.edit_fill
-
-    @staticmethod
-    def _resized(source: np.ndarray, kind: str, cancelled) -> np.ndarray:
-        """The source's voxels resized the way `kind` asks (presets with edit_resize)."""
-        try:
-            grid = resize(source, kind)
-        except NoRoom as err:
-            raise TaskError("no_shape", f"cannot make this shape {kind}: {err}") from err
-        _check(cancelled)
-        return grid
+        return MeshResult(normalization.from_unit(answer.placed(vertices_unit)), faces_out, answer.codes,
+                          read.kind, read.confidence, answer.voxels)
 
     @staticmethod
     def _codes_of(vqvae, grid: np.ndarray) -> np.ndarray:
@@ -189,7 +143,7 @@ class Pipeline:
         instruction = self.preset.model_text(checked_text(instruction, "instruction"))
         with self._lock:
             llm, _ = self._models(_no_progress, _never)
-            return llm.edit_kind(instruction)
+            return llm.read_edit_kind(instruction)[0]
 
     @property
     def loaded(self) -> bool:
@@ -218,12 +172,6 @@ class Pipeline:
             voxels = logits > 0
             vertices, faces = self._surface(voxels, opts, progress, cancelled)
         return MeshResult(vertices, faces, codes, voxels=voxels)
-
-    def llm_runtime(self):
-        """The preset's LLM runtime, loaded as the tasks load it (for benchmarks that probe the
-        model directly)."""
-        with self._lock:
-            return self._models(_no_progress, _never)[0]
 
     def _models(self, progress: Progress, cancelled: CancelCheck):
         """The (llm, vqvae) pair, loaded on first use."""
@@ -255,11 +203,7 @@ class Pipeline:
 
         try:
             return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device,
-                                        aligned_edit_positions=self.preset.aligned_edit_positions,
-                                        edit_copy_bias=self.preset.edit_copy_bias,
-                                        grid_edit_positions=self.preset.grid_edit_positions,
-                                        edit_kind_cue=self.preset.edit_kind_cue,
-                                        edit_kind_question=self.preset.edit_resize)
+                                        edit=self.preset.edit)
         except TaskError:
             raise
         except Exception as err:
@@ -327,8 +271,8 @@ class Pipeline:
         opts = {**self.preset.generation, "mesh_style": "smooth", "up": "z", **options}
         if opts["mesh_style"] not in MESH_STYLES:
             raise TaskError("bad_field", f"mesh_style must be one of {MESH_STYLES}, not {opts['mesh_style']!r}")
-        if opts["up"] not in INPUT_UP_AXES:
-            raise TaskError("bad_field", f"up must be one of {INPUT_UP_AXES}, not {opts['up']!r}")
+        if opts["up"] not in UP_AXES:
+            raise TaskError("bad_field", f"up must be one of {UP_AXES}, not {opts['up']!r}")
         return opts
 
     @staticmethod

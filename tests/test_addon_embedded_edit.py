@@ -1,5 +1,5 @@
 """The add-on under the real bpy module, its backend auto-started on the committed embedded
-preset over real sockets: an edit the model cannot make is refused (preset edit_min_overlap),
+preset over real sockets: an edit the model cannot make is refused (preset edit.min_overlap),
 and the artist's object is left exactly as it was. Timers do not fire in the bpy module, so
 the test drives the add-on's job pump as the timer would (as tests/test_addon_backend.py)."""
 

@@ -117,7 +117,7 @@ def test_a_proportion_edit_changes_that_side_and_keeps_the_rest(pipe, instructio
 
 def test_a_part_edit_that_comes_back_as_another_shape_is_refused(pipe):
     """The committed model's own add/remove answers are rarely the shape edited (docs, "Add and
-    remove"); the preset's edit_min_overlap turns such an answer into a clear error, not a stray
+    remove"); the preset's edit.min_overlap turns such an answer into a clear error, not a stray
     object. Without the guard the same answer keeps under half of the chair."""
     from dataclasses import replace
 
@@ -127,15 +127,15 @@ def test_a_part_edit_that_comes_back_as_another_shape_is_refused(pipe):
     chair = sample_shape("chair", 500070)  # a held-out chair (splits.py seeds)
     v, f = chair.mesh()
     instruction = "remove the armrests" if chair.params["part"] else "add armrests"
-    assert pipe.preset.edit_min_overlap > 0
+    assert pipe.preset.edit.min_overlap > 0
     with pytest.raises(TaskError) as err:
         pipe.edit(v, f, instruction)
     assert err.value.code == "no_shape" and "could not make this edit" in err.value.message
-    unguarded = Pipeline(replace(pipe.preset, edit_min_overlap=0.0), device="cpu")
+    unguarded = Pipeline(replace(pipe.preset, edit=replace(pipe.preset.edit, min_overlap=0.0)), device="cpu")
     answer = unguarded.edit(v, f, instruction).voxels
     source = chair.occupancy()
     scale, offset = fit_edit_answer(source, answer)
-    assert best_shift_overlap(source, placed_grid(answer, scale, offset)) < pipe.preset.edit_min_overlap
+    assert best_shift_overlap(source, placed_grid(answer, scale, offset)) < pipe.preset.edit.min_overlap
 
 
 def test_the_backend_tells_the_client_how_the_model_read_an_edit():

@@ -132,7 +132,7 @@ def test_describe_a_real_mesh(pipe):
 
 
 def test_edit_lands_where_the_original_stood(pipe):
-    """The tiny preset reads and writes each shape normalised on its own (edit_fill 1), so the
+    """The tiny preset reads and writes each shape normalised on its own, so the
     answer is sized from the sides the edit kept and stands on the source's floor and footprint."""
     v, f = teapot()
     result = pipe.edit(v, f, "make it taller", {"seed": 0})
@@ -148,7 +148,7 @@ def test_edit_of_a_y_up_file_maps_back_into_its_frame(pipe):
     result = pipe.edit(v, f, "make it round", {"seed": 5, "up": "y"})
     # The same codes meshed in the unit frame, mapped back through an independently computed
     # Y-up normalisation, give the returned vertices.
-    # (placed on the source's floor and footprint first, as every edit_fill 1 answer is).
+    # (placed on the source's floor and footprint first, as every model-written answer is).
     vqvae = pipe._vqvae
     logits = vqvae.decode(torch.from_numpy(result.codes[None]).long())[0, 0].numpy()
     v_unit, _ = occupancy_to_mesh(logits, mode="smooth")
@@ -160,27 +160,6 @@ def test_edit_of_a_y_up_file_maps_back_into_its_frame(pipe):
     # And that map is not the Z-up one (the duck's box is not a cube, the rotation matters).
     _, norm_z = normalize(v, convention="training", up="z")
     assert not np.allclose(result.vertices, norm_z.from_unit(placed), atol=1e-3)
-
-
-def test_edit_reads_the_input_at_the_presets_edit_fill_and_maps_the_answer_back_the_same_way(tiny_folder):
-    """edit_fill < 1: the input fills that share of the cube, and the answer comes back through
-    the same normalisation (an edited shape keeps the input's scale)."""
-    pipeline = Pipeline(str(tiny_folder), device="cpu")
-    try:
-        pipeline.preset = dataclasses.replace(pipeline.preset, edit_fill=0.5)
-        v, f = teapot()
-        seen = []
-        real_encode = pipeline._encode
-        pipeline._encode = lambda *a, **k: seen.append(k.get("fill")) or real_encode(*a, **k)
-        result = pipeline.edit(v, f, "make it taller", {"seed": 0})
-        assert seen == [0.5]
-        logits = pipeline._vqvae.decode(torch.from_numpy(result.codes[None]).long())[0, 0].numpy()
-        v_unit, _ = occupancy_to_mesh(logits, mode="smooth")
-        convention = pipeline.preset.normalization
-        assert np.allclose(result.vertices, normalize(v, convention, fill=0.5)[1].from_unit(v_unit), atol=1e-5)
-        assert not np.allclose(result.vertices, normalize(v, convention)[1].from_unit(v_unit), atol=1e-3)
-    finally:
-        pipeline.release()
 
 
 def test_cancel_during_tokens_is_prompt(pipe):

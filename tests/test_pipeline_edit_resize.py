@@ -1,4 +1,4 @@
-"""Edits of a preset with `edit_resize`: the model names the edit kind, a proportion kind is the
+"""Edits of a preset whose model reads edit kinds (EditSettings.read_kind): the model names the edit kind, a proportion kind is the
 source's voxels resized (backend/geometry/resize.py) and encoded, add and remove stay the
 model's answer.
 
@@ -21,7 +21,8 @@ from backend.geometry.placement import best_shift_overlap, fit_edit_answer, plac
 from backend.geometry.resize import EDIT_FILL, resize
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
 from backend.models.checkpoints import save_vqvae
-from backend.models.presets import REFERENCE_GENERATION, Preset
+from backend.edit import source_fill
+from backend.models.presets import REFERENCE_GENERATION, EditSettings, Preset
 from backend.models.tiny import tiny_vqvae
 from backend.pipeline import Pipeline
 
@@ -56,10 +57,14 @@ def pipe(tmp_path_factory):
     save_vqvae(folder / "vqvae", tiny_vqvae())
     Preset(name="resize", vqvae="vqvae", llm="llm", prompts=T.embedded_prompts(edit_resize=True),
            normalization="corner", generation=dict(REFERENCE_GENERATION), tasks=("describe", "edit"),
-           aligned_edit_positions=True, edit_resize=True).save(folder)
+           edit=EditSettings(aligned_positions=True, read_kind=True)).save(folder)
     pipeline = Pipeline(str(folder), device="cpu")
     yield pipeline
     pipeline.release()
+
+
+def with_min_overlap(preset: Preset, share: float) -> Preset:
+    return replace(preset, edit=replace(preset.edit, min_overlap=share))
 
 
 def box(extents, at=(2.0, -1.0, 0.5)):
@@ -72,7 +77,7 @@ def source(pipe, v, f, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(codes, voxels) of the source as the pipeline reads it for `kind`."""
     vqvae = pipe._models(lambda *a: None, lambda: False)[1]  # loaded whichever test runs first
     codes, _, grid = pipe._encode(vqvae, v, f, pipe._options(None), lambda *a: None, lambda: False,
-                                  fill=pipe.edit_frame(kind))
+                                  fill=source_fill(pipe.preset.edit, kind))
     return codes, grid
 
 
@@ -84,15 +89,17 @@ def test_an_edit_says_how_sure_the_model_was_of_the_kind(pipe):
     """The kind's probability among the six: the tiny model's kind rows are set at +-10 apart,
     so it is all but certain; the result carries what the runtime read."""
     v, f = box((0.3, 0.5, 0.7))
-    kind, sure = pipe.llm_runtime().read_edit_kind("make it wider")
+    kind, sure = pipe._models(lambda *a: None, lambda: False)[0].read_edit_kind("make it wider")
     result = pipe.edit(v, f, "make it wider")
     assert result.edit_kind == kind == "wider" and result.edit_kind_confidence == pytest.approx(sure)
     assert 0.99 < sure <= 1.0
 
 
 def test_a_resize_reads_the_source_with_room_around_it(pipe):
-    # the model's own answers stay in the frame it was trained in (the preset's edit_fill, 1 here)
-    assert pipe.edit_frame("wider") == EDIT_FILL < 1 and pipe.edit_frame("add") == 1.0
+    # the model's own answers stay in the frame it was trained in: each shape normalised on its own
+    assert source_fill(pipe.preset.edit, "wider") == EDIT_FILL < 1 and source_fill(pipe.preset.edit, "add") == 1.0
+    # a model that names no kind reads every source in that frame
+    assert source_fill(EditSettings(), "wider") == 1.0
 
 
 def test_a_proportion_edit_is_the_source_resized(pipe):
@@ -151,17 +158,17 @@ def kept_share(pipe, v, f, instruction: str) -> float:
 
 
 def test_a_model_answer_that_is_another_shape_is_refused(pipe):
-    """preset edit_min_overlap: the untrained model's "add" answer is not the box with a part
+    """EditSettings.min_overlap: the untrained model's "add" answer is not the box with a part
     added, and with the guard on it is a clear error instead of a stray object."""
     v, f = box((0.3, 0.5, 0.7))
     kept = kept_share(pipe, v, f, "give it a backrest")
     assert kept < 0.5  # the premise: the answer keeps little of the box
-    guarded = Pipeline(replace(pipe.preset, edit_min_overlap=0.5), device="cpu")
+    guarded = Pipeline(with_min_overlap(pipe.preset, 0.5), device="cpu")
     with pytest.raises(TaskError) as err:
         guarded.edit(v, f, "give it a backrest")
     assert err.value.code == "no_shape" and err.value.message.startswith('read as "add": the model could not make this edit') and f"{kept:.0%}" in err.value.message
     # a resize is the artist's own shape and is never refused, even by a guard no answer passes
-    strict = Pipeline(replace(pipe.preset, edit_min_overlap=0.99), device="cpu")
+    strict = Pipeline(with_min_overlap(pipe.preset, 0.99), device="cpu")
     assert strict.edit(v, f, "make it wider").edit_kind == "wider"
 
 
@@ -170,16 +177,7 @@ def test_the_guard_compares_with_what_the_answer_keeps(pipe):
     v, f = box((0.3, 0.5, 0.7))
     kept = kept_share(pipe, v, f, "give it a backrest")
     assert kept > 0.02  # else "just under" would be no guard at all
-    under = Pipeline(replace(pipe.preset, edit_min_overlap=kept - 0.01), device="cpu")
+    under = Pipeline(with_min_overlap(pipe.preset, kept - 0.01), device="cpu")
     assert under.edit(v, f, "give it a backrest").edit_kind == "add"
     with pytest.raises(TaskError):
-        Pipeline(replace(pipe.preset, edit_min_overlap=kept + 0.01), device="cpu").edit(v, f, "give it a backrest")
-
-
-def test_llm_runtime_is_the_model_the_tasks_use(pipe):
-    """Benchmarks probe the model through llm_runtime(): the same runtime, with the preset's
-    kind question, that edit() asks."""
-    fresh = Pipeline(pipe.preset, device="cpu")
-    runtime = fresh.llm_runtime()
-    assert fresh.loaded and runtime is fresh.llm_runtime()
-    assert {text: runtime.edit_kind(text) for text in NAMED} == NAMED
+        Pipeline(with_min_overlap(pipe.preset, kept + 0.01), device="cpu").edit(v, f, "give it a backrest")

@@ -6,7 +6,7 @@ import pytest
 
 from backend.errors import TaskError
 from backend.models import presets
-from backend.models.presets import Preset, load_preset
+from backend.models.presets import EditSettings, Preset, load_preset
 
 
 def test_published_preset_matches_reference():
@@ -28,7 +28,7 @@ def test_folder_round_trip_resolves_sub_folders(tmp_path):
     (tmp_path / "vqvae").mkdir()
     (tmp_path / "llm").mkdir()
     Preset(name="mine", vqvae="vqvae", llm="llm", tasks=["text_to_3d", "describe"],
-           generation={"seed": 7}, lowercase_text=True, aligned_edit_positions=True, edit_fill=0.75).save(tmp_path)
+           generation={"seed": 7}, lowercase_text=True, edit=EditSettings(aligned_positions=True, min_overlap=0.3)).save(tmp_path)
     p = load_preset(tmp_path)
     assert p.name == "mine" and p.folder == tmp_path.resolve()
     assert p.vqvae_source() == tmp_path.resolve() / "vqvae"
@@ -36,8 +36,8 @@ def test_folder_round_trip_resolves_sub_folders(tmp_path):
     assert p.generation["seed"] == 7 and p.generation["top_p"] == 0.7  # the rest default
     assert p.supports("describe") and not p.supports("image_to_3d")
     assert p.lowercase_text and p.model_text("Make it TALLER") == "make it taller"
-    assert p.aligned_edit_positions and not Preset(name="x", vqvae="v", llm="l").aligned_edit_positions
-    assert p.edit_fill == 0.75 and Preset(name="x", vqvae="v", llm="l").edit_fill == 1.0
+    assert p.edit == EditSettings(aligned_positions=True, read_kind=False, min_overlap=0.3)
+    assert Preset(name="x", vqvae="v", llm="l").edit == EditSettings()  # the published model's: all off
 
 
 def test_folder_may_name_a_hub_repo(tmp_path):
@@ -55,22 +55,17 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"generation": {"beams": 4}}, "beams"),
     ({"colour": "red"}, "colour"),
     ({"lowercase_text": "yes"}, "lowercase_text"),
-    ({"aligned_edit_positions": 1}, "aligned_edit_positions"),
-    ({"grid_edit_positions": "true"}, "grid_edit_positions"),
-    ({"edit_kind_cue": 1}, "edit_kind_cue"),
-    ({"edit_kind_cue": True}, "'edit_kind' prompt"),
-    ({"edit_kind_cue": True, "prompts": {"edit_kind": "which edit?"}}, "'edit_kind' prompt"),
-    ({"edit_resize": 1}, "edit_resize"),
-    ({"edit_resize": True, "edit_fill": 0.74}, "'edit_kind' prompt"),
-    ({"edit_fill": 0}, "edit_fill"),
-    ({"edit_fill": 1.5}, "edit_fill"),
-    ({"edit_fill": "0.7"}, "edit_fill"),
-    ({"edit_copy_bias": -1}, "edit_copy_bias"),
-    ({"edit_copy_bias": True}, "edit_copy_bias"),
-    ({"edit_copy_bias": "4"}, "edit_copy_bias"),
-    ({"edit_min_overlap": 1.0}, "edit_min_overlap"),
-    ({"edit_min_overlap": -0.1}, "edit_min_overlap"),
-    ({"edit_min_overlap": "0.4"}, "edit_min_overlap"),
+    ({"edit": {"aligned_positions": 1}}, "edit.aligned_positions"),
+    ({"edit": {"read_kind": 1}}, "edit.read_kind"),
+    ({"edit": {"read_kind": True}}, "'edit_kind' prompt"),
+    ({"edit": {"read_kind": True}, "prompts": {"edit_kind": "which edit?"}}, "'edit_kind' prompt"),
+    ({"edit": {"min_overlap": 1.0}}, "edit.min_overlap"),
+    ({"edit": {"min_overlap": -0.1}}, "edit.min_overlap"),
+    ({"edit": {"min_overlap": "0.4"}}, "edit.min_overlap"),
+    ({"edit": {"copy_bias": 4}}, "copy_bias"),
+    ({"edit": [True]}, "edit must be an object"),
+    # the experiment switches of earlier versions are gone, not silently ignored
+    ({"edit_kind_cue": True}, "edit_kind_cue"),
 ])
 def test_bad_preset_json_is_a_clear_error(tmp_path, bad, words):
     data = {"name": "x", "vqvae": "vqvae", "llm": "llm", **bad}

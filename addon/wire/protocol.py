@@ -38,6 +38,14 @@ EVENT_TYPES = (
 TERMINAL_EVENTS = ("result", "error", "cancelled")
 PROGRESS_STAGES = ("load", "encode", "tokens", "decode", "surface")
 
+# What an edit result's "edit_kind" may say; the first four change a proportion.
+EDIT_KINDS = ("taller", "shorter", "wider", "thinner", "add", "remove")
+PROPORTION_KINDS = EDIT_KINDS[:4]
+# Option values: how a result is meshed, and the up axis of a mesh sent for describe/edit
+# ("z": Blender; "y": glTF-style files).
+MESH_STYLES = ("smooth", "blocky")
+UP_AXES = ("z", "y")
+
 # ---------------------------------------------------------------------------------------------
 # Error codes: stable, machine-readable. backend.errors.TaskError uses the same codes.
 
@@ -286,9 +294,8 @@ OPTION_RULES = {
     "top_p": (lambda v: _is_number(v), lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "top_k": (lambda v: _is_int(v), lambda v: 1 <= v <= 1_000_000, "an integer >= 1"),
     "max_new_tokens": (lambda v: _is_int(v), lambda v: 1 <= v <= 8192, "an integer in [1, 8192]"),
-    "mesh_style": (lambda v: isinstance(v, str), lambda v: v in ("smooth", "blocky"), "'smooth' or 'blocky'"),
-    # Up axis of the mesh sent for describe/edit ("z": Blender; "y": glTF-style files).
-    "up": (lambda v: isinstance(v, str), lambda v: v in ("z", "y"), "'z' or 'y'"),
+    "mesh_style": (lambda v: isinstance(v, str), lambda v: v in MESH_STYLES, "'smooth' or 'blocky'"),
+    "up": (lambda v: isinstance(v, str), lambda v: v in UP_AXES, "'z' or 'y'"),
 }
 
 # request type -> (required fields, optional fields, required arrays, required blobs)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from addon.wire.protocol import PROPORTION_KINDS
+
 EDIT_FACTOR = 1.35  # how much an edit changes a proportion (the training stretches' factor too)
 EDIT_FILL = 1 / EDIT_FACTOR  # the edit frame: the source's longest side as a share of the cube
-PROPORTION_KINDS = ("taller", "shorter", "wider", "thinner")
 
 
 class NoRoom(ValueError):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from addon.wire.protocol import EDIT_KINDS
 from backend.errors import TaskError
 
 NUM_CODES = 1024  # tokens per shape: 16^3 latent cells grouped by 4 along Z
@@ -39,12 +40,8 @@ def mesh_token(k: int) -> str:
     return f"<mesh{k}>"
 
 
-# Edit kinds a model trained with the edit kind cue names in one token before its answer block
-# (the embedded model's own format, off unless its preset says `edit_kind_cue`; the published
-# model has no such tokens).
-EDIT_KINDS = ("taller", "shorter", "wider", "thinner", "add", "remove")
-
-
+# The edit kind tokens (protocol.EDIT_KINDS): the answer of a model that reads edit kinds to its
+# 'edit_kind' prompt (the embedded model's own format; the published model has no such tokens).
 def edit_kind_token(kind: str) -> str:
     return f"<edit-{kind}>"
 

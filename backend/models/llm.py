@@ -18,13 +18,9 @@ from a weak or random model. For describe, mesh tokens are banned: the answer is
 Prompts (format strings of the preset): `text_to_3d` holds `{text}`, `edit` holds
 `{instruction}`. `describe` and `edit` get the mesh block, a newline, then the prompt, as in
 the reference demo for describe; a template may instead place `{mesh}` itself (the embedded
-model's edit template puts the instruction first, and its preset gives the edit answer the
-input block's positions: `aligned_edit_positions`, with `grid_edit_positions` the codes of
-both blocks at their cells, codec.grid_positions; with `edit_kind_cue` the model is first asked
-the `edit_kind` prompt with the instruction alone, the answer opens with the likeliest edit kind
-token, and that token's embedding is added to every answer code's input, as the model was
-trained). `image_to_3d` follows the image in the
-user turn. Edit has no published template: the user turn holds the mesh block and the
+model's edit template puts the instruction first, and its preset's EditSettings give the edit
+answer the input block's positions, `aligned_positions`, and ask the model the `edit_kind`
+prompt, `read_kind`). `image_to_3d` follows the image in the user turn. Edit has no published template: the user turn holds the mesh block and the
 instruction, the assistant turn a new mesh block, as in the training data.
 
 Sampling follows the reference (generate() with the model's generation_config): repetition
@@ -41,7 +37,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -49,16 +44,12 @@ import torch
 from backend.checks import checked_text
 from backend.errors import Cancelled, TaskError
 from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, MeshCodec, aligned_positions, edit_kind_ids,
-                                  edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
+                                  edit_kind_token, edit_user_text, with_mesh_block)
 from backend.models.images import prepare_image
+from backend.models.presets import REFERENCE_GENERATION, TASKS, EditSettings
 
-REFERENCE_SAMPLING = {"seed": 42, "temperature": 0.7, "top_p": 0.7, "top_k": 8192, "max_new_tokens": 2048}
-PROMPT_KEYS = ("text_to_3d", "image_to_3d", "describe", "edit")
 # Files of a Qwen2.5-VL repo that the runtime needs (no remote code, no pickles).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja"]
-
-Progress = Callable[[str, int, int], None] | None
-CancelFlag = Callable[[], bool] | None
 
 
 # ------------------------------------------------------------------------------------------
@@ -77,7 +68,7 @@ class Sampling:
 
     @classmethod
     def from_options(cls, options: dict | None, generation_config=None) -> "Sampling":
-        merged = {**REFERENCE_SAMPLING, **{k: v for k, v in (options or {}).items() if v is not None}}
+        merged = {**REFERENCE_GENERATION, **{k: v for k, v in (options or {}).items() if v is not None}}
         try:
             s = cls(
                 seed=int(merged["seed"]),
@@ -273,14 +264,9 @@ def _read_chat_template(folder: Path, tokenizer) -> str:
 
 class ShapeLLMRuntime:
     def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device,
-                 aligned_edit_positions: bool = False, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
-                 edit_kind_cue: bool = False, edit_kind_question: bool = False):
-        """edit_kind_question: the model answers the 'edit_kind' prompt (edit_kind() works)
-        without the cue in its edit answers; edit_kind_cue implies it."""
+                 edit: EditSettings = EditSettings()):
         self.model = model
-        self.aligned_edit_positions = aligned_edit_positions
-        self.grid_edit_positions = grid_edit_positions
-        self.edit_copy_bias = float(edit_copy_bias)
+        self.edit_settings = edit
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_template = chat_template
@@ -288,10 +274,8 @@ class ShapeLLMRuntime:
         self.device = str(device)
         self._device = torch.device(device)
         self.codec = MeshCodec(tokenizer)
-        self.edit_kind_cue = edit_kind_cue
-        names_kinds = edit_kind_cue or edit_kind_question
-        self.edit_kind_ids = _edit_kind_ids(tokenizer) if names_kinds else None
-        if names_kinds and "{instruction}" not in prompts.get("edit_kind", ""):
+        self.edit_kind_ids = _edit_kind_ids(tokenizer) if edit.read_kind else None
+        if edit.read_kind and "{instruction}" not in prompts.get("edit_kind", ""):
             raise TaskError("model_error", "naming edit kinds needs an 'edit_kind' prompt with {instruction}")
         config = model.config
         self.image_token_id = int(config.image_token_id)
@@ -309,14 +293,12 @@ class ShapeLLMRuntime:
     # -- loading -----------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, llm_source, prompts: dict, device: str = "auto", aligned_edit_positions: bool = False,
-             edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
-             edit_kind_cue: bool = False, edit_kind_question: bool = False) -> "ShapeLLMRuntime":
+    def load(cls, llm_source, prompts: dict, device: str = "auto", edit: EditSettings = EditSettings()) -> "ShapeLLMRuntime":
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
 
-        missing = [k for k in PROMPT_KEYS if not isinstance(prompts.get(k), str)]
+        missing = [k for k in TASKS if not isinstance(prompts.get(k), str)]
         if missing:
             raise TaskError("model_error", f"prompt templates missing: {missing}")
         dev = resolve_device(device)
@@ -335,8 +317,7 @@ class ShapeLLMRuntime:
         except Exception as err:
             raise TaskError("model_error", f"could not load the LLM from {folder}: {err}") from err
         model.to(dev).eval()
-        return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev,
-                   aligned_edit_positions, edit_copy_bias, grid_edit_positions, edit_kind_cue, edit_kind_question)
+        return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev, edit)
 
     def release(self) -> None:
         """Frees the model's memory; the runtime cannot be used afterwards."""
@@ -374,17 +355,10 @@ class ShapeLLMRuntime:
         ids = self._decode(self._prompt_ids(content, None), None, constraint, sampling, total, on_token, cancelled)
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
-    def edit(self, codes, instruction, options=None, progress=None, cancelled=None,
-             kind_token: int | None = None) -> np.ndarray:
-        """kind_token (models with the edit kind cue): the kind to edit with instead of the one
-        the model names (an oracle for benchmarks)."""
+    def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
         instruction = checked_text(instruction, "instruction")
         content = [{"type": "text", "text": self._edit_text(codes, instruction)}]
-        copy = (np.asarray(codes), self.edit_copy_bias) if self.edit_copy_bias else None
-        kind = kind_token
-        if kind is None and self.edit_kind_cue:
-            kind = self._edit_kind(instruction, cancelled)
-        return self._mesh_answer(content, None, options, progress, cancelled, self.aligned_edit_positions, copy, kind)
+        return self._mesh_answer(content, None, options, progress, cancelled, self.edit_settings.aligned_positions)
 
     # -- prompt building ---------------------------------------------------------------------
 
@@ -419,16 +393,10 @@ class ShapeLLMRuntime:
             stop_after_block=True,
         )
 
-    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False, copy=None,
-                     edit_kind: int | None = None) -> np.ndarray:
-        """edit_kind: an edit kind token id to open the answer with; its embedding is the cue."""
+    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False) -> np.ndarray:
+        """aligned: the answer positioned like the prompt's mesh block (an edit)."""
         sampling = Sampling.from_options(options, self._live().generation_config)
-        prompt = self._prompt_ids(content, pixels)
-        cue = None
-        if edit_kind is not None:
-            prompt = prompt + [edit_kind]
-            cue = self.model.get_input_embeddings().weight[edit_kind].detach()
-        prompt = prompt + [self.codec.start_id]  # the forced opening
+        prompt = self._prompt_ids(content, pixels) + [self.codec.start_id]  # the forced opening
         positions = self._edit_positions(prompt) if aligned else None
         constraint = self._constraint(allow_blocks=True, in_block=True)
 
@@ -436,17 +404,11 @@ class ShapeLLMRuntime:
             if progress and constraint.in_block:
                 progress("tokens", constraint.count, NUM_CODES)
 
-        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions, copy,
-                           cue)
+        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions)
         parsed = self.codec.parse_ids([self.codec.start_id, *ids])
         if not parsed.exact:  # the grammar makes this impossible; fail loudly if it ever is
             raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
         return parsed.codes
-
-    def edit_kind(self, instruction: str, cancelled=None) -> str:
-        """The edit kind (codec.EDIT_KINDS) a model trained with the kind question reads in an
-        instruction."""
-        return self.read_edit_kind(instruction, cancelled)[0]
 
     @torch.inference_mode()
     def read_edit_kind(self, instruction: str, cancelled=None) -> tuple[str, float]:
@@ -466,16 +428,11 @@ class ShapeLLMRuntime:
         best = int(torch.argmax(probabilities))
         return EDIT_KINDS[best], float(probabilities[best])
 
-    def _edit_kind(self, instruction: str, cancelled) -> int:
-        """The token of the kind the model reads (the edit kind cue opens the answer with it)."""
-        return self.edit_kind_ids[EDIT_KINDS.index(self.read_edit_kind(instruction, cancelled)[0])]
-
     def _edit_positions(self, prompt: list[int]) -> np.ndarray:
         """Rope positions [3, len(prompt) + NUM_CODES + 1] of an edit conversation whose prompt
         ends with the answer's <mesh-start>, the answer included, as the model was trained."""
         full = prompt + [int(self.codec.code_ids[0])] * NUM_CODES + [self.codec.end_id]  # a placeholder answer
-        place = grid_positions if self.grid_edit_positions else aligned_positions
-        return np.broadcast_to(place(full, len(prompt) - 1, self.codec.start_id), (3, len(full)))
+        return np.broadcast_to(aligned_positions(full, len(prompt) - 1, self.codec.start_id), (3, len(full)))
 
     # -- the decoding loop -------------------------------------------------------------------
 
@@ -486,13 +443,10 @@ class ShapeLLMRuntime:
 
     @torch.inference_mode()
     def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled,
-                positions: np.ndarray | None = None, copy: tuple | None = None, cue=None) -> list[int]:
+                positions: np.ndarray | None = None) -> list[int]:
         """Prefill once, then one token per step with the KV cache; returns the answer ids.
         positions: [3, len(prompt) + max_new] rope positions of the prompt and the answer when
-        not sequential. copy: (codes [1024], bias): the k-th code of the block gets `bias` added to
-        the logit of codes[k] (the edit copy prior, as the model was trained with it). cue: a
-        vector added to the input embedding of every answer token after the prompt (the edit
-        kind cue)."""
+        not sequential."""
         from transformers import DynamicCache
 
         model = self._live()
@@ -518,8 +472,6 @@ class ShapeLLMRuntime:
             if kind == "force":
                 token = int(allowed)
             elif kind == "ids":
-                if copy is not None and constraint.count < len(copy[0]):  # logits: this step's own
-                    logits[int(self.codec.code_ids[copy[0][constraint.count]])] += copy[1]
                 if self.codec.contiguous:  # a slice is a view: cheaper than gathering 8192 ids
                     first = self.codec.first_code_id
                     picked = slice(first, first + CODEBOOK_SIZE)
@@ -543,7 +495,7 @@ class ShapeLLMRuntime:
             if seen is not None:
                 seen[token] = True
             step = len(answer) - 1  # the token's index in the answer, its row in the rope table
-            logits = self._step(token, steps[:, step], step, cache, rope, cue)
+            logits = self._step(token, steps[:, step], step, cache, rope)
 
     def _prefill(self, prompt: list[int], pixels, cache, text_positions=None) -> tuple[torch.Tensor, int]:
         """Runs the prompt (and image); returns the last logits and the next text position."""
@@ -575,7 +527,7 @@ class ShapeLLMRuntime:
         probe = torch.zeros(1, dtype=text.embed_tokens.weight.dtype, device=self._device)
         return text.rotary_emb(probe, positions)
 
-    def _step(self, token: int, position: torch.Tensor, row: int, cache, rope_table, cue=None) -> torch.Tensor:
+    def _step(self, token: int, position: torch.Tensor, row: int, cache, rope_table) -> torch.Tensor:
         """One decode step at `position` [3] (row `row` of the rope table): the new token's
         logits. Calls the decoder layers
         directly (no mask building, no output wrappers) with precomputed rotary tables, which is
@@ -584,8 +536,6 @@ class ShapeLLMRuntime:
         text = model.model.language_model
         ids = torch.tensor([[token]], device=self._device)
         hidden = text.embed_tokens(ids)
-        if cue is not None:
-            hidden = hidden + cue
         if rope_table is None:
             positions = position.view(3, 1, 1)
             hidden = text(inputs_embeds=hidden, position_ids=positions, past_key_values=cache, use_cache=True)[0]
@@ -605,11 +555,11 @@ class ShapeLLMRuntime:
 
 
 def _edit_kind_ids(tokenizer) -> list[int]:
-    """Ids of the edit kind tokens a model with the edit kind cue needs, or a clear error."""
+    """Ids of the edit kind tokens a model that reads edit kinds needs, or a clear error."""
     ids = edit_kind_ids(tokenizer)
     if not ids:
         names = [edit_kind_token(k) for k in EDIT_KINDS]
-        raise TaskError("model_error", f"the preset says edit_kind_cue, but the tokenizer lacks {names}")
+        raise TaskError("model_error", f"the preset says edit.read_kind, but the tokenizer lacks {names}")
     return ids
 
 

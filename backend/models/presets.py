@@ -16,21 +16,14 @@ A preset folder holds `preset.json`:
       "tasks": ["text_to_3d", "image_to_3d", "describe", "edit"],
       "lowercase_text": false,       # lower-case the artist's prompt, question and instruction
                                      # first (a model trained on lower-case wordings only)
-      "aligned_edit_positions": false,  # edit answers positioned like the input block
-      "grid_edit_positions": false,  # and the blocks' codes at their (z-group, x, y) cells
-      "edit_fill": 1.0,              # an edit input's longest side as a share of the cube; the
-                                     # answer is read at the input's scale (embedded: 1/1.35)
-      "edit_copy_bias": 0.0,         # added to the logit of the input's k-th code at the answer's
-                                     # k-th code (a copy prior the model was trained with)
-      "edit_kind_cue": false,        # an edit answer opens with an edit kind token (the answer to
-                                     # the prompt "edit_kind" holding {instruction}) whose embedding
-                                     # is added to every answer code's input (codec.EDIT_KINDS)
-      "edit_resize": false,          # the model names the edit kind (the "edit_kind" prompt);
+      "edit": {                      # how the model edits (EditSettings; the published model: all off)
+        "aligned_positions": false,  # edit answers positioned like the input block
+        "read_kind": false,          # the model names the edit kind (the "edit_kind" prompt);
                                      # taller/shorter/wider/thinner resize the input's voxels
                                      # (geometry/resize.py), other kinds are the model's answer
-      "edit_min_overlap": 0.0        # a model-written edit answer that keeps less of its source
-                                     # than this (placement.best_shift_overlap) is refused
-                                     # (no_shape), not added
+        "min_overlap": 0.0           # a model-written answer that keeps less of its source than
+                                     # this (placement.best_shift_overlap) is refused (no_shape)
+      }
     }
 
 Only "name", "vqvae" and "llm" are required; the rest default to the reference values. Built-in
@@ -42,14 +35,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from addon.wire.protocol import TASKS
 from backend.errors import TaskError
 from backend.geometry.normalize import CONVENTIONS
 
 PRESET_FILE = "preset.json"
-TASKS = ("text_to_3d", "image_to_3d", "describe", "edit")
 NORMALIZATIONS = CONVENTIONS
 # The model's own frame. The published VQVAE is Z-up; inputs in other frames are turned Z-up by
 # the pipeline (options["up"]), so no other model frame is needed yet.
@@ -74,6 +67,29 @@ EMBEDDED_FOLDER = Path(__file__).resolve().parents[1] / "weights" / "embedded"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+@dataclass(frozen=True)
+class EditSettings:
+    """How a preset's model edits; passed whole to the runtime and the edit policy."""
+
+    # edit answers positioned like the input block (codec.aligned_positions), as the model was trained
+    aligned_positions: bool = False
+    # the model names the edit kind when asked the 'edit_kind' prompt; taller/shorter/wider/thinner
+    # resize the source's voxels (backend/edit.py), add and remove stay the model's answer
+    read_kind: bool = False
+    # a model-written answer (not a resize) that keeps less of its source than this (placed, at
+    # the best small shift: placement.best_shift_overlap) is refused: the model gave another
+    # shape, not this one edited (0: never refused)
+    min_overlap: float = 0.0
+
+    def problems(self) -> list[str]:
+        found = [f"edit.{key} must be true or false, not {getattr(self, key)!r}"
+                 for key in ("aligned_positions", "read_kind") if not isinstance(getattr(self, key), bool)]
+        value = self.min_overlap
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            found.append(f"edit.min_overlap must be a number in [0, 1), not {value!r}")
+        return found
+
+
 @dataclass
 class Preset:
     name: str
@@ -86,33 +102,18 @@ class Preset:
     generation: dict = field(default_factory=lambda: dict(REFERENCE_GENERATION))
     tasks: tuple = TASKS
     lowercase_text: bool = False
-    # edit answers positioned like the input block (codec.aligned_positions), as the model was trained
-    aligned_edit_positions: bool = False
-    # with aligned positions, edit blocks' codes at their (z-group, x, y) cells (codec.grid_positions)
-    grid_edit_positions: bool = False
-    # an edit input's longest side as a share of the unit cube (normalize's `fill`); the answer
-    # maps back through the same normalisation, so an edited shape keeps the input's scale
-    edit_fill: float = 1.0
-    # an edit answer's k-th code gets this added to the logit of the input's k-th code: the
-    # model was trained with it and learns only where the answer differs from its input
-    edit_copy_bias: float = 0.0
-    # an edit answer opens with an edit kind token, which the model names when asked the
-    # 'edit_kind' prompt with the instruction alone, and whose embedding it reads added to every
-    # code of its answer (embedded training's edit kind cue)
-    edit_kind_cue: bool = False
-    # proportion edits resized (backend/geometry/resize.py): the model names the edit kind when
-    # asked the 'edit_kind' prompt, and taller/shorter/wider/thinner resize the source's voxels
-    # where a small model's own answer loses the shape; add and remove stay the model's answer
-    # (in edit_fill's frame; a resized source is read in resize.EDIT_FILL's, with room to grow)
-    edit_resize: bool = False
-    # an edit answer the model wrote (not a resize) that keeps less of its source than this
-    # (placed, at the best small shift: placement.best_shift_overlap) is refused: the model
-    # gave another shape, not this one edited (0: never refused)
-    edit_min_overlap: float = 0.0
+    edit: EditSettings = EditSettings()
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
         self.tasks = tuple(self.tasks)
+        if isinstance(self.edit, dict):  # as read from preset.json
+            unknown = set(self.edit) - {f.name for f in fields(EditSettings)}
+            if unknown:
+                raise TaskError("model_error", f"preset {self.name!r}: unknown edit settings {sorted(unknown)}")
+            self.edit = EditSettings(**self.edit)
+        if not isinstance(self.edit, EditSettings):
+            raise TaskError("model_error", f"preset {self.name!r}: edit must be an object of edit settings")
         self.prompts = {**REFERENCE_PROMPTS, **self.prompts}
         self.generation = {**REFERENCE_GENERATION, **self.generation}
         self.validate()
@@ -130,18 +131,11 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
-        for key in ("edit_kind_cue", "edit_resize"):
-            if getattr(self, key) is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
-                problems.append(f"{key} needs an 'edit_kind' prompt with {{instruction}} (the kind question)")
-        for key in ("lowercase_text", "aligned_edit_positions", "grid_edit_positions", "edit_kind_cue", "edit_resize"):
-            if not isinstance(getattr(self, key), bool):
-                problems.append(f"{key} must be true or false, not {getattr(self, key)!r}")
-        for key, ok, allowed in (("edit_fill", lambda x: 0 < x <= 1, "(0, 1]"),
-                                 ("edit_copy_bias", lambda x: 0 <= x <= 50, "[0, 50]"),
-                                 ("edit_min_overlap", lambda x: 0 <= x < 1, "[0, 1)")):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
-                problems.append(f"{key} must be a number in {allowed}, not {value!r}")
+        if not isinstance(self.lowercase_text, bool):
+            problems.append(f"lowercase_text must be true or false, not {self.lowercase_text!r}")
+        problems += self.edit.problems()
+        if self.edit.read_kind is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
+            problems.append("edit.read_kind needs an 'edit_kind' prompt with {instruction} (the kind question)")
         bad_gen = set(self.generation) - set(GENERATION_KEYS)
         if bad_gen:
             problems.append(f"unknown generation keys {sorted(bad_gen)}; known: {GENERATION_KEYS}")

@@ -1,0 +1,99 @@
+"""The edit policy: how an instruction becomes an edited shape (a preset's EditSettings).
+
+    read = read_instruction(llm, settings, instruction, cancelled)   # which kind, how sure
+    fill = read.fill                                                 # the frame the source is read in
+    answer = make_edit(settings, read, source, model_answer, codes_of, cancelled)
+
+A model that names edit kinds (settings.read_kind) is asked the kind first. Taller, shorter,
+wider and thinner then resize the source's own voxels (geometry/resize.py), where a small
+model's answer loses the shape. Every other instruction, and every instruction for a model
+that does not name kinds (the published one), is the model's own answer: it was normalised on
+its own, so its size comes from the sides the edit kept (placement.fit_edit_answer), and when
+it keeps too little of the source (settings.min_overlap) it is another shape, refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from backend.errors import CancelCheck, Cancelled, TaskError
+from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
+from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
+from backend.geometry.resize import PROPORTION_KINDS, NoRoom, resize
+from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
+from backend.models.presets import EditSettings
+
+
+@dataclass(frozen=True)
+class EditRead:
+    """How the instruction was read: the kind the model named (None for a model that names
+    none) and its probability among the six kinds."""
+
+    kind: str | None = None
+    confidence: float | None = None
+    resize: bool = False  # a proportion kind: the source's voxels are resized
+
+    @property
+    def fill(self) -> float:
+        """The source's longest side as a share of the cube: a resize needs room to grow; the
+        model's own answer reads every shape normalised on its own (fill 1)."""
+        return RESIZE_FILL if self.resize else 1.0
+
+
+@dataclass
+class EditAnswer:
+    voxels: np.ndarray  # bool [R, R, R]: the edited occupancy in the source's unit frame
+    codes: np.ndarray  # int32 [1024]: its VQVAE codes
+    scale: float = 1.0  # the answer's unit-frame vertices u go to u * scale + offset
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    def placed(self, vertices_unit: np.ndarray) -> np.ndarray:
+        return vertices_unit * np.float32(self.scale) + self.offset.astype(np.float32)
+
+
+def source_fill(settings: EditSettings, kind: str | None) -> float:
+    """The fill an edit of `kind` reads its source at under these settings."""
+    return EditRead(kind, resize=settings.read_kind and kind in PROPORTION_KINDS).fill
+
+
+def read_instruction(llm, settings: EditSettings, instruction: str, cancelled) -> EditRead:
+    if not settings.read_kind:
+        return EditRead()
+    kind, confidence = llm.read_edit_kind(instruction, cancelled)
+    return EditRead(kind, confidence, resize=kind in PROPORTION_KINDS)
+
+
+def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
+              model_answer: Callable[[], tuple[np.ndarray, np.ndarray]],
+              codes_of: Callable[[np.ndarray], np.ndarray], cancelled: CancelCheck) -> EditAnswer:
+    """source: the source's occupancy read at read.fill. model_answer() -> (codes, voxels) asks
+    the model; codes_of(voxels) -> codes encodes a grid."""
+    if read.resize:
+        # The mesh is made from the resized voxels themselves, which the VQVAE's round trip
+        # would blur (a top that now ends inside a token grows fuzz, thin rungs fade).
+        try:
+            voxels = resize(source, read.kind)
+        except NoRoom as err:
+            raise TaskError("no_shape", f"cannot make this shape {read.kind}: {err}") from err
+        if cancelled():
+            raise Cancelled()
+        return EditAnswer(voxels, codes_of(voxels))
+    codes, voxels = model_answer()
+    scale, offset = fit_edit_answer(source, remove_small_components(voxels, MIN_COMPONENT_VOXELS))
+    if settings.min_overlap > 0:
+        _refuse_another_shape(settings.min_overlap, read, source, placed_grid(voxels, scale, offset))
+    return EditAnswer(voxels, codes, scale, offset)
+
+
+def _refuse_another_shape(min_overlap: float, read: EditRead, source: np.ndarray, placed: np.ndarray) -> None:
+    """A model-written answer that keeps too little of the source, placed and at the best small
+    shift, is another shape, not this one edited: a stray object beside the artist's is worse
+    than a clear no."""
+    overlap = best_shift_overlap(source, placed)
+    if overlap < min_overlap:
+        said = f'read as "{read.kind}": ' if read.kind else ""
+        raise TaskError("no_shape", f"{said}the model could not make this edit, its answer keeps only "
+                                    f"{overlap:.0%} of the shape, so nothing was added")
