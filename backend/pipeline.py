@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from addon.wire.protocol import MESH_STYLES, UP_AXES
+from addon.wire.protocol import ProtocolError, validate_options
 from backend import edit as edit_policy
 from backend.checks import checked_text
 from backend.errors import CancelCheck, Cancelled, Progress, TaskError
@@ -26,8 +26,6 @@ from backend.geometry import errors as geometry_errors
 from backend.geometry.errors import GeometryError
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
-# Options a caller may give besides the generation settings.
-PIPELINE_OPTIONS = ("mesh_style", "up", "question")
 
 
 # Geometry error codes -> wire error codes, for meshes the caller sent.
@@ -263,16 +261,17 @@ class Pipeline:
             raise TaskError("unsupported", f"preset {self.preset.name} does not support {task}")
 
     def _options(self, options) -> dict:
-        """Preset generation defaults, overridden by the caller's options; pipeline options checked."""
+        """Preset generation defaults, overridden by the caller's options, which are checked by
+        the wire's own rules (protocol.validate_options); `question` is describe's own."""
         options = dict(options or {})
-        unknown = set(options) - set(GENERATION_KEYS) - set(PIPELINE_OPTIONS)
-        if unknown:
-            raise TaskError("bad_field", f"unknown options {sorted(unknown)}")
+        question = options.pop("question", None)
+        try:
+            validate_options(options)
+        except ProtocolError as err:
+            raise TaskError(err.code, err.message) from None
         opts = {**self.preset.generation, "mesh_style": "smooth", "up": "z", **options}
-        if opts["mesh_style"] not in MESH_STYLES:
-            raise TaskError("bad_field", f"mesh_style must be one of {MESH_STYLES}, not {opts['mesh_style']!r}")
-        if opts["up"] not in UP_AXES:
-            raise TaskError("bad_field", f"up must be one of {UP_AXES}, not {opts['up']!r}")
+        if question is not None:
+            opts["question"] = question
         return opts
 
     @staticmethod

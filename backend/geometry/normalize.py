@@ -23,11 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from addon.wire.protocol import UP_AXES
+
 from .errors import DEGENERATE_MESH, EMPTY_MESH, INVALID_ARGUMENT, GeometryError
 from .validate import as_vertices, check_finite
 
 CONVENTIONS = ("training", "demo", "corner")
-UP_AXES = ("z", "y")
 
 # Rows map input axes to Z-up axes: (x, y, z) -> (x, -z, y) for a Y-up input.
 _Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])

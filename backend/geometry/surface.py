@@ -23,11 +23,13 @@ import mcubes
 import numpy as np
 from scipy import ndimage
 
+from addon.wire.protocol import MESH_STYLES
+
 from .decimate import decimate
 from .errors import EMPTY_MESH, INVALID_ARGUMENT, INVALID_GRID, GeometryError
 from .voxelize import fill_enclosed
 
-MODES = ("smooth", "blocky")
+MODES = MESH_STYLES
 SMOOTHING = ("fast", "constrained")
 _ISO_LEVEL = 0.75
 # How far the blurred value of a voxel must stay on its side of the iso level. Larger keeps
