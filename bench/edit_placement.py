@@ -2,8 +2,8 @@
 
     python bench/edit_placement.py [--per-category 8]
 
-A model that reads and writes every shape normalised on its own (preset edit_fill 1) answers
-with a shape whose size is lost. Two ways to put it back in the artist's scene:
+A model that reads and writes every shape normalised on its own (the published model and the
+embedded one; backend/edit.py) answers with a shape whose size is lost. Two ways to put it back in the artist's scene:
 - "longest side" (before): map it back through the source's normalisation, so its longest
   side equals the source's;
 - "fit" (backend/geometry/placement.py): size it from the sides the edit kept, on the source's
