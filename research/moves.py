@@ -1,4 +1,5 @@
-"""Proportion edits as moves of the VQVAE's codes (the edit pairs of train.py --edit-data moves).
+"""Proportion edits as moves of the VQVAE's codes (the edit pairs of train.py --edit-data moves,
+which is gone from the recipe: rerun that training at commit 45eb3b5, research/README.md).
 
 A shape's 1024 codes form a 16 x 16 x 4 grid (x, y, z-group; backend/models/vqvae.py
 latent_to_tokens): one code per (x, y) column of latent cells and 16 voxels of height, each
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .language import EDIT_FACTOR, ROUND_CATEGORIES
+from backend.embedded.language import EDIT_FACTOR, ROUND_CATEGORIES
 
 GRID = (16, 16, 4)  # x cells, y cells, z-groups of 4 cells
 MOVE_KINDS = ("taller", "shorter", "wider", "thinner")
