@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from backend.embedded import language as L  # noqa: E402
 from research import moves as M  # noqa: E402
-from backend.embedded.metrics import aspect, decode_occupancy, empty_code, voxel_iou, width_ratio  # noqa: E402
+from backend.embedded.metrics import aspect, decode_occupancy, voxel_iou, width_ratio  # noqa: E402
 from backend.embedded.shape import sample_shape  # noqa: E402
 from backend.embedded.splits import CATEGORY_NAMES, shape_seed  # noqa: E402
 from backend.embedded.train_llm import shape_from_meta  # noqa: E402
@@ -97,7 +97,7 @@ def main(argv=None) -> None:
     rt = load_runtime(preset)
     if args.force_kind and rt.edit_kind_ids is None:
         raise SystemExit("--force-kind needs a preset with the edit kind cue")
-    empty = empty_code(vqvae)
+    empty = M.empty_code(vqvae)
     rng = np.random.default_rng(5)
     free, forced_tf = defaultdict(lambda: defaultdict(list)), defaultdict(list)
     for kind in M.MOVE_KINDS:

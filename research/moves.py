@@ -20,11 +20,20 @@ edit frame (language.EDIT_FILL), which leaves a token of room above and on the s
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from backend.embedded.language import EDIT_FACTOR, ROUND_CATEGORIES
+from backend.models.vqvae import VQVAE3D
 
 GRID = (16, 16, 4)  # x cells, y cells, z-groups of 4 cells
 MOVE_KINDS = ("taller", "shorter", "wider", "thinner")
+
+
+@torch.no_grad()
+def empty_code(model: VQVAE3D) -> int:
+    """The code of an empty token (a column with no voxel), which code moves fill in."""
+    r = model.config.resolution
+    return int(model.encode(torch.zeros(1, 1, r, r, r, device=model.device))[0, 0])
 
 
 def as_grid(codes: np.ndarray) -> np.ndarray:
