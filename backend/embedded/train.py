@@ -13,7 +13,7 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
          wordings (robustness to words it never saw; docs/embedded-model.md)
   kinds  a short continuation of the polished model that teaches it to name an instruction's
          edit kind, in wide wordings (wide_wording.py), its kind rows started by a probe
-         (kind_probe.py); its preset says edit_resize: the runtime makes taller/shorter/wider/thinner
+         (kind_probe.py); its preset reads the kind: the runtime makes taller/shorter/wider/thinner
          by resizing the source's voxels (backend/geometry/resize.py), add and remove stay the
          model's answer
   export the preset folder (preset.json, vqvae/, llm/), at every checkpoint of the LLM stages
@@ -220,6 +220,11 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 
+def _weights(text: str) -> tuple[float, ...]:
+    """Task weights "text->3D,describe,edit" as the settings hold them."""
+    return tuple(float(w) for w in text.split(","))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(".cache/embedded"))
@@ -239,14 +244,14 @@ def main(argv=None) -> None:
     ap.add_argument("--llm-layers", type=int, default=LLMTrainSettings.layers)
     ap.add_argument("--text-shapes-per-category", type=int, default=LLMTrainSettings.text_shapes_per_category,
                     help="text -> 3D trains on the first N shapes per category (0 = all); see docs/embedded-model.md")
-    ap.add_argument("--task-weights", default=",".join(map(str, LLMTrainSettings.task_weights)),
-                    help="text->3D, describe, edit")
+    ap.add_argument("--task-weights", type=_weights, help="text->3D, describe, edit",
+                    default=",".join(map(str, LLMTrainSettings.task_weights)))
     ap.add_argument("--llm-lr", type=float, default=LLMTrainSettings.lr)
     ap.add_argument("--aligned-edit-positions", type=int, choices=(0, 1), default=int(LLMTrainSettings.aligned_edit_positions),
                     help="edit answers positioned like the input block (1) or sequentially (0)")
     ap.add_argument("--kinds-steps", type=int, default=KINDS_STEPS)
     ap.add_argument("--kinds-lr", type=float, default=KINDS_LR)
-    ap.add_argument("--kinds-task-weights", default=KINDS_TASK_WEIGHTS, help="text->3D, describe, edit (add/remove)")
+    ap.add_argument("--kinds-task-weights", type=_weights, default=KINDS_TASK_WEIGHTS, help="text->3D, describe, edit (add/remove)")
     ap.add_argument("--kinds-questions", type=int, default=KINDS_QUESTIONS, help="kind questions per kinds step")
     ap.add_argument("--kinds-probe", type=int, choices=(0, 1), default=int(KINDS_PROBE),
                     help="start the kind tokens' LM-head rows as a linear probe of the polished model (kind_probe.py) "
@@ -260,7 +265,7 @@ def main(argv=None) -> None:
                     help="share of the polish stage's wordings with made-up words inserted")
     ap.add_argument("--made-up-frames", type=float, default=POLISH_MADE_UP_FRAMES,
                     help="share of the polish stage's prompts and questions in made-up frames")
-    ap.add_argument("--polish-task-weights", default=POLISH_TASK_WEIGHTS, help="text->3D, describe, edit")
+    ap.add_argument("--polish-task-weights", type=_weights, default=POLISH_TASK_WEIGHTS, help="text->3D, describe, edit")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -283,17 +288,16 @@ def main(argv=None) -> None:
                             steps=args.llm_steps, device=args.device,
                             text_shapes_per_category=args.text_shapes_per_category, lr=args.llm_lr,
                             aligned_edit_positions=bool(args.aligned_edit_positions),
-                            task_weights=tuple(float(w) for w in args.task_weights.split(",")))
+                            task_weights=args.task_weights)
     polish = replace(base, steps=args.polish_steps, lr=args.polish_lr, warmup=20, seed=1,
                      filler_chance=args.filler_chance, made_up_frames=args.made_up_frames,
-                     task_weights=tuple(float(w) for w in args.polish_task_weights.split(",")))
+                     task_weights=args.polish_task_weights)
     kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
                     kind_questions=args.kinds_questions, edit_wording=args.kinds_wording,
-                    kind_probe=bool(args.kinds_probe),
-                    task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
+                    kind_probe=bool(args.kinds_probe), task_weights=args.kinds_task_weights)
     # in order: each LLM stage starts from the model the one before it saved
     settings = {"llm": base, "polish": polish, "kinds": kinds}
-    saves = {"llm": args.workdir / "llm_base", "polish": args.workdir / "llm_polished", "kinds": None}
+    saves = {"llm": args.workdir / "llm_base", "polish": args.workdir / "llm_polished"}
     order = list(settings)
     trained = [stage for stage in order if stage in stages]
     if trained:
@@ -324,7 +328,7 @@ def main(argv=None) -> None:
 
     for stage in trained:
         model = run(stage, settings[stage])
-        if saves[stage] is not None:
+        if stage in saves:
             model.save_pretrained(str(saves[stage]))
     if not trained:
         run(final, replace(settings[final], max_minutes=0))
