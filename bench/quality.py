@@ -20,8 +20,7 @@ Reports, through the real Pipeline (geometry + VQVAE + LLM, CPU):
   the strict success also asks the answer to be closer (voxel IoU) to the true edited shape
   than the unedited source is, i.e. the change was made and the rest of the shape stayed; the
   same judge run on the true edits themselves says how much of that a perfect model could
-  score (`--edit-truth moves` takes the code moves of backend/embedded/moves.py as the true
-  edits); edits the pipeline refuses with an error (an empty answer, or one that keeps too
+  score; edits the pipeline refuses with an error (an empty answer, or one that keeps too
   little of the source: preset edit_min_overlap) count as misses and are listed ("refused");
 - for a preset with the edit kind cue, how often the model names the right edit kind for each
   held-out instruction wording;
@@ -88,9 +87,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--parts", default="vqvae,text,describe,edit", help="which measurements to run")
     ap.add_argument("--describe-per-category", type=int, default=2)
     ap.add_argument("--edits-per-category", type=int, default=2)
-    ap.add_argument("--edit-truth", choices=("stretch", "moves"), default="stretch",
-                    help="the true edits of taller/shorter/wider/thinner: the stretch (language.py) or the "
-                         "code moves (backend/embedded/moves.py) a moves-trained model learnt")
     ap.add_argument("--edit-wording", default="held_out",
                     choices=tuple(L.EDIT_PHRASES["taller"]),  # every kind has the same pools
                     help="the instruction wordings of the edit cases: never seen in training (held_out, the "
@@ -112,7 +108,7 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     from backend.embedded.judge import NearestShapeJudge
-    from backend.embedded.metrics import aspect, decode_occupancy, empty_code, round_trip_iou, voxel_iou, width_ratio
+    from backend.embedded.metrics import aspect, decode_occupancy, round_trip_iou, voxel_iou, width_ratio
     from backend.embedded.render import contact_sheet
     from backend.embedded.shape import sample_shape
     from backend.embedded.splits import CATEGORY_NAMES, shape_seed
@@ -120,7 +116,6 @@ def main(argv=None) -> dict:
     from backend.geometry.normalize import normalize
     from backend.geometry.surface import occupancy_to_mesh
     from backend.geometry.voxelize import voxelize_surface
-    from backend.embedded import moves as M
     from backend.models.checkpoints import load_vqvae
     from backend.errors import TaskError
     from backend.geometry.errors import GeometryError
@@ -248,7 +243,6 @@ def main(argv=None) -> dict:
         same_category = defaultdict(list)  # the older reading: the answer judged as the source's category
         edit_sheet, edit_labels = [], []
         refused = []  # edits the pipeline answered with an error (counted as misses)
-        empty = empty_code(vqvae)
 
         def made_change(kind, before, after, expected, judged):
             """The asked proportion changed by >= 5% and the judge reads `expected` (what it
@@ -274,10 +268,6 @@ def main(argv=None) -> dict:
                 # preset with edit_resize reads a resized source in the frame with room for it)
                 fill = pipe.edit_frame(kind)
                 before, truth = L.edit_pair_occupancies(shape, kind, fill)
-                if args.edit_truth == "moves" and kind in M.MOVE_KINDS:
-                    codes = vqvae.encode(torch.from_numpy(before).float()[None, None])[0].numpy()
-                    if M.can_move(codes, kind, c, empty):  # else the stretch stays the truth
-                        truth = decode_occupancy(vqvae, M.move(codes, kind, c, empty)[None])[0]
                 try:
                     result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
                 except TaskError as err:  # no_shape: an empty answer, or one refused as another shape
@@ -311,7 +301,6 @@ def main(argv=None) -> dict:
                           "success_same_category_as_source": float(np.mean([x for v in same_category.values() for x in v])),
                           "true_edits_success": float(np.mean([x for v in truth_results.values() for x in v])),
                           "true_edits_per_kind": {k: float(np.mean(v)) for k, v in truth_results.items()},
-                          "edit_truth": args.edit_truth,
                           "edit_wording": args.edit_wording,
                           "cases": sum(len(v) for v in results.values()),
                           "edit_fill": pipe.preset.edit_fill,
@@ -321,7 +310,7 @@ def main(argv=None) -> dict:
         print(f"edit success {report['edit']['success']:.3f} (and closer to the true edit than the source: "
               f"{report['edit']['success_closer_than_source']:.3f}), voxel IoU with the true edit "
               f"{report['edit']['iou_with_true_edit']:.3f} (the unedited source: "
-              f"{report['edit']['source_iou_with_true_edit']:.3f}); the true edits ({args.edit_truth}) pass the same "
+              f"{report['edit']['source_iou_with_true_edit']:.3f}); the true edits pass the same "
               f"judge {report['edit']['true_edits_success']:.3f}; refused with an error: {len(refused)}", flush=True)
 
     # -- the edit kind a model that names kinds names, on every wording of the --edit-wording pool --

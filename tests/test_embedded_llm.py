@@ -129,7 +129,7 @@ def test_exported_model_loads_in_the_runtime_and_answers(tmp_path, setup):
     answer = runtime.describe(data["shape_codes"][0], {"max_new_tokens": 5, "seed": 1})
     assert isinstance(answer, str)
     from backend.errors import TaskError
-    with pytest.raises(TaskError, match="does not name edit kinds"):  # no cue: no kind question
+    with pytest.raises(TaskError, match="does not name edit kinds"):  # no kind tokens: no kind question
         runtime.edit_kind("make it taller")
 
 
@@ -179,11 +179,9 @@ def test_embedded_edit_examples_keep_the_input_and_answer_a_fixed_distance_apart
     assert runtime._prompt_ids([{"type": "text", "text": text}], None) == trained_ids[:start]
 
 
-@pytest.mark.parametrize("grid", [False, True])
-def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path, setup, grid):
-    """The loss positions an edit answer like the input block (with `grid`, the blocks' codes at
-    their cells, codec.grid_positions); the runtime's prefill and decode steps must see the same
-    positions, or the trained copying would not carry over."""
+def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path, setup):
+    """The loss positions an edit answer like the input block; the runtime's prefill and decode
+    steps must see the same positions, or the trained copying would not carry over."""
     from transformers import DynamicCache
 
     tokenizer, data = setup
@@ -198,21 +196,21 @@ def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path,
     T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
     ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7).sample("edit")
     start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
-    place = T.grid_positions if grid else T.aligned_positions
-    positions = torch.as_tensor(np.broadcast_to(place(ids, start, start_id), (3, len(ids))).copy()).view(3, 1, -1)
+    positions = torch.as_tensor(np.broadcast_to(T.aligned_positions(ids, start, start_id), (3, len(ids))).copy())
+    positions = positions.view(3, 1, -1)
     with torch.no_grad():
         trained = model(input_ids=torch.tensor([ids]), position_ids=positions).logits[0]
         plain = model(input_ids=torch.tensor([ids])).logits[0]
     assert not torch.allclose(trained[start + 1], plain[start + 1], atol=1e-2)  # positions matter
     with torch.no_grad():
         loss = T.batch_loss(model, [(ids, start)], tokenizer.convert_tokens_to_ids("<|endoftext|>"), vocab,
-                            align_with=start_id, grid=grid)
+                            align_with=start_id)
     expected_loss = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
     assert torch.isclose(loss, expected_loss, rtol=1e-4)
 
     for aligned in (True, False):
         rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu",
-                                  aligned_edit_positions=aligned, grid_edit_positions=grid)
+                                  aligned_edit_positions=aligned)
         prompt = ids[: start + 1]  # the runtime forces the answer's <mesh-start> into the prompt
         cache = DynamicCache(config=rt.model.config.text_config)
         if aligned:
@@ -229,170 +227,9 @@ def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path,
             assert torch.allclose(step_logits, expected[start + k], atol=1e-4), (aligned, k)
 
 
-def test_mesh_pattern_terms_fold_into_a_plain_model_with_the_same_loss(setup):
-    """Training with MeshPatterns, then folding them into the embedding and LM-head rows, gives
-    an ordinary Qwen2.5-VL model whose full softmax scores the answer exactly as training did."""
-    import copy
-
-    tokenizer, data = setup
-    torch.manual_seed(0)
-    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
-    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
-    vocab.tie_unused_rows(model.lm_head)
-    codebook = torch.tensor(np.random.default_rng(0).integers(0, 2, (8192, 16)) * 2.0)  # voxels ~2, empty 0
-    patterns = T.MeshPatterns(codebook, 32, tokenizer.convert_tokens_to_ids("<mesh0>"))
-    with torch.no_grad():
-        torch.nn.init.normal_(patterns.read.weight), torch.nn.init.normal_(patterns.write.weight, std=0.3)
-    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=9).sample("edit")
-    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    with torch.no_grad():
-        with_patterns = T.batch_loss(model, [(ids, start)], pad, vocab, patterns=patterns)
-        without = T.batch_loss(model, [(ids, start)], pad, vocab)
-        folded = copy.deepcopy(model)
-        patterns.fold_into(folded, vocab.used)
-        logits = folded(input_ids=torch.tensor([ids])).logits[0, start - 1:-1]
-    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(ids[start:]))
-    assert not torch.isclose(with_patterns, without, rtol=1e-2)  # the terms matter
-    assert torch.isclose(with_patterns, expected, rtol=1e-4)
-
-
-def test_the_edit_copy_prior_is_the_same_in_training_and_at_run_time(tmp_path, setup):
-    """Training adds the bias to the logit of the input's k-th code at the answer's k-th code;
-    the runtime's decoding loop adds it at the same place (a huge bias makes the answer the input)."""
-    tokenizer, data = setup
-    torch.manual_seed(0)
-    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
-    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["edit_src"].ravel(), data["edit_tgt"].ravel()]))
-    vocab.tie_unused_rows(model.lm_head)
-    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7).sample("edit")
-    start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
-    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    with torch.no_grad():
-        loss = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, copy_bias=3.0)
-        positions = torch.tensor(T.aligned_positions(ids, start, start_id)).expand(3, 1, -1)
-        logits = model(input_ids=torch.tensor([ids]), position_ids=positions).logits[0, start - 1:-1].clone()
-    first = ids.index(start_id)
-    for k in range(1024):  # target row k + 1 is the answer's code k
-        logits[k + 1, ids[first + 1 + k]] += 3.0
-    assert torch.isclose(loss, torch.nn.functional.cross_entropy(logits, torch.tensor(ids[start:])), rtol=1e-4)
-
-    T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
-    source = data["edit_src"][1]
-    for bias, copies in ((50.0, True), (0.0, False)):
-        runtime = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu",
-                                       aligned_edit_positions=True, edit_copy_bias=bias)
-        answer = runtime.edit(source, "make it taller", {"temperature": 0.0})
-        assert np.array_equal(answer, source) == copies
-
-
-def test_the_edit_kind_cue_is_the_same_in_training_and_at_run_time(tmp_path, setup):
-    """With the cue, an edit answer opens with its kind's token (given, not scored) and that
-    token's embedding is added to the input of every answer code. The runtime must pick the kind
-    the model scores highest for the kind question and then see the very logits training scored."""
-    from transformers import DynamicCache
-
-    _, data = setup
-    tokenizer = T.make_tokenizer(edit_kinds=True)
-    kinds = T.edit_kind_ids(tokenizer)
-    assert len(kinds) == 6 and T.edit_kind_ids(setup[0]) == []
-    ids, start = T.ExampleSampler(tokenizer, data, T.embedded_prompts(True), seed=7, edit_kind_cue=True).sample("edit")
-    start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
-    assert ids[start] == tokenizer.convert_tokens_to_ids("<edit-taller>") and ids[start + 1] == start_id
-    sampler = T.ExampleSampler(tokenizer, data, T.embedded_prompts(True), seed=7, edit_kind_cue=True)
-    q_ids, q_start = sampler.sample_kind_question()  # the instruction alone, answered by the kind
-    assert "Which edit is this: " in tokenizer.decode(q_ids[:q_start]) and "<mesh" not in tokenizer.decode(q_ids)
-    assert tokenizer.decode(q_ids[q_start:]) == "<edit-taller><|im_end|>"
-
-    torch.manual_seed(0)
-    model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=2)).eval()
-    with torch.no_grad():  # large query/key weights and kind rows: positions and the cue matter
-        for name, p in model.model.language_model.named_parameters():
-            if "q_proj" in name or "k_proj" in name:
-                torch.nn.init.normal_(p, std=1.0)
-        model.get_input_embeddings().weight[kinds] = torch.randn(6, 32)
-        # the kind token's logit where an edit answer opens: -50, so scoring it would show
-        at = model.model(input_ids=torch.tensor([ids[:start]])).last_hidden_state[0, -1]
-        model.lm_head.weight[ids[start]] = -50 * at / at.norm() ** 2
-    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["shape_codes"].ravel(), data["edit_tgt"].ravel()]))
-    assert set(kinds) <= set(vocab.ids.tolist())
-    vocab.tie_unused_rows(model.lm_head)
-    T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
-
-    positions = torch.as_tensor(T.grid_positions(ids, start + 1, start_id)).view(3, 1, -1)
-    with torch.no_grad():
-        embeds = model.get_input_embeddings()(torch.tensor([ids]))
-        cued = embeds.clone()
-        cued[0, start + 2: start + 2 + 1024] += model.get_input_embeddings().weight[ids[start]]
-        trained = model(inputs_embeds=cued, position_ids=positions).logits[0]
-        uncued = model(inputs_embeds=embeds, position_ids=positions).logits[0]
-        pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        loss = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, grid=True, kind_ids=kinds)
-        without = T.batch_loss(model, [(ids, start)], pad, vocab, align_with=start_id, grid=True)
-    assert not torch.allclose(trained[start + 3], uncued[start + 3], atol=1e-2)  # the cue matters
-    scored = torch.nn.functional.cross_entropy(trained[start - 1:-1], torch.tensor(ids[start:]))
-    expected = torch.nn.functional.cross_entropy(trained[start:-1], torch.tensor(ids[start + 1:]))
-    assert torch.isclose(loss, expected, rtol=1e-4) and not torch.isclose(loss, without, rtol=1e-3)
-    assert not torch.isclose(loss, scored, rtol=1e-3)  # the kind token itself is not scored
-
-    rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.embedded_prompts(True)), device="cpu", aligned_edit_positions=True,
-                              grid_edit_positions=True, edit_kind_cue=True)
-    question, q_start = T.encode_example(tokenizer, T.EDIT_KIND_PROMPT.format(instruction="make it taller"),
-                                         "<edit-taller>")
-    assert rt._prompt_ids([{"type": "text", "text": rt.prompts["edit_kind"].replace("{instruction}", "make it taller")}],
-                          None) == question[:q_start]
-    with torch.no_grad():
-        q_logits = model(input_ids=torch.tensor([question])).logits[0]
-        q_loss = T.batch_loss(model, [(question, q_start)], pad, vocab, kind_ids=kinds)
-    assert torch.isclose(q_loss, torch.nn.functional.cross_entropy(q_logits[q_start - 1:-1],
-                                                                   torch.tensor(question[q_start:])), rtol=1e-4)
-    picked = int(torch.argmax(q_logits[q_start - 1, kinds]))
-    assert rt._edit_kind("make it taller", None) == kinds[picked]
-    assert rt.edit_kind("make it taller") == T.EDIT_KINDS[picked]
-    sure = torch.softmax(q_logits[q_start - 1, kinds], dim=0)[picked]
-    assert rt.read_edit_kind("make it taller") == (T.EDIT_KINDS[picked], pytest.approx(float(sure), abs=1e-4))
-    prompt = ids[: start + 2]  # the kind and the forced <mesh-start>
-    where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(prompt)))
-    cue = rt.model.get_input_embeddings().weight[ids[start]]
-    cache = DynamicCache(config=rt.model.config.text_config)
-    with torch.no_grad():
-        logits, _ = rt._prefill(prompt, None, cache, where[:, : len(prompt)].numpy())
-        table = rt._rope_table(where[:, len(prompt): len(prompt) + 3])
-        got = [logits] + [rt._step(ids[start + 2 + k], where[:, len(prompt) + k], k, cache, table, cue)
-                          for k in range(3)]
-    for k, step_logits in enumerate(got):
-        assert torch.allclose(step_logits, trained[start + 1 + k], atol=1e-4), k
-    # the edit itself: its second code is the greedy choice after the first one read with the cue
-    source = data["edit_src"][0]
-    answer = rt.edit(source, "make it taller", {"temperature": 0.0})
-    asked = rt._prompt_ids([{"type": "text", "text": rt._edit_text(source, "make it taller")}], None)
-    asked += [rt._edit_kind("make it taller", None), start_id]
-    seq = asked + [int(rt.codec.code_ids[answer[0]])]
-    where = torch.as_tensor(np.ascontiguousarray(rt._edit_positions(asked)[:, : len(seq)])).view(3, 1, -1)
-    with torch.no_grad():
-        embeds = model.get_input_embeddings()(torch.tensor([seq]))
-        embeds[0, -1] += model.get_input_embeddings().weight[asked[-2]]
-        last = model(inputs_embeds=embeds, position_ids=where).logits[0, -1, rt.codec.code_ids]
-    assert answer.shape == (1024,) and answer[1] == int(torch.argmax(last))
-
-
-def test_a_preset_with_the_edit_kind_cue_needs_the_kind_tokens(tmp_path, setup):
-    from backend.errors import TaskError
-
-    tokenizer, _ = setup
-    T.export_llm(T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)), tokenizer, tmp_path / "llm",
-                 {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
-    with pytest.raises(TaskError, match="edit_kind_cue.*<edit-taller>"):
-        ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu", edit_kind_cue=True)
-    with_kinds = T.make_tokenizer(edit_kinds=True)
-    T.export_llm(T.new_model(with_kinds, T.LLMTrainSettings(hidden=32, layers=1)), with_kinds, tmp_path / "cued",
-                 {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
-    with pytest.raises(TaskError, match="'edit_kind' prompt"):  # no kind question to ask
-        ShapeLLMRuntime.load(tmp_path / "cued", dict(T.EMBEDDED_PROMPTS), device="cpu", edit_kind_cue=True)
-
-
 def test_a_saved_model_grows_zero_rows_for_the_kind_tokens(setup):
-    """A stage that turns the cue on continues a model without the kind tokens: the new rows are
-    zero, so every old token's logits stay as they were."""
+    """The kinds stage continues a model without the kind tokens: the new rows are zero, so every
+    old token's logits stay as they were."""
     tokenizer, _ = setup
     model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
     ids = torch.tensor([tokenizer("a chair", add_special_tokens=False)["input_ids"]])
@@ -404,19 +241,39 @@ def test_a_saved_model_grows_zero_rows_for_the_kind_tokens(setup):
     assert torch.allclose(after[:, : before.shape[-1]], before, atol=1e-5) and not after[:, before.shape[-1]:].any()
 
 
-def test_the_copy_prior_takes_an_answer_that_stops_before_its_block_ends(setup):
-    """An edit answer cut short (here: 10 codes) still gets the prior on the codes it has."""
-    tokenizer, data = setup
+def test_the_kind_question_is_the_same_in_training_and_at_run_time(tmp_path, setup):
+    """The kinds stage's kind question (the instruction alone, answered by the kind token): the
+    runtime asks the very prompt training scores and names the kind scored highest there."""
+    _, data = setup
+    tokenizer = T.make_tokenizer(edit_kinds=True)
+    kinds = T.edit_kind_ids(tokenizer)
+    assert len(kinds) == 6 and T.edit_kind_ids(setup[0]) == []
+    prompts = T.embedded_prompts(edit_resize=True)
+    q_ids, q_start = T.ExampleSampler(tokenizer, data, prompts, seed=7).sample_kind_question()
+    assert "Which edit is this: " in tokenizer.decode(q_ids[:q_start]) and "<mesh" not in tokenizer.decode(q_ids)
+    assert tokenizer.decode(q_ids[q_start:]) == "<edit-taller><|im_end|>"
+
+    torch.manual_seed(0)
     model = T.new_model(tokenizer, T.LLMTrainSettings(hidden=32, layers=1)).eval()
-    vocab = T.ActiveVocab(tokenizer, np.concatenate([data["edit_src"].ravel(), data["edit_tgt"].ravel()]))
-    ids, start = T.ExampleSampler(tokenizer, data, T.EMBEDDED_PROMPTS, seed=7).sample("edit")
-    start_id = tokenizer.convert_tokens_to_ids("<mesh-start>")
-    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    short = ids[: start + 11]
     with torch.no_grad():
-        biased = T.batch_loss(model, [(short, start)], pad, vocab, align_with=start_id, copy_bias=3.0)
-        plain = T.batch_loss(model, [(short, start)], pad, vocab, align_with=start_id)
-    assert torch.isfinite(biased) and not torch.isclose(biased, plain)
+        model.lm_head.weight[kinds] = torch.randn(6, 32)
+    vocab = T.ActiveVocab(tokenizer, data["shape_codes"])
+    vocab.tie_unused_rows(model.lm_head)
+    T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
+    rt = ShapeLLMRuntime.load(tmp_path / "llm", prompts, device="cpu", edit_kind_question=True)
+    question, start = T.encode_example(tokenizer, T.EDIT_KIND_PROMPT.format(instruction="make it taller"),
+                                       "<edit-taller>")
+    asked = rt.prompts["edit_kind"].replace("{instruction}", "make it taller")
+    assert rt._prompt_ids([{"type": "text", "text": asked}], None) == question[:start]
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([question])).logits[0]
+        loss = T.batch_loss(model, [(question, start)], pad, vocab)
+    expected = torch.nn.functional.cross_entropy(logits[start - 1:-1], torch.tensor(question[start:]))
+    assert torch.isclose(loss, expected, rtol=1e-4)
+    picked = int(torch.argmax(logits[start - 1, kinds]))
+    sure = torch.softmax(logits[start - 1, kinds], dim=0)[picked]
+    assert rt.read_edit_kind("make it taller") == (T.EDIT_KINDS[picked], pytest.approx(float(sure), abs=1e-4))
 
 
 def test_with_edit_resize_edit_answers_train_add_and_remove_alone(setup):

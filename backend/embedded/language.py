@@ -115,11 +115,11 @@ EDIT_PHRASES = {
 }
 
 # How much an edit stretches the object: EDIT_FACTOR, the runtime's resize factor too.
-# The edit frame (train.py --edit-fill, off by default): the source's longest side fills
-# 1 / EDIT_FACTOR of the cube (low corner at -0.5), and the edited shape keeps the source's
-# scale, so a stretched or grown result still fits and comes back at the original's size; about
-# half as many codes change as with the result re-normalised (measured). Not yet better in
-# training (docs/embedded-model.md, "Edit"). EDIT_FILL = 1 / EDIT_FACTOR.
+# The edit frame (an experiment, research/README.md; the recipe's data use fill 1): the source's
+# longest side fills 1 / EDIT_FACTOR of the cube (low corner at -0.5), and the edited shape keeps
+# the source's scale, so a stretched or grown result still fits and comes back at the original's
+# size; about half as many codes change as with the result re-normalised (measured). Not yet
+# better in training (docs/embedded-model.md, "Edit"). EDIT_FILL = 1 / EDIT_FACTOR.
 ROUND_CATEGORIES = {"stool", "lamp", "mug", "vase", "bowl", "bottle"}
 
 

@@ -20,13 +20,6 @@ def decode_occupancy(model: VQVAE3D, codes: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def empty_code(model: VQVAE3D) -> int:
-    """The code of an empty token (a column with no voxel), which code moves fill in."""
-    r = model.config.resolution
-    return int(model.encode(torch.zeros(1, 1, r, r, r, device=model.device))[0, 0])
-
-
-@torch.no_grad()
 def round_trip_iou(model: VQVAE3D, occupancies: np.ndarray, batch: int = 8) -> list[float]:
     """IoU of decode(encode(occ)) against occ, for bool [N, R, R, R]."""
     model.eval()

@@ -5,8 +5,7 @@
 Stages (each resumes from its files in --workdir, so a rerun continues where it stopped):
   data   procedural occupancies of the train and held-out shapes
   vqvae  the small VQVAE3D (structured encoder/decoder, codebook fitted to the data)
-  codes  every training shape encoded to 1024 codes, and the edit pairs (stretches, or with
-         --edit-data moves the code moves of moves.py)
+  codes  every training shape encoded to 1024 codes, and the edit pairs (stretches)
   decoder the VQVAE's decoder fine-tuned on those shapes (codes unchanged: encoder and
          codebook stay as they are)
   llm    the small Qwen2.5-VL model on text->3D, describe and edit
@@ -14,13 +13,9 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
          wordings (robustness to words it never saw; docs/embedded-model.md)
   kinds  a short continuation of the polished model that teaches it to name an instruction's
          edit kind, in wide wordings (wide_wording.py), its kind rows started by a probe
-         (kind_probe.py); its preset says edit_resize: the runtime makes taller/shorter/wider/thinner
+         (kind_probe.py); its preset reads the kind: the runtime makes taller/shorter/wider/thinner
          by resizing the source's voxels (backend/geometry/resize.py), add and remove stay the
          model's answer
-  edit   (opt-in, not in the default --stages) a continuation of the polished model aimed at
-         edit: voxel-pattern terms and the edit copy prior; with --edit-fill 0.7407 it is the
-         experiment of docs/embedded-model.md, "Edit experiments" (the model writing its own
-         edits), which did not beat the committed resizes
   export the preset folder (preset.json, vqvae/, llm/), at every checkpoint of the LLM stages
 """
 
@@ -37,15 +32,13 @@ import numpy as np
 import torch
 
 from backend.models.checkpoints import save_vqvae
-from backend.models.presets import Preset
+from backend.models.presets import EditSettings, Preset
 from backend.models.vqvae import VQVAE3D, VQVAEConfig
 
 from . import language as L
-from . import moves
-from .categories import CATEGORIES
 from .splits import occupancy_array, split_shapes, unpack
 from .train_llm import LLMTrainSettings, embedded_prompts, export_llm, shape_meta, train_llm
-from .metrics import empty_code, round_trip_iou
+from .metrics import round_trip_iou
 from .vqvae_fit import CONFIG as VQVAE_CONFIG
 from .vqvae_fit import build_structured_vqvae, encode_fast, fine_tune_decoder, fit_codebook
 
@@ -54,7 +47,7 @@ from .vqvae_fit import build_structured_vqvae, encode_fast, fine_tune_decoder, f
 # give the asked category less often (57% against 75% greedy, docs/embedded-model.md).
 EMBEDDED_GENERATION = {"max_new_tokens": 1100, "top_k": 8192, "top_p": 1.0, "temperature": 0.0, "seed": 42}
 EMBEDDED_NORMALIZATION = "corner"  # what backend/embedded/shape.py trains on
-# Preset edit_min_overlap: placed and compared at the best small shift, the true add/remove
+# The preset's edit min_overlap: placed and compared at the best small shift, the true add/remove
 # edits of 120 held-out shapes keep 0.50 or more of the source, the committed model's own
 # answers to 36 of them 0.43 or less (measured, docs "Add and remove: refused when ...")
 EMBEDDED_EDIT_MIN_OVERLAP = 0.45
@@ -66,12 +59,6 @@ POLISH_LR = 5e-4
 POLISH_FILLER_CHANCE = 0.3
 POLISH_MADE_UP_FRAMES = 0.5
 POLISH_TASK_WEIGHTS = "0.45,0.45,0.1"
-# The opt-in edit stage: continues the polished model with the voxel-pattern terms
-# (MeshPatterns) and the copy prior on, mostly edit examples, the other tasks mixed in.
-EDIT_STEPS = 1200
-EDIT_LR = 1e-3
-EDIT_TASK_WEIGHTS = "0.15,0.15,0.7"
-EDIT_COPY_BIAS = 4.0  # the edit copy prior (LLMTrainSettings.edit_copy_bias), declared by the preset
 # The kinds stage: kind questions every step (short), the other tasks replayed so they stay,
 # edit answers for add and remove alone (LLMTrainSettings.edit_resize).
 KINDS_STEPS = 300
@@ -147,12 +134,9 @@ def first_of_each_category(count: int, per_category: int, first: int) -> list[in
     return [i for i in range(count) if i % per_category < first]
 
 
-def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_per_category: int, log,
-                edit_fill: float = 1.0, edit_data: str = "stretch") -> None:
+def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_per_category: int, log) -> None:
     """Codes of the first `llm_per_category` training shapes of each category, and of edit
-    pairs: with edit_data "stretch", `edits_per_category` unstretched training shapes with one
-    edit each (`edit_fill` as in language.edit_pair_occupancies); with "moves", every training
-    shape with every move that fits and its part added or removed (edit_pairs_as_moves)."""
+    pairs: `edits_per_category` unstretched training shapes with one edit each."""
     path = workdir / "codes.npz"
     if path.exists():
         return
@@ -163,20 +147,15 @@ def stage_codes(workdir: Path, per_category: int, llm_per_category: int, edits_p
     packed = np.load(workdir / "occupancy.npz")["train"]
     shape_codes = np.concatenate([encode_all(vqvae, unpack(packed[keep[i:i + 64]])) for i in range(0, len(keep), 64)])
     log(f"codes: {len(keep)} shapes encoded in {time.time() - t:.0f}s")
-    if edit_data == "moves":
-        src_codes, tgt_codes, edit_meta = edit_pairs_as_moves(vqvae, shapes, edit_fill)
-    else:
-        src_codes, tgt_codes, edit_meta = edit_pairs_as_stretches(vqvae, shapes, keep, shape_codes,
-                                                                  edits_per_category, edit_fill)
+    src_codes, tgt_codes, edit_meta = edit_pairs_as_stretches(vqvae, shapes, keep, shape_codes, edits_per_category)
     np.savez(path, shape_codes=shape_codes, shape_meta=json.dumps([shape_meta(shapes[i]) for i in keep]),
-             edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta), edit_fill=edit_fill,
-             edit_data=edit_data)
-    log(f"codes: {len(keep)} shapes, {len(edit_meta)} edit pairs ({edit_data}) in {time.time() - t:.0f}s; "
+             edit_src=src_codes, edit_tgt=tgt_codes, edit_meta=json.dumps(edit_meta))
+    log(f"codes: {len(keep)} shapes, {len(edit_meta)} edit pairs (stretch) in {time.time() - t:.0f}s; "
         f"{len(np.unique(shape_codes))} distinct codes")
 
 
 def edit_pairs_as_stretches(vqvae: VQVAE3D, shapes: list, keep: list[int], shape_codes: np.ndarray,
-                            edits_per_category: int, edit_fill: float) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+                            edits_per_category: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """`edits_per_category` unstretched shapes of `keep` per category, one random edit each,
     the edited shape stretched (language.apply_edit) and encoded."""
     rng = np.random.default_rng(1)
@@ -190,35 +169,9 @@ def edit_pairs_as_stretches(vqvae: VQVAE3D, shapes: list, keep: list[int], shape
             src.append(int(i))
             options = L.possible_edits(shapes[i])
             kinds.append(options[rng.integers(len(options))])
-    tgt_codes = encode_each(vqvae, list(zip(src, kinds)), lambda jk: L.edited_occupancy(shapes[jk[0]], jk[1], edit_fill))
-    if edit_fill >= 1.0:  # the sources as they are: encoded already
-        src_codes = shape_codes[[keep.index(i) for i in src]]
-    else:
-        src_codes = encode_each(vqvae, src, lambda j: shapes[j].occupancy(fill=edit_fill))
+    tgt_codes = encode_each(vqvae, list(zip(src, kinds)), lambda jk: L.edited_occupancy(shapes[jk[0]], jk[1]))
+    src_codes = shape_codes[[keep.index(i) for i in src]]  # the sources as they are: encoded already
     return src_codes, tgt_codes, [dict(shape_meta(shapes[i]), edit=k) for i, k in zip(src, kinds)]
-
-
-def edit_pairs_as_moves(vqvae: VQVAE3D, shapes: list, edit_fill: float) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Every shape in the edit frame with each move of moves.py that fits (the targets made
-    from the source's codes), then each shape of a category with a part with it added or
-    removed (encoded: a part is new geometry, not a move)."""
-    if edit_fill >= 1.0:
-        raise SystemExit("--edit-data moves needs the edit frame (--edit-fill below 1): a move needs room to grow")
-    sources = encode_each(vqvae, shapes, lambda s: s.occupancy(fill=edit_fill))
-    empty = empty_code(vqvae)
-    src, tgt, meta = [], [], []
-    for shape, codes in zip(shapes, sources):
-        for kind in moves.MOVE_KINDS:
-            if moves.can_move(codes, kind, shape.category, empty):
-                src.append(codes)
-                tgt.append(moves.move(codes, kind, shape.category, empty))
-                meta.append(dict(shape_meta(shape), edit=kind))
-    parted = [(s, codes, "remove" if s.params.get("part") else "add") for s, codes in zip(shapes, sources)
-              if CATEGORIES[s.category].part]
-    tgt += list(encode_each(vqvae, parted, lambda sck: L.edited_occupancy(sck[0], sck[2], edit_fill)))
-    src += [codes for _, codes, _ in parted]
-    meta += [dict(shape_meta(s), edit=kind) for s, _, kind in parted]
-    return np.stack(src).astype(np.int16), np.stack(tgt).astype(np.int16), meta
 
 
 def stage_decoder(workdir: Path, per_category: int, llm_per_category: int, steps: int, log) -> None:
@@ -243,33 +196,33 @@ def stage_decoder(workdir: Path, per_category: int, llm_per_category: int, steps
     log(f"decoder: {steps} steps in {time.time() - t:.0f}s; held-out round-trip IoU {before:.4f} -> {after:.4f}")
 
 
-def load_codes(workdir: Path, edit_fill: float = 1.0, edit_data: str = "stretch") -> dict:
+def load_codes(workdir: Path) -> dict:
     raw = np.load(workdir / "codes.npz")
-    if not np.isclose(float(raw["edit_fill"]) if "edit_fill" in raw else 1.0, edit_fill):
-        raise SystemExit(f"{workdir / 'codes.npz'} holds edit pairs of another --edit-fill: delete it and rerun "
-                         "the codes stage")
-    if (str(raw["edit_data"]) if "edit_data" in raw else "stretch") != edit_data:
-        raise SystemExit(f"{workdir / 'codes.npz'} holds edit pairs of another --edit-data: delete it and rerun "
-                         "the codes stage")
+    # an older workdir may hold an experiment's edit pairs (research/README.md): never train on them
+    made = {k: str(raw[k]) for k in ("edit_fill", "edit_data") if k in raw}
+    if float(made.get("edit_fill", 1.0)) != 1.0 or made.get("edit_data", "stretch") != "stretch":
+        raise SystemExit(f"{workdir / 'codes.npz'} holds an experiment's edit pairs: delete it, rerun the codes stage")
     return {"shape_codes": raw["shape_codes"].astype(np.int64), "edit_src": raw["edit_src"].astype(np.int64),
             "edit_tgt": raw["edit_tgt"].astype(np.int64), "shape_meta": json.loads(str(raw["shape_meta"])),
             "edit_meta": json.loads(str(raw["edit_meta"]))}
 
 
 def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned_edit_positions: bool,
-                  edit_fill: float = 1.0, edit_copy_bias: float = 0.0, grid_edit_positions: bool = False,
-                  edit_kind_cue: bool = False, edit_resize: bool = False) -> None:
+                  edit_resize: bool) -> None:
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
-    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_kind_cue, edit_resize),
-           normalization=EMBEDDED_NORMALIZATION,
-           up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS, lowercase_text=True,
-           aligned_edit_positions=aligned_edit_positions, edit_fill=edit_fill,
-           edit_copy_bias=edit_copy_bias, grid_edit_positions=grid_edit_positions,
-           edit_kind_cue=edit_kind_cue, edit_resize=edit_resize,
-           edit_min_overlap=EMBEDDED_EDIT_MIN_OVERLAP if edit_resize else 0.0).save(out)
+    edit = EditSettings(aligned_positions=aligned_edit_positions, read_kind=edit_resize,
+                        min_overlap=EMBEDDED_EDIT_MIN_OVERLAP if edit_resize else 0.0)
+    Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_resize),
+           normalization=EMBEDDED_NORMALIZATION, up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS,
+           lowercase_text=True, edit=edit).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    """Task weights "text->3D,describe,edit" as the settings hold them."""
+    return tuple(float(w) for w in text.split(","))
 
 
 def main(argv=None) -> None:
@@ -283,12 +236,6 @@ def main(argv=None) -> None:
     ap.add_argument("--fit-per-category", type=int, default=150, help="shapes per category for the codebook")
     ap.add_argument("--llm-per-category", type=int, default=150)
     ap.add_argument("--edits-per-category", type=int, default=60)
-    ap.add_argument("--edit-fill", type=float, default=1.0,
-                    help="edit pairs in the edit frame: the source's longest side this share of the cube, the "
-                         f"edited shape at its scale (1 = each re-normalised; the experiment used {L.EDIT_FILL:.4f})")
-    ap.add_argument("--edit-data", choices=("stretch", "moves"), default="stretch",
-                    help="edit pairs: a few shapes stretched per edit, or every shape with the code moves of "
-                         "backend/embedded/moves.py (needs --edit-fill below 1)")
     ap.add_argument("--decoder-steps", type=int, default=DECODER_STEPS)
     ap.add_argument("--llm-steps", type=int, default=LLMTrainSettings.steps, help="LLM steps (the schedule's length)")
     ap.add_argument("--llm-minutes", type=float, default=LLMTrainSettings.max_minutes, help="wall-clock cap of the LLM stage")
@@ -297,19 +244,14 @@ def main(argv=None) -> None:
     ap.add_argument("--llm-layers", type=int, default=LLMTrainSettings.layers)
     ap.add_argument("--text-shapes-per-category", type=int, default=LLMTrainSettings.text_shapes_per_category,
                     help="text -> 3D trains on the first N shapes per category (0 = all); see docs/embedded-model.md")
-    ap.add_argument("--task-weights", default=",".join(map(str, LLMTrainSettings.task_weights)),
-                    help="text->3D, describe, edit")
+    ap.add_argument("--task-weights", type=_weights, help="text->3D, describe, edit",
+                    default=",".join(map(str, LLMTrainSettings.task_weights)))
     ap.add_argument("--llm-lr", type=float, default=LLMTrainSettings.lr)
     ap.add_argument("--aligned-edit-positions", type=int, choices=(0, 1), default=int(LLMTrainSettings.aligned_edit_positions),
                     help="edit answers positioned like the input block (1) or sequentially (0)")
-    ap.add_argument("--grid-edit-positions", type=int, choices=(0, 1), default=int(LLMTrainSettings.grid_edit_positions),
-                    help="with aligned positions, edit blocks' codes at their (z-group, x, y) cells (1)")
-    ap.add_argument("--edit-kind-cue", type=int, choices=(0, 1), default=int(LLMTrainSettings.edit_kind_cue),
-                    help="edit answers open with their kind's token, its embedding added to every answer code "
-                         "(docs/embedded-model.md); a stage started from a model without the tokens adds them")
     ap.add_argument("--kinds-steps", type=int, default=KINDS_STEPS)
     ap.add_argument("--kinds-lr", type=float, default=KINDS_LR)
-    ap.add_argument("--kinds-task-weights", default=KINDS_TASK_WEIGHTS, help="text->3D, describe, edit (add/remove)")
+    ap.add_argument("--kinds-task-weights", type=_weights, default=KINDS_TASK_WEIGHTS, help="text->3D, describe, edit (add/remove)")
     ap.add_argument("--kinds-questions", type=int, default=KINDS_QUESTIONS, help="kind questions per kinds step")
     ap.add_argument("--kinds-probe", type=int, choices=(0, 1), default=int(KINDS_PROBE),
                     help="start the kind tokens' LM-head rows as a linear probe of the polished model (kind_probe.py) "
@@ -323,12 +265,7 @@ def main(argv=None) -> None:
                     help="share of the polish stage's wordings with made-up words inserted")
     ap.add_argument("--made-up-frames", type=float, default=POLISH_MADE_UP_FRAMES,
                     help="share of the polish stage's prompts and questions in made-up frames")
-    ap.add_argument("--polish-task-weights", default=POLISH_TASK_WEIGHTS, help="text->3D, describe, edit")
-    ap.add_argument("--edit-steps", type=int, default=EDIT_STEPS)
-    ap.add_argument("--edit-lr", type=float, default=EDIT_LR)
-    ap.add_argument("--edit-task-weights", default=EDIT_TASK_WEIGHTS, help="text->3D, describe, edit")
-    ap.add_argument("--edit-copy-bias", type=float, default=EDIT_COPY_BIAS,
-                    help="the edit stage's copy prior (LLMTrainSettings.edit_copy_bias), written to the preset")
+    ap.add_argument("--polish-task-weights", type=_weights, default=POLISH_TASK_WEIGHTS, help="text->3D, describe, edit")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -341,34 +278,27 @@ def main(argv=None) -> None:
     if "vqvae" in stages:
         stage_vqvae(args.workdir, args.per_category, args.fit_per_category, log)
     if "codes" in stages:
-        stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log,
-                    args.edit_fill, args.edit_data)
+        stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log)
     if "decoder" in stages:
         stage_decoder(args.workdir, args.per_category, args.llm_per_category, args.decoder_steps, log)
-    if not {"llm", "polish", "kinds", "edit", "export"} & set(stages):
+    if not {"llm", "polish", "kinds", "export"} & set(stages):
         return
     vqvae = load_trained_vqvae(args.workdir)
     base = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
                             steps=args.llm_steps, device=args.device,
                             text_shapes_per_category=args.text_shapes_per_category, lr=args.llm_lr,
                             aligned_edit_positions=bool(args.aligned_edit_positions),
-                            grid_edit_positions=bool(args.grid_edit_positions),
-                            edit_kind_cue=bool(args.edit_kind_cue),
-                            task_weights=tuple(float(w) for w in args.task_weights.split(",")))
+                            task_weights=args.task_weights)
     polish = replace(base, steps=args.polish_steps, lr=args.polish_lr, warmup=20, seed=1,
                      filler_chance=args.filler_chance, made_up_frames=args.made_up_frames,
-                     task_weights=tuple(float(w) for w in args.polish_task_weights.split(",")))
-    edit = replace(polish, steps=args.edit_steps, lr=args.edit_lr, seed=2, mesh_patterns=True,
-                   edit_copy_bias=args.edit_copy_bias,
-                   task_weights=tuple(float(w) for w in args.edit_task_weights.split(",")))
+                     task_weights=args.polish_task_weights)
     kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
                     kind_questions=args.kinds_questions, edit_wording=args.kinds_wording,
-                    kind_probe=bool(args.kinds_probe),
-                    task_weights=tuple(float(w) for w in args.kinds_task_weights.split(",")))
-    settings = {"llm": base, "polish": polish, "kinds": kinds, "edit": edit}
-    order = ("llm", "polish", "kinds", "edit")
-    lineage = {"llm": ("llm",), "polish": ("llm", "polish"), "kinds": ("llm", "polish", "kinds"),
-               "edit": ("llm", "polish", "edit")}
+                    kind_probe=bool(args.kinds_probe), task_weights=args.kinds_task_weights)
+    # in order: each LLM stage starts from the model the one before it saved
+    settings = {"llm": base, "polish": polish, "kinds": kinds}
+    saves = {"llm": args.workdir / "llm_base", "polish": args.workdir / "llm_polished"}
+    order = list(settings)
     trained = [stage for stage in order if stage in stages]
     if trained:
         final = trained[-1]
@@ -378,33 +308,27 @@ def main(argv=None) -> None:
             raise SystemExit(f"nothing to export: no LLM checkpoint in {args.workdir}")
     # the note names the stages the exported model went through, not every stage there is
     note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()),
-            **{name: settings[name].__dict__ for name in lineage[final]}}
-    data = load_codes(args.workdir, args.edit_fill, args.edit_data)
-    codebook = vqvae.vq.embeddings.weight.detach().cpu()
-    # each LLM stage starts from the model the one before it saved
-    polished = args.workdir / "llm_polished"
-    starts = {"llm": None, "polish": args.workdir / "llm_base", "kinds": polished, "edit": polished}
-    saves = {"llm": args.workdir / "llm_base", "polish": polished, "kinds": None, "edit": None}
+            **{name: settings[name].__dict__ for name in order[: order.index(final) + 1]}}
+    data = load_codes(args.workdir)
 
     def snapshot(stage):
         def write(model, tokenizer, step):
             note[f"{stage}_step"] = step  # kept for the later stages' exports
             export_preset(args.out, vqvae, model, tokenizer, note, base.aligned_edit_positions,
-                          args.edit_fill, settings[stage].edit_copy_bias, base.grid_edit_positions,
-                          base.edit_kind_cue, settings[stage].edit_resize)
+                          settings[stage].edit_resize)
             log(f"exported the preset at {stage} step {step} to {args.out}")
         return write
 
     def run(stage, settings_now):
-        start = starts[stage]
+        before = order.index(stage) - 1
+        start = saves[order[before]] if before >= 0 else None
         if start is not None and not start.exists():
             raise SystemExit(f"{start} is missing: the {stage} stage starts from the model the stage before it saved")
-        return train_llm(data, args.workdir, settings_now, log, snapshot(stage), start_from=start, name=stage,
-                         codebook=codebook)[0]
+        return train_llm(data, args.workdir, settings_now, log, snapshot(stage), start_from=start, name=stage)[0]
 
     for stage in trained:
         model = run(stage, settings[stage])
-        if saves[stage] is not None:
+        if stage in saves:
             model.save_pretrained(str(saves[stage]))
     if not trained:
         run(final, replace(settings[final], max_minutes=0))

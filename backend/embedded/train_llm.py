@@ -5,17 +5,14 @@ Three tasks share one model, mixed in every run of steps:
   text -> 3D   user: text_to_3d template with a caption   assistant: mesh block
   describe     user: mesh block + "\n" + question           assistant: a caption
   edit         user: edit template + "\n" + mesh block     assistant: edited mesh block
-               (with the edit kind cue: the kind's token, then the block; see batch_loss)
-Edit puts the instruction first (EMBEDDED_PROMPTS; last with the edit kind cue) and gives the
-answer block the input block's positions (codec.aligned_positions): an unchanged code is then
-one fixed relative position away, whatever the instruction's length (docs/embedded-model.md,
-"Edit").
+Edit puts the instruction first (EMBEDDED_PROMPTS) and gives the answer block the input
+block's positions (codec.aligned_positions): an unchanged code is then one fixed relative
+position away, whatever the instruction's length (docs/embedded-model.md, "Edit").
 The loss covers the assistant turn only (its tokens and the closing <|im_end|>).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -29,8 +26,8 @@ from tokenizers import AddedToken
 from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
 from backend.geometry.resize import PROPORTION_KINDS
-from backend.models.codec import (EDIT_KINDS, NUM_CODES, aligned_positions, codes_to_text, edit_kind_ids,
-                                  edit_kind_token, edit_user_text, grid_positions, with_mesh_block)
+from backend.models.codec import (EDIT_KINDS, aligned_positions, codes_to_text, edit_kind_ids, edit_kind_token,
+                                  edit_user_text, with_mesh_block)
 from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_config, write_processor_files
 from backend.models.tokenizer_build import build_tokenizer
@@ -43,17 +40,12 @@ from .shape import Shape, sample_shape
 
 # Edit has no published template; ours puts the instruction before the mesh (see above).
 EMBEDDED_PROMPTS = {**REFERENCE_PROMPTS, "edit": "Edit this 3D mesh: {instruction}\n{mesh}"}
-# With the edit kind cue the instruction goes after the mesh (where the first version of the
-# cue had the model name the kind; kept, as the cued runs measured so far used it) ...
-CUED_EDIT_PROMPT = "Edit this 3D mesh:\n{mesh}\n{instruction}"
-# ... and the kind is asked on its own, the instruction without the mesh: with the 1024 mesh
-# tokens in the context the model never learnt to name it (chance after 1200 steps, measured).
+# The kind is asked on its own, the instruction without the mesh: with the 1024 mesh tokens in
+# the context the model never learnt to name it (chance after 1200 steps, measured).
 EDIT_KIND_PROMPT = "Which edit is this: {instruction}"
 
 
-def embedded_prompts(edit_kind_cue: bool = False, edit_resize: bool = False) -> dict:
-    if edit_kind_cue:
-        return {**EMBEDDED_PROMPTS, "edit": CUED_EDIT_PROMPT, "edit_kind": EDIT_KIND_PROMPT}
+def embedded_prompts(edit_resize: bool = False) -> dict:
     if edit_resize:
         return {**EMBEDDED_PROMPTS, "edit_kind": EDIT_KIND_PROMPT}
     return dict(EMBEDDED_PROMPTS)
@@ -81,9 +73,6 @@ class LLMTrainSettings:
     # edit answers positioned like the input block (codec.aligned_positions), so copying an
     # unchanged code is one fixed relative position; the preset says so to the runtime
     aligned_edit_positions: bool = True
-    # with aligned positions, edit blocks' codes at their (z-group, x, y) cells through the three
-    # mrope sections (codec.grid_positions); the preset says so to the runtime
-    grid_edit_positions: bool = False
     checkpoint_every_s: float = 420.0
     # text -> 3D on only the first N shapes per category (0 = all): a small model learns a few
     # shapes by heart in the budget, and the whole variety came out as noise (measured)
@@ -92,21 +81,11 @@ class LLMTrainSettings:
     # and of prompts and questions made of made-up words around the noun (made_up_frame)
     filler_chance: float = 0.0
     made_up_frames: float = 0.0
-    # voxel-pattern terms for the mesh tokens (MeshPatterns): the edit stage turns them on
-    mesh_patterns: bool = False
-    # added to the logit of the input's k-th code at an edit answer's k-th code, in training and
-    # (declared by the preset) at run time: the model learns only where the answer differs
-    edit_copy_bias: float = 0.0
-    # an edit answer opens with its kind's token (<edit-taller>, ...), whose embedding is added
-    # to every answer code's input: mixed edit kinds were learnt far better with the kind there
-    # than from the instruction alone (measured, docs/embedded-model.md); the preset says so.
-    # The kind is given there (not scored); every step adds a batch of kind questions
-    # (EDIT_KIND_PROMPT, answered by the kind token) for the model to name it at run time
-    edit_kind_cue: bool = False
-    # proportion edits resized at run time (preset edit_resize): every step adds the kind
-    # questions, and edit answers are trained for the other kinds (add, remove) alone
+    # proportion edits resized at run time (the preset reads the kind): every step adds the kind
+    # questions (EDIT_KIND_PROMPT, answered by the kind token), and edit answers are trained for
+    # the other kinds (add, remove) alone
     edit_resize: bool = False
-    # kind questions per step (with the cue or edit_resize): short examples, a small share of a
+    # kind questions per step (with edit_resize): short examples, a small share of a
     # step's cost; each asks a kind drawn evenly, so add and remove are asked as often as the rest
     kind_questions: int = 8
     # the edit instructions' wording pool (language.edit_instruction): "train", or "wide", the
@@ -155,12 +134,12 @@ class ExampleSampler:
     """Draws fresh wordings every time, over the encoded shapes and edit pairs."""
 
     def __init__(self, tokenizer, data: dict, prompts: dict, seed: int, text_shapes_per_category: int = 0,
-                 filler_chance: float = 0.0, made_up_frames: float = 0.0, edit_kind_cue: bool = False,
+                 filler_chance: float = 0.0, made_up_frames: float = 0.0,
                  edit_answer_kinds: tuple[str, ...] | None = None, edit_wording: str = "train"):
         """edit_answer_kinds: the edit kinds whose answers edit examples train (None: all);
         kind questions draw from every pair."""
         self.tok, self.data, self.prompts = tokenizer, data, prompts
-        self.edit_kind_cue, self.edit_wording = edit_kind_cue, edit_wording
+        self.edit_wording = edit_wording
         self.filler_chance, self.made_up_frames = filler_chance, made_up_frames
         self.rng = np.random.default_rng(seed)
         self.shapes = [shape_from_meta(m) for m in data["shape_meta"]]
@@ -195,10 +174,9 @@ class ExampleSampler:
             question = L.with_filler(question, rng, self.filler_chance)
             user = with_mesh_block(question, self.data["shape_codes"][i])
             return encode_example(self.tok, user, L.describe_answer(self.shapes[i], rng))
-        i, kind, instruction = self._edit_draw(self.edit_answer_pairs)
+        i, _, instruction = self._edit_draw(self.edit_answer_pairs)
         user = edit_user_text(self.prompts["edit"], self.data["edit_src"][i], instruction)
-        answer = codes_to_text(self.data["edit_tgt"][i])
-        return encode_example(self.tok, user, (edit_kind_token(kind) if self.edit_kind_cue else "") + answer)
+        return encode_example(self.tok, user, codes_to_text(self.data["edit_tgt"][i]))
 
     def _edit_draw(self, pairs: list[int] | None = None) -> tuple[int, str, str]:
         """An edit pair's index (of `pairs`, or any), its kind and a fresh training wording of
@@ -238,9 +216,8 @@ def new_model(tokenizer, settings: LLMTrainSettings) -> Qwen2_5_VLForConditional
 
 @torch.no_grad()
 def grow_vocabulary(model, size: int) -> bool:
-    """Rows for tokens a saved model lacks (the edit kind tokens when a stage turns the cue on),
-    zero: the model answers as before until they are trained, and a zero cue adds nothing.
-    True if it added any."""
+    """Rows for tokens a saved model lacks (the edit kind tokens when the kinds stage adds them),
+    zero: the model answers as before until they are trained. True if it added any."""
     old = model.get_input_embeddings().weight.shape[0]
     if size > old:
         model.resize_token_embeddings(size, mean_resizing=False)
@@ -260,20 +237,15 @@ class ActiveVocab:
         markers = tokenizer.convert_tokens_to_ids(["<mesh-start>", "<mesh-end>"])
         used = np.unique(used_codes)
         unused = np.setdiff1d(np.arange(8192), used)
-        self.mesh0, self.used = mesh0, torch.as_tensor(used, dtype=torch.long)
         after = np.arange(markers[1] + 1, len(tokenizer))  # the edit kind tokens, when there are any
         self.ids = torch.tensor(np.concatenate([np.arange(mesh0), mesh0 + used, markers, after]), dtype=torch.long)
         self.unused_ids = torch.tensor(mesh0 + unused, dtype=torch.long)
         self.index = torch.full((len(tokenizer),), -1, dtype=torch.long)
         self.index[self.ids] = torch.arange(len(self.ids))
 
-    def logits(self, lm_head: torch.nn.Linear, hidden: torch.Tensor, patterns: "MeshPatterns | None" = None) -> torch.Tensor:
+    def logits(self, lm_head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
         w = lm_head.weight
         logits = hidden @ w[self.ids.to(w.device)].t()
-        if patterns is not None:  # the used codes' columns (never-used codes get no pattern term)
-            mesh = slice(self.mesh0, self.mesh0 + len(self.used))
-            logits = torch.cat([logits[:, :mesh.start], logits[:, mesh] + patterns.code_logits(hidden, self.used),
-                                logits[:, mesh.stop:]], dim=1)
         if len(self.unused_ids):
             shared = hidden @ w[int(self.unused_ids[0])] + float(np.log(len(self.unused_ids)))
             logits = torch.cat([logits, shared[:, None]], dim=1)
@@ -285,69 +257,14 @@ class ActiveVocab:
             lm_head.weight[self.unused_ids] = lm_head.weight[self.unused_ids[0]].clone()
 
 
-class MeshPatterns(torch.nn.Module):
-    """What each mesh code looks like, for the model to read and write: a code is a 4x4x16 voxel
-    column of the VQVAE's codebook, and copying or moving geometry in plain per-code embeddings
-    means learning each of thousands of codes apart (an edit's loss stayed at 1.0-1.3 nats a
-    token, measured). Here a code's input embedding gets `read(v)` added and its logit
-    `write(h) . v`, with v its voxel column (+1 occupied, -1 empty, centred and scaled): the
-    model writes one score per voxel and a code scores by the voxels it has, shared by all
-    codes. Measured: a few per cent lower edit loss over 150 steps (docs/embedded-model.md).
-
-    Training only: `fold_into` adds both terms to the plain embedding and LM-head rows, so the
-    saved model is the ordinary Qwen2.5-VL class with the same logits (tested). Both maps start
-    at zero, so a trained model continues unchanged."""
-
-    def __init__(self, codebook: torch.Tensor, hidden: int, mesh0: int):
-        super().__init__()
-        self.mesh0 = mesh0
-        # the embedded codebook holds ~0 for empty and ~1.4-2.8 for occupied voxels; centred over
-        # the codebook (what codes share says nothing) and scaled to unit size per code, so that
-        # updates of the two maps are the size of ordinary embedding updates (unscaled, the first
-        # steps of a trained model's continuation made its edit loss worse, measured)
-        voxels = (codebook > 1.0).float() * 2 - 1
-        voxels = voxels - voxels.mean(0)
-        self.register_buffer("voxels", voxels / voxels.norm(dim=1).mean(), persistent=False)
-        self.read = torch.nn.Linear(codebook.shape[1], hidden, bias=False)
-        self.write = torch.nn.Linear(hidden, codebook.shape[1], bias=False)
-        torch.nn.init.zeros_(self.read.weight), torch.nn.init.zeros_(self.write.weight)
-
-    def embed(self, embeddings: torch.nn.Embedding, input_ids: torch.Tensor) -> torch.Tensor:
-        code = input_ids - self.mesh0
-        is_mesh = (code >= 0) & (code < len(self.voxels))
-        extra = self.read(self.voxels[code.clamp(0, len(self.voxels) - 1)])
-        return embeddings(input_ids) + extra * is_mesh[..., None].to(extra.dtype)
-
-    def code_logits(self, hidden: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        return self.write(hidden) @ self.voxels[codes.to(hidden.device)].t()
-
-    @torch.no_grad()
-    def fold_into(self, model, used_codes: torch.Tensor) -> None:
-        """Adds the pattern terms to `model`'s rows: every code's input embedding, and the LM
-        head rows of the codes the training softmax scored (the others stay tied)."""
-        table = model.get_input_embeddings().weight
-        table[self.mesh0:self.mesh0 + len(self.voxels)] += self.read(self.voxels).to(table.dtype)
-        used = used_codes.to(table.device)
-        model.lm_head.weight[self.mesh0 + used] += (self.voxels[used] @ self.write.weight).to(table.dtype)
-
-
 def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: ActiveVocab,
                empty_id: int | None = None, keep_empty: float = 1.0, generator=None,
-               lead_tokens: int = 0, lead_weight: float = 1.0, align_with: int | None = None,
-               patterns: MeshPatterns | None = None, copy_bias: float = 0.0, grid: bool = False,
-               kind_ids: list[int] | None = None) -> torch.Tensor:
+               lead_tokens: int = 0, lead_weight: float = 1.0, align_with: int | None = None) -> torch.Tensor:
     """Weighted next-token loss over the assistant answers of a right-padded batch, divided by
     the number of answer tokens.
 
     The first `lead_tokens` answer tokens count `lead_weight` times (see LLMTrainSettings).
-    align_with: the <mesh-start> id, to position edit answers with codec.aligned_positions
-    (codec.grid_positions with `grid`).
-    copy_bias: with align_with, an edit answer's k-th code gets it added to the logit of the
-    input block's k-th code (the vocabulary must hold the input codes).
-    kind_ids: the edit kind tokens; an answer opening with one has its block right after it, and
-    that token's input embedding is added to the input of every code of the block (the cue).
-    That kind token is given (the runtime asks for it apart), so it is not scored; a kind
-    question's answer (the kind token alone, no block) is.
+    align_with: the <mesh-start> id, to position edit answers with codec.aligned_positions.
     The LM head over ~8.8k rows is the largest cost of a step. Most mesh targets are the empty
     code and easy, so only a random `keep_empty` share of them gets logits, weighted by
     1 / keep_empty: the same expected loss for a fraction of the head's work."""
@@ -357,44 +274,19 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
     labels = torch.full((len(batch), length), -100, dtype=torch.long)
     positions = torch.zeros((3, len(batch), length), dtype=torch.long)
     lead = torch.ones((len(batch), length - 1))
-    copied = torch.full((len(batch), length - 1), -100, dtype=torch.long)  # the input code per target
-    cues = []  # (row, first code's index, kind token id) of the answers that open with a kind
     for b, (ids, start) in enumerate(batch):
         input_ids[b, : len(ids)] = torch.tensor(ids)
         attention[b, : len(ids)] = 1
         labels[b, start: len(ids)] = torch.tensor(ids[start:])
-        block = start  # where the answer's mesh block opens
-        # an edit answer: kind, block, end; a kind question's answer is the kind and the end only
-        if kind_ids and start + 2 < len(ids) and ids[start] in kind_ids:
-            block = start + 1
-            cues.append((b, block + 1, ids[start]))
-            labels[b, start] = -100
         if align_with is None:
             positions[:, b, : len(ids)] = torch.arange(len(ids))
         else:
-            place = grid_positions if grid else aligned_positions
-            positions[:, b, : len(ids)] = torch.tensor(np.broadcast_to(place(ids, block, align_with), (3, len(ids))))
+            where = aligned_positions(ids, start, align_with)
+            positions[:, b, : len(ids)] = torch.tensor(np.broadcast_to(where, (3, len(ids))))
         lead[b, max(start - 1, 0): start - 1 + lead_tokens] = lead_weight  # targets ids[start...]
-        if (copy_bias and align_with is not None and block < len(ids) and ids[block] == align_with
-                and align_with in ids[:start]):
-            first = ids.index(align_with)  # the input block; target block + k is answer code k
-            codes = ids[first + 1: first + 1 + NUM_CODES]
-            span = copied[b, block: block + len(codes)]  # shorter when the answer stops early
-            span[:] = torch.tensor(codes[: len(span)])
     # hidden states first, then the LM head only where there is a label: most prompt
     # positions (the mesh block of describe/edit) need no logits at all
-    inputs = input_ids.to(model.device)
-    feed = ({"inputs_embeds": patterns.embed(model.get_input_embeddings(), inputs)} if patterns is not None
-            else {"input_ids": inputs})
-    if cues:
-        embeds = feed.get("inputs_embeds")
-        embeds = model.get_input_embeddings()(inputs) if embeds is None else embeds
-        table = model.get_input_embeddings().weight
-        cue = torch.zeros_like(embeds)
-        for b, first_code, kind in cues:
-            cue[b, first_code: first_code + NUM_CODES] = table[kind]
-        feed = {"inputs_embeds": embeds + cue}
-    hidden = model.model(**feed, attention_mask=attention.to(model.device),
+    hidden = model.model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
                          position_ids=positions.to(model.device)).last_hidden_state
     targets = labels[:, 1:]
     labelled = targets != -100
@@ -406,15 +298,7 @@ def batch_loss(model, batch: list[tuple[list[int], int]], pad_id: int, vocab: Ac
         weight = lead * torch.where(empty, 1.0 / keep_empty, 1.0)
     device = hidden.device
     keep = keep.to(device)
-    logits = vocab.logits(model.lm_head, hidden[:, :-1][keep], patterns)
-    if copy_bias:
-        kept = copied[keep.cpu()]
-        rows = torch.nonzero(kept >= 0).squeeze(1)
-        column = vocab.index[kept[rows]]
-        if (column < 0).any():
-            raise ValueError("an edit input code is missing from the training vocabulary")
-        logits = logits.index_put((rows.to(device), column.to(device)), torch.tensor(copy_bias, device=device),
-                                  accumulate=True)
+    logits = vocab.logits(model.lm_head, hidden[:, :-1][keep])
     classes = vocab.index.to(device)[targets.to(device)[keep]]
     losses = F.cross_entropy(logits.float(), classes, reduction="none")
     return (losses * weight.to(device)[keep]).sum() / labelled.sum().to(device)
@@ -436,16 +320,14 @@ def learning_rate(settings: LLMTrainSettings, step: int, progress: float) -> flo
 
 
 def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, snapshot=None,
-              start_from: Path | None = None, name: str = "llm", codebook: torch.Tensor | None = None):
+              start_from: Path | None = None, name: str = "llm"):
     """Trains (or resumes) and returns (model, tokenizer). `snapshot(model, tokenizer, step)` is
     called at every checkpoint so a usable preset exists early. start_from: a saved model
     (save_pretrained folder) to continue from instead of a fresh one; `name` keeps its
-    checkpoint apart. codebook: the VQVAE's [8192, D] codebook, needed for
-    `settings.mesh_patterns`. Snapshots and the returned model are plain Qwen2.5-VL models
-    (the pattern terms folded in)."""
+    checkpoint apart."""
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = workdir / f"{name}_resume.pt"
-    names_kinds = settings.edit_kind_cue or settings.edit_resize  # kind tokens and kind questions
+    names_kinds = settings.edit_resize  # kind tokens and kind questions
     tokenizer = make_tokenizer(names_kinds)
     grown = False
     if start_from is None:
@@ -454,28 +336,20 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(start_from))
         grown = grow_vocabulary(model, len(tokenizer))
     model = model.to(settings.device)
-    patterns = None
-    if settings.mesh_patterns:
-        if codebook is None:
-            raise ValueError("mesh_patterns needs the VQVAE codebook")
-        patterns = MeshPatterns(codebook, settings.hidden, tokenizer.convert_tokens_to_ids("<mesh0>")).to(settings.device)
-    params = list(model.parameters()) + (list(patterns.parameters()) if patterns is not None else [])
-    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01, betas=(0.9, 0.98))
     step, elapsed_before = 0, 0.0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False, map_location=settings.device)
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
-        if patterns is not None:
-            patterns.load_state_dict(state["patterns"])
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         log(f"resumed {name} at step {step} ({elapsed_before / 60:.1f} of {settings.max_minutes} minutes done)")
     answer_kinds = tuple(k for k in EDIT_KINDS if k not in PROPORTION_KINDS) if settings.edit_resize else None
-    prompts = embedded_prompts(settings.edit_kind_cue, settings.edit_resize)
+    prompts = embedded_prompts(settings.edit_resize)
 
     def sampler_from(seed: int) -> ExampleSampler:
         return ExampleSampler(tokenizer, data, prompts, seed,
                               settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames,
-                              settings.edit_kind_cue, answer_kinds, settings.edit_wording)
+                              answer_kinds, settings.edit_wording)
 
     sampler = sampler_from(settings.seed + step)
     if grown and names_kinds and settings.kind_probe and step == 0:
@@ -491,14 +365,11 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     predicted = [data["shape_codes"][sampler.text_shapes].ravel()]
     if settings.task_weights[2] > 0:
         predicted.append(data["edit_tgt"].ravel())
-    if settings.task_weights[2] > 0 and settings.edit_copy_bias:
-        predicted.append(data["edit_src"].ravel())  # the copy prior scores them
     vocab = ActiveVocab(tokenizer, np.concatenate(predicted))
     empty_code = int(np.bincount(data["shape_codes"].ravel()).argmax())  # the all-empty column
     empty_id = tokenizer.convert_tokens_to_ids(f"<mesh{empty_code}>")
     loss_rng = torch.Generator().manual_seed(settings.seed + step)
     align_with = tokenizer.convert_tokens_to_ids("<mesh-start>") if settings.aligned_edit_positions else None
-    kinds = edit_kind_ids(tokenizer)
     log(f"LLM: {sum(p.numel() for p in model.parameters())} parameters, active vocabulary {len(vocab.ids)}")
     start, last_ckpt = time.time(), time.time()
     running = {t: [] for t in tasks + ["edit_kind"]}
@@ -508,20 +379,11 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         return elapsed_before + time.time() - start
 
     def save():
-        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed_s=elapsed(),
-                        patterns=patterns.state_dict() if patterns is not None else None), ckpt_path)
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, elapsed_s=elapsed()), ckpt_path)
         vocab.tie_unused_rows(model.lm_head)  # the saved model's full softmax = the trained one
-        plain = plain_model()
         if snapshot:
-            snapshot(plain, tokenizer, step)
-        return plain
-
-    def plain_model():
-        if patterns is None:
-            return model
-        folded = copy.deepcopy(model)
-        patterns.fold_into(folded, vocab.used)
-        return folded
+            snapshot(model, tokenizer, step)
+        return model
 
     model.train()
     while step < settings.steps and elapsed() < budget_s:
@@ -531,17 +393,16 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
         for g in opt.param_groups:
             g["lr"] = lr
         loss = batch_loss(model, batch, pad_id, vocab, empty_id, settings.keep_empty, loss_rng,
-                          settings.lead_tokens, settings.lead_weight, align_with, patterns, settings.edit_copy_bias,
-                          settings.grid_edit_positions, kinds)
+                          settings.lead_tokens, settings.lead_weight, align_with)
         running[task].append(loss.item())
         if names_kinds:  # plain positions, as the runtime asks the kind question
             questions = [sampler.sample_kind_question() for _ in range(settings.kind_questions)]
-            kind_loss = batch_loss(model, questions, pad_id, vocab, patterns=patterns)
+            kind_loss = batch_loss(model, questions, pad_id, vocab)
             running["edit_kind"].append(kind_loss.item())
             loss = loss + kind_loss
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 20 == 0:

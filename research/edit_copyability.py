@@ -1,6 +1,6 @@
 """How much of an edit answer is a copy of the input's codes, for two ways to define "taller".
 
-    python bench/edit_copyability.py [--per-category 4]
+    python research/edit_copyability.py [--per-category 4]
 
 In the edit frame (the source fills 1/1.35 of the cube, low corner at -0.5, Z up) with the
 committed VQVAE, for held-out procedural shapes:
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from bench.edit_probe import TOKEN_HEIGHT, seam_taller  # noqa: E402
+from research.edit_probe import TOKEN_HEIGHT, seam_taller  # noqa: E402
 
 
 def main(argv=None) -> dict:

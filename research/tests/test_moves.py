@@ -1,4 +1,4 @@
-"""Proportion edits as code moves (backend/embedded/moves.py), on code grids and through the
+"""Proportion edits as code moves (research/moves.py), on code grids and through the
 committed VQVAE (the moves must move the decoded shape, not just shuffle codes)."""
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.embedded import moves as M
+from research import moves as M
 
 EMPTY = 7
 
@@ -73,14 +73,14 @@ def test_thinner_takes_out_the_middle_and_keeps_both_ends():
 
 
 def test_moves_move_the_decoded_shape_with_the_committed_vqvae():
-    from backend.embedded.metrics import decode_occupancy, empty_code, extent
+    from backend.embedded.metrics import decode_occupancy, extent
     from backend.models.checkpoints import load_vqvae
 
-    vqvae = load_vqvae(str(Path(__file__).resolve().parents[1] / "backend/weights/embedded/vqvae"), device="cpu")
+    vqvae = load_vqvae(str(Path(__file__).resolve().parents[2] / "backend/weights/embedded/vqvae"), device="cpu")
     occ = np.zeros((64, 64, 64), bool)
     occ[4:40, 8:30, 0:30] = True  # a block 36 x 22 x 30 voxels at the low corner
     with torch.no_grad():
-        empty = empty_code(vqvae)
+        empty = M.empty_code(vqvae)
         codes = vqvae.encode(torch.from_numpy(occ).float()[None, None])[0].numpy()
     before = extent(decode_occupancy(vqvae, codes[None])[0])
     for kind, axis, sign in (("taller", 2, 1), ("shorter", 2, -1), ("wider", 0, 1), ("thinner", 0, -1)):

@@ -1,4 +1,5 @@
-"""Proportion edits as moves of the VQVAE's codes (the edit pairs of train.py --edit-data moves).
+"""Proportion edits as moves of the VQVAE's codes (the edit pairs of train.py --edit-data moves,
+which is gone from the recipe: rerun that training at commit 45eb3b5, research/README.md).
 
 A shape's 1024 codes form a 16 x 16 x 4 grid (x, y, z-group; backend/models/vqvae.py
 latent_to_tokens): one code per (x, y) column of latent cells and 16 voxels of height, each
@@ -19,11 +20,20 @@ edit frame (language.EDIT_FILL), which leaves a token of room above and on the s
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from .language import EDIT_FACTOR, ROUND_CATEGORIES
+from backend.embedded.language import EDIT_FACTOR, ROUND_CATEGORIES
+from backend.models.vqvae import VQVAE3D
 
 GRID = (16, 16, 4)  # x cells, y cells, z-groups of 4 cells
 MOVE_KINDS = ("taller", "shorter", "wider", "thinner")
+
+
+@torch.no_grad()
+def empty_code(model: VQVAE3D) -> int:
+    """The code of an empty token (a column with no voxel), which code moves fill in."""
+    r = model.config.resolution
+    return int(model.encode(torch.zeros(1, 1, r, r, r, device=model.device))[0, 0])
 
 
 def as_grid(codes: np.ndarray) -> np.ndarray:

@@ -1,9 +1,13 @@
 """Probe whether the model can learn one edit kind: "taller" as a seam move or as a stretch.
 
-    python bench/edit_probe.py data --truth seam --source .cache/embedded --to .cache/probe
+Runs against commit 45eb3b5 (research/README.md): `data` runs here, but the train command's
+edit stage, --edit-fill and --grid-edit-positions, and the runtime's edit frame (preset
+edit_fill) that `eval` relies on, are gone from the product.
+
+    python research/edit_probe.py data --truth seam --source .cache/embedded --to .cache/probe
     python -m backend.embedded.train --workdir .cache/probe --out .cache/probe_preset \\
         --stages edit --edit-fill 0.7407407407407407 --edit-task-weights 0,0,1 --edit-steps 600
-    python bench/edit_probe.py eval .cache/probe_preset --truth seam
+    python research/edit_probe.py eval .cache/probe_preset --truth seam
 
 (add `--grid-edit-positions 1` to the train command for the grid-positions probe; `eval` reads
 the preset's own settings.)

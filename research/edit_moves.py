@@ -1,8 +1,12 @@
 """How well a preset makes each proportion edit as a code move, free-running and teacher-forced.
 
-    python bench/edit_moves.py PRESET [--per-category 1] [--force-kind] [--pairs WORKDIR/codes.npz]
+Runs against commit 45eb3b5 (research/README.md): it relies on runtime features gone from the
+product (ShapeLLMRuntime.edit's kind_token= oracle, rt.edit_copy_bias, the edit kind cue, grid
+positions, preset.edit_fill) and on presets trained with them.
 
-For held-out procedural shapes in the preset's edit frame, every move of backend/embedded/moves.py
+    python research/edit_moves.py PRESET [--per-category 1] [--force-kind] [--pairs WORKDIR/codes.npz]
+
+For held-out procedural shapes in the preset's edit frame, every move of research/moves.py
 that fits (taller, shorter, wider, thinner; the true edit is the move of the source's codes),
 with held-out instruction wordings:
 - free-running, the preset's own greedy edit: how often the asked side grows or shrinks the
@@ -32,8 +36,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from backend.embedded import language as L  # noqa: E402
-from backend.embedded import moves as M  # noqa: E402
-from backend.embedded.metrics import aspect, decode_occupancy, empty_code, voxel_iou, width_ratio  # noqa: E402
+from research import moves as M  # noqa: E402
+from backend.embedded.metrics import aspect, decode_occupancy, voxel_iou, width_ratio  # noqa: E402
 from backend.embedded.shape import sample_shape  # noqa: E402
 from backend.embedded.splits import CATEGORY_NAMES, shape_seed  # noqa: E402
 from backend.embedded.train_llm import shape_from_meta  # noqa: E402
@@ -93,7 +97,7 @@ def main(argv=None) -> None:
     rt = load_runtime(preset)
     if args.force_kind and rt.edit_kind_ids is None:
         raise SystemExit("--force-kind needs a preset with the edit kind cue")
-    empty = empty_code(vqvae)
+    empty = M.empty_code(vqvae)
     rng = np.random.default_rng(5)
     free, forced_tf = defaultdict(lambda: defaultdict(list)), defaultdict(list)
     for kind in M.MOVE_KINDS:

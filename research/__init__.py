@@ -1,0 +1,1 @@
+"""Experiments beside the product: nothing in backend/ or addon/ imports this (research/README.md)."""
