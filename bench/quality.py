@@ -119,6 +119,7 @@ def main(argv=None) -> dict:
     from backend.models.checkpoints import load_vqvae
     from backend.errors import TaskError
     from backend.geometry.errors import GeometryError
+    from backend.edit import source_fill
     from backend.pipeline import Pipeline
 
     prompts = parse_prompt_file(args.prompts)
@@ -263,10 +264,9 @@ def main(argv=None) -> dict:
                 kind = kinds[(CATEGORY_NAMES.index(c) + k) % len(kinds)]
                 instruction = L.edit_instruction(shape, kind, edit_rng, args.edit_wording)
                 v, f = shape.mesh()
-                # what the model reads and the true edit, in the asked kind's edit frame (with fill
-                # < 1 the edited shape keeps the source's scale; with 1 it is re-normalised; a
-                # preset with edit_resize reads a resized source in the frame with room for it)
-                fill = pipe.edit_frame(kind)
+                # what the model reads and the true edit, in the frame the edit policy reads the
+                # asked kind in (a resize: with room around the source; else re-normalised)
+                fill = source_fill(pipe.preset.edit, kind)
                 before, truth = L.edit_pair_occupancies(shape, kind, fill)
                 try:
                     result = pipe.edit(v, f, instruction, {**sampling, "seed": args.seed})
@@ -303,7 +303,6 @@ def main(argv=None) -> dict:
                           "true_edits_per_kind": {k: float(np.mean(v)) for k, v in truth_results.items()},
                           "edit_wording": args.edit_wording,
                           "cases": sum(len(v) for v in results.values()),
-                          "edit_fill": pipe.preset.edit_fill,
                           "iou_with_true_edit": float(np.mean(target_ious)),
                           "source_iou_with_true_edit": float(np.mean(source_ious)),
                           "refused": refused}
@@ -314,8 +313,7 @@ def main(argv=None) -> dict:
               f"judge {report['edit']['true_edits_success']:.3f}; refused with an error: {len(refused)}", flush=True)
 
     # -- the edit kind a model that names kinds names, on every wording of the --edit-wording pool --
-    names_kinds = pipe.preset.edit_kind_cue or pipe.preset.edit_resize
-    if report["supports"].get("edit") and names_kinds and "edit" in parts:
+    if report["supports"].get("edit") and pipe.preset.edit.read_kind and "edit" in parts:
         from backend.embedded.categories import CATEGORIES
 
         named = defaultdict(list)

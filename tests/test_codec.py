@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.errors import TaskError
-from backend.models.codec import GRID_SPACING, NUM_CODES, MeshCodec, aligned_positions, codes_to_text, grid_positions, parse_text
+from backend.models.codec import NUM_CODES, MeshCodec, aligned_positions, codes_to_text, parse_text
 from backend.models.tokenizer_build import build_tokenizer
 
 
@@ -116,24 +116,3 @@ def test_aligned_positions_give_the_answer_the_input_blocks_positions():
     # no block in the prompt (text to 3D) or a text answer (describe): sequential
     assert aligned_positions(ids[start:], 0, S) == list(range(len(ids) - start))
     assert aligned_positions(ids[:-1] + [5], 13, S) == list(range(len(ids)))
-
-
-def test_grid_positions_place_edit_codes_at_their_cells():
-    S, E = 7, 8  # made-up <mesh-start> and <mesh-end> ids; 20 stands for any code
-    block = [S] + [20] * NUM_CODES + [E]
-    ids = [1, 2] + block + [3, 4] + block + [5]
-    start = 2 + len(block) + 2
-    pos = grid_positions(ids, start, S)
-    assert pos.shape == (3, len(ids))
-    code = 3  # the input's code 0; the answer's code k is at start + 1 + k
-    assert np.array_equal(pos[:, code:code + NUM_CODES], pos[:, start + 1:start + 1 + NUM_CODES])
-    z, x, y = np.array([1, 0, 0]), np.array([0, GRID_SPACING[1], 0]), np.array([0, 0, GRID_SPACING[2]])
-    assert np.array_equal(pos[:, code + 1] - pos[:, code], z)  # token k = 64 x + 4 y + z-group
-    assert np.array_equal(pos[:, code + 4] - pos[:, code], y)
-    assert np.array_equal(pos[:, code + 64] - pos[:, code], x)
-    after = code + NUM_CODES  # the input's <mesh-end>: past every code, then sequential text
-    assert pos[:, after].min() > pos[:, code:after].max()
-    assert np.array_equal(pos[:, after + 1] - pos[:, after], [1, 1, 1])
-    assert np.array_equal(pos[:, :code], np.tile(np.arange(code), (3, 1)))
-    # not an edit (a text answer): plain sequential positions in every section
-    assert np.array_equal(grid_positions(ids[:start] + [5], start, S), np.tile(np.arange(start + 1), (3, 1)))

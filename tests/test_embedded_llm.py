@@ -13,7 +13,7 @@ from backend.embedded import train_llm as T
 from backend.embedded.splits import split_shapes
 from backend.models.codec import MeshCodec
 from backend.models.llm import ShapeLLMRuntime
-from backend.models.presets import REFERENCE_PROMPTS
+from backend.models.presets import REFERENCE_PROMPTS, EditSettings
 
 torch.set_num_threads(1)
 
@@ -130,7 +130,7 @@ def test_exported_model_loads_in_the_runtime_and_answers(tmp_path, setup):
     assert isinstance(answer, str)
     from backend.errors import TaskError
     with pytest.raises(TaskError, match="does not name edit kinds"):  # no kind tokens: no kind question
-        runtime.edit_kind("make it taller")
+        runtime.read_edit_kind("make it taller")
 
 
 def test_a_later_stage_starts_from_the_saved_model_with_its_own_checkpoint(tmp_path, setup):
@@ -210,7 +210,7 @@ def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path,
 
     for aligned in (True, False):
         rt = ShapeLLMRuntime.load(tmp_path / "llm", dict(T.EMBEDDED_PROMPTS), device="cpu",
-                                  aligned_edit_positions=aligned)
+                                  edit=EditSettings(aligned_positions=aligned))
         prompt = ids[: start + 1]  # the runtime forces the answer's <mesh-start> into the prompt
         cache = DynamicCache(config=rt.model.config.text_config)
         if aligned:
@@ -260,7 +260,7 @@ def test_the_kind_question_is_the_same_in_training_and_at_run_time(tmp_path, set
     vocab = T.ActiveVocab(tokenizer, data["shape_codes"])
     vocab.tie_unused_rows(model.lm_head)
     T.export_llm(model, tokenizer, tmp_path / "llm", {"temperature": 0.0, "top_p": 1.0, "top_k": 1})
-    rt = ShapeLLMRuntime.load(tmp_path / "llm", prompts, device="cpu", edit_kind_question=True)
+    rt = ShapeLLMRuntime.load(tmp_path / "llm", prompts, device="cpu", edit=EditSettings(read_kind=True))
     question, start = T.encode_example(tokenizer, T.EDIT_KIND_PROMPT.format(instruction="make it taller"),
                                        "<edit-taller>")
     asked = rt.prompts["edit_kind"].replace("{instruction}", "make it taller")

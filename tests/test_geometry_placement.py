@@ -1,4 +1,4 @@
-"""Placing an edit answer that was normalised on its own (preset edit_fill 1).
+"""Placing an edit answer that was normalised on its own (the model-written edits of backend/edit.py).
 
 The answers here are the true edits of procedural shapes, voxelised the way such a model
 reads and writes them (each shape normalised on its own): what a perfect model would answer.

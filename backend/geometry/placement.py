@@ -1,10 +1,10 @@
 """Where an edit answer goes when its size carries no information.
 
-A model that reads and writes every shape normalised on its own (preset edit_fill 1: the
-published model and the committed embedded weights) answers "make it taller" with a shape
-whose longest side fills the cube again. Mapped back through the source's normalisation, the
-answer keeps the source's longest side, so a chair that was already tallest in Z came back
-as tall as before and narrower. The answer's proportions are right; its size is lost.
+A model that reads and writes every shape normalised on its own (the published model and the
+committed embedded weights, for every edit they write: backend/edit.py) answers "make it
+taller" with a shape whose longest side fills the cube again. Mapped back through the source's
+normalisation, the answer keeps the source's longest side, so a chair that was already tallest
+in Z came back as tall as before and narrower. The answer's proportions are right; its size is lost.
 
 fit_edit_answer recovers the size from the sides the edit left alone: an edit that stretches
 one side leaves two of the three ratios "source side / answer side" equal to the true scale.

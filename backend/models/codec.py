@@ -129,32 +129,6 @@ def aligned_positions(ids: list[int], answer_start: int, start_id: int) -> list[
     return positions[:answer_start] + list(range(first, first + len(ids) - answer_start))
 
 
-# Grid positions: a code's (z-group, x, y) through the three mrope sections (time, height,
-# width). Those sections rotate at ever lower frequencies (with our theta 1e4 and head_dim 48:
-# 1..0.15, 0.1..0.005 and 0.003..0.0002 radians per step), so x and y are spaced until one
-# step of them turns their section visibly.
-GRID_SPACING = (1, 8, 128)
-
-
-def grid_positions(ids: list[int], answer_start: int, start_id: int) -> np.ndarray:
-    """Positions [3, len(ids)] for the three mrope sections: aligned_positions, except that a
-    code of the input block (and so of the aligned answer) sits at its (z-group, x, y) cell
-    times GRID_SPACING; text after a block moves up past the block's extent. Then copying the
-    code under, beside or on top of a cell is one fixed offset in one section, and a cell on
-    the block's edge has no neighbour beyond it."""
-    seq = np.asarray(aligned_positions(ids, answer_start, start_id))
-    out = np.tile(seq, (3, 1))
-    if np.array_equal(seq, np.arange(len(ids))):  # not an edit: nothing to place
-        return out
-    first = ids.index(start_id) + 1  # the position of the input block's first code
-    k = np.arange(NUM_CODES)
-    cell = np.stack([k % 4, k // 64, (k // 4) % 16]) * np.array(GRID_SPACING)[:, None]
-    inside = (seq >= first) & (seq < first + NUM_CODES)
-    out[:, inside] = first + cell[:, seq[inside] - first]
-    out[:, seq >= first + NUM_CODES] += int(cell.max()) + 1 - NUM_CODES
-    return out
-
-
 def parse_text(text: str) -> ParsedMesh:
     """Codes of the first mesh block in decoded text (policy in the module docstring)."""
     codes: list[int] = []
