@@ -10,6 +10,8 @@ import trimesh  # noqa: E402
 
 import tests.addon_harness as harness  # noqa: E402
 
+pytestmark = pytest.mark.slow   # real Blender (the bpy module) with the installed extension
+
 FIXTURES = harness.REPO / ".." / "shared" / "fixtures" / "meshes"
 
 

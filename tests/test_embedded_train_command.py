@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
 from backend.errors import TaskError
 from backend.pipeline import Pipeline
+
+pytestmark = pytest.mark.slow   # runs the training command end to end
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--per-category", "2", "--held-per-category", "1", "--fit-per-category", "2", "--llm-per-category", "2",

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import trimesh
 from PIL import Image
+
+pytestmark = pytest.mark.slow   # the README's main job: Blender, the embedded model, renders
 
 REPO = Path(__file__).resolve().parents[1]
 
