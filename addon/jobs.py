@@ -1,4 +1,5 @@
-"""The add-on's record of its jobs: what was asked, how far it got, how it ended. No bpy."""
+"""The add-on's record of its jobs: what was asked, where its result goes, how far it got, how it
+ended. No bpy."""
 
 from __future__ import annotations
 
@@ -37,14 +38,17 @@ class Placement:
 
     @classmethod
     def at_cursor(cls, location, size: float, variation: int = 0) -> "Placement":
+        """Generate (text or image) and re-import of a new shape."""
         return cls(location=tuple(float(x) for x in location), size=float(size), variation=int(variation))
 
     @classmethod
     def of(cls, source: str) -> "Placement":
+        """Describe: the caption goes onto `source`."""
         return cls(source=source)
 
     @classmethod
     def over(cls, source: str, matrix, hide_source: bool) -> "Placement":
+        """Edit (and re-import of an edit): the answer in `source`'s frame."""
         return cls(source=source, matrix=_matrix(matrix), hide_source=bool(hide_source))
 
     def to_dict(self) -> dict:
