@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .jobs import Placement
+
 MAX_ENTRIES = 50
 
 
@@ -39,9 +41,9 @@ class History:
         tmp.replace(self.index_path)
 
     def add(self, task: str, label: str, result: str, vertices=None, faces=None,
-            place: dict | None = None) -> dict:
+            placement: Placement | None = None) -> dict:
         entry = {"task": task, "label": label, "time": time.time(), "result": result,
-                 "place": dict(place or {}), "file": ""}
+                 "place": placement.to_dict() if placement is not None else {}, "file": ""}
         if vertices is not None and faces is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"{uuid.uuid4().hex}.npz"
@@ -66,6 +68,13 @@ class History:
                 return data["vertices"], data["faces"]
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"the saved mesh of \"{entry['label']}\" cannot be read: {exc}") from None
+
+    def placement(self, index: int) -> Placement:
+        """Where entry `index`'s result was put; ValueError if the saved place is damaged."""
+        try:
+            return Placement.from_dict(self.entries[index].get("place") or {})
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ValueError(f"the saved place of \"{self.entries[index]['label']}\" cannot be read: {exc}") from None
 
     def clear(self) -> None:
         for entry in self.entries:

@@ -1,4 +1,5 @@
-"""The add-on's record of its jobs: what was asked, how far it got, how it ended. No bpy."""
+"""The add-on's record of its jobs: what was asked, where its result goes, how far it got, how it
+ended. No bpy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,63 @@ from dataclasses import dataclass, field
 
 ACTIVE_STATES = ("queued", "running", "cancelling")
 TOKENS_TOTAL = 1024  # mesh tokens per shape; the 'tokens' stage counts up to this
+IDENTITY = tuple(tuple(float(i == j) for j in range(4)) for i in range(4))
+
+
+def _matrix(rows) -> tuple:
+    """A 4x4 matrix as a tuple of float rows (numpy arrays, Blender matrices, JSON lists)."""
+    matrix = tuple(tuple(float(x) for x in row) for row in rows)
+    if len(matrix) != 4 or any(len(row) != 4 for row in matrix):
+        raise ValueError(f"not a 4x4 matrix: {rows!r}")
+    return matrix
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job's result goes in the scene.
+
+    A new shape (no `matrix`) stands on `location`, its largest side `size`, moved aside by
+    `variation` widths when several come from one click. An edit's answer comes back in world
+    space and is put in the frame `matrix` (rows of the world matrix of `source`, the object
+    edited), hiding `source` when `hide_source`. Describe only names its `source`.
+    """
+
+    location: tuple = (0.0, 0.0, 0.0)
+    size: float = 2.0
+    variation: int = 0
+    source: str = ""
+    matrix: tuple | None = None
+    hide_source: bool = False
+
+    @classmethod
+    def at_cursor(cls, location, size: float, variation: int = 0) -> "Placement":
+        """Generate (text or image) and re-import of a new shape."""
+        return cls(location=tuple(float(x) for x in location), size=float(size), variation=int(variation))
+
+    @classmethod
+    def of(cls, source: str) -> "Placement":
+        """Describe: the caption goes onto `source`."""
+        return cls(source=source)
+
+    @classmethod
+    def over(cls, source: str, matrix, hide_source: bool) -> "Placement":
+        """Edit (and re-import of an edit): the answer in `source`'s frame."""
+        return cls(source=source, matrix=_matrix(matrix), hide_source=bool(hide_source))
+
+    def to_dict(self) -> dict:
+        """The JSON form kept in the history file."""
+        return {"location": list(self.location), "size": self.size, "variation": self.variation,
+                "source": self.source, "matrix": None if self.matrix is None else [list(r) for r in self.matrix],
+                "hide_source": self.hide_source}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Placement":
+        """Back from to_dict, or from an older history file's dict that names only some keys."""
+        matrix = data.get("matrix")
+        return cls(location=tuple(float(x) for x in data.get("location", (0.0, 0.0, 0.0))),
+                   size=float(data.get("size", 2.0)), variation=int(data.get("variation", 0)),
+                   source=str(data.get("source", "")), matrix=None if matrix is None else _matrix(matrix),
+                   hide_source=bool(data.get("hide_source", False)))
 
 
 @dataclass
@@ -15,7 +73,7 @@ class Job:
     task: str                 # text_to_3d, image_to_3d, describe, edit
     label: str                # prompt, instruction or object name: what the artist sees
     options: dict
-    place: dict = field(default_factory=dict)   # where and how the result goes into the scene
+    placement: Placement = field(default_factory=Placement)   # where the result goes in the scene
     state: str = "queued"
     stage: str = ""
     done: int = 0

@@ -14,6 +14,7 @@ import numpy as np
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from . import preferences, session as session_mod
+from .jobs import IDENTITY, Placement
 from .mesh_bridge import LARGE_MESH_TRIANGLES, MeshInputError, read_object_triangles
 from .supervisor import SupervisorError
 from .wire.protocol import ProtocolError
@@ -240,10 +241,9 @@ def submit_variations(context, task, label, fields, blobs=None) -> list:
     prefs = preferences.get(context)
     jobs = []
     for i in range(settings.variations):
-        place = {"location": tuple(context.scene.cursor.location), "size": prefs.object_size,
-                 "variation": i}
+        placement = Placement.at_cursor(context.scene.cursor.location, prefs.object_size, i)
         jobs.append(session.submit(task, label, {**fields, "options": job_options(context, i)},
-                                   blobs=blobs, place=place))
+                                   blobs=blobs, placement=placement))
     return jobs
 
 
@@ -260,7 +260,7 @@ class SHAPELLM_OT_describe(ShapeLLMOperator):
         options = job_options(context)
         options.pop("mesh_style")
         session.submit("describe", obj.name, {"options": options},
-                       arrays={"vertices": world, "faces": faces}, place={"source": obj.name})
+                       arrays={"vertices": world, "faces": faces}, placement=Placement.of(obj.name))
         return {"FINISHED"}
 
 
@@ -284,10 +284,9 @@ class SHAPELLM_OT_edit(ShapeLLMOperator):
         obj, world, faces, matrix = selected_mesh(context, self)
         session = ready_session(context)
         context.scene.shapellm.instruction = instruction
-        place = {"source": obj.name, "matrix": matrix.tolist(),
-                 "hide_source": preferences.get(context).hide_source_on_edit}
+        placement = Placement.over(obj.name, matrix, preferences.get(context).hide_source_on_edit)
         session.submit("edit", instruction, {"instruction": instruction, "options": job_options(context)},
-                       arrays={"vertices": world, "faces": faces}, place=place)
+                       arrays={"vertices": world, "faces": faces}, placement=placement)
         return {"FINISHED"}
 
 
@@ -337,23 +336,24 @@ class SHAPELLM_OT_reimport(ShapeLLMOperator):
 
     def run(self, context):
         from . import results
-        from .jobs import Job
 
         session = current_session()
         try:
             vertices, faces = session.history.geometry(self.index)
+            saved = session.history.placement(self.index)
         except ValueError as exc:
             raise Refused(str(exc)) from None
         entry = session.history.entries[self.index]
+        task, label = entry["task"], entry["label"]
         prefs = preferences.get(context)
-        job = Job(key="history", task=entry["task"], label=entry["label"], options={},
-                  place={**entry.get("place", {}), "location": tuple(context.scene.cursor.location),
-                         "variation": 0, "size": prefs.object_size, "hide_source": False})
-        if job.task == "edit" and "matrix" not in job.place:
-            job.place["matrix"] = np.eye(4).tolist()
-        job.finish("done")
-        obj = results.place_mesh_result(context, job, vertices, faces, "history",
-                                        smooth=prefs.mesh_style == "smooth")
+        # An edit comes back in its source's old frame, the original left alone; a new shape at the cursor.
+        if task == "edit":
+            placement = Placement.over(saved.source, saved.matrix or IDENTITY, hide_source=False)
+        else:
+            placement = Placement.at_cursor(context.scene.cursor.location, prefs.object_size)
+        obj = results.place_mesh(context, placement, vertices, faces, results.shape_name(task, label, placement),
+                                 smooth=prefs.mesh_style == "smooth")
+        results.set_provenance(obj, task, label, "history")
         self.report({"INFO"}, f'Re-imported "{obj.name}"')
         return {"FINISHED"}
 

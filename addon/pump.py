@@ -59,14 +59,16 @@ def _apply_result(context, session, job, event) -> None:
             results.push_undo("ShapeLLM describe")
             return
         vertices, faces = event.arrays["vertices"], event.arrays["faces"]
-        obj = results.place_mesh_result(context, job, vertices, faces, preset,
-                                        smooth=prefs.mesh_style == "smooth")
+        obj = results.place_mesh(context, job.placement, vertices, faces,
+                                 results.shape_name(job.task, job.label, job.placement),
+                                 smooth=prefs.mesh_style == "smooth")
+        results.set_job_provenance(obj, job, preset)
         job.result_name = obj.name
         kind = event.fields.get("edit_kind")
         if isinstance(kind, str) and kind:  # how the model read the instruction: wrong reads show
             obj["shapellm_edit_kind"] = kind
             session.notices.append(("INFO", f'{job.label}: read as "{kind}"{_how_sure(event.fields)}'))
-        session.history.add(job.task, job.label, obj.name, vertices, faces, job.place)
+        session.history.add(job.task, job.label, obj.name, vertices, faces, job.placement)
         results.push_undo(f"ShapeLLM {job.task}")
     except (KeyError, ValueError) as exc:
         # A result we cannot use loses nothing in the scene: the job fails with the reason.

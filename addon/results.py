@@ -8,6 +8,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from .jobs import Placement
 from .mesh_bridge import build_mesh, check_arrays
 
 COLLECTION_NAME = "ShapeLLM"
@@ -49,49 +50,55 @@ def world_to_local(vertices: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (homogeneous @ inverse.T)[:, :3].astype(np.float32)
 
 
-def set_provenance(obj, job, preset: str) -> None:
-    obj["shapellm_task"] = job.task
-    if job.task == "edit":
-        obj["shapellm_instruction"] = job.label
-    elif job.task != "describe":
-        obj["shapellm_prompt"] = job.label
-    if "seed" in job.options:
-        obj["shapellm_seed"] = int(job.options["seed"])
+def set_provenance(obj, task: str, label: str, preset: str, seed=None, duration: float = 0.0) -> None:
+    obj["shapellm_task"] = task
+    if task == "edit":
+        obj["shapellm_instruction"] = label
+    elif task != "describe":
+        obj["shapellm_prompt"] = label
+    if seed is not None:
+        obj["shapellm_seed"] = int(seed)
     obj["shapellm_preset"] = preset
-    obj["shapellm_duration_s"] = round(job.duration, 3)
+    obj["shapellm_duration_s"] = round(duration, 3)
 
 
-def place_mesh_result(context, job, vertices, faces, preset: str, smooth: bool):
-    """A new object from a generate or edit result. Returns it."""
-    scene = context.scene
+def set_job_provenance(obj, job, preset: str) -> None:
+    set_provenance(obj, job.task, job.label, preset, job.options.get("seed"), job.duration)
+
+
+def shape_name(task: str, label: str, placement: Placement) -> str:
+    """An edited copy is named after its source; a new shape after its prompt."""
+    if placement.matrix is not None:
+        return f"{placement.source or 'Object'} edited"
+    return object_name(label, "Image shape" if task == "image_to_3d" else "Shape")
+
+
+def place_mesh(context, placement: Placement, vertices, faces, name: str, smooth: bool):
+    """A new object from a generate or edit result, put where `placement` says. Returns it."""
     vertices, faces = check_arrays(vertices, faces)
-    place = job.place
-    if job.task == "edit":
-        source = bpy.data.objects.get(place.get("source", ""))
-        matrix = np.array(place["matrix"], dtype=np.float32)
+    matrix = None
+    if placement.matrix is not None:
+        matrix = np.array(placement.matrix, dtype=np.float32)
         # We sent world-space geometry, so the edit comes back in world space.
         try:
             local = world_to_local(vertices, matrix)
         except np.linalg.LinAlgError:
             local, matrix = vertices, np.eye(4, dtype=np.float32)
-        name = f"{place.get('source', 'Object')} edited"
     else:
-        local = fit_unit_mesh(vertices, float(place.get("size", 2.0)))
-        name = object_name(job.label, "Image shape" if job.task == "image_to_3d" else "Shape")
-        source = None
+        local = fit_unit_mesh(vertices, placement.size)
     mesh = build_mesh(name, local, faces, smooth=smooth)
     obj = bpy.data.objects.new(name, mesh)
-    result_collection(scene).objects.link(obj)
-    if job.task == "edit":
+    result_collection(context.scene).objects.link(obj)
+    if matrix is not None:
         obj.matrix_world = Matrix(matrix.tolist())  # rows; a plain nested list would be read as columns
-        if source is not None and place.get("hide_source") and source.name in context.view_layer.objects:
+        source = bpy.data.objects.get(placement.source)
+        if source is not None and placement.hide_source and source.name in context.view_layer.objects:
             source.hide_set(True)
             source.hide_render = True  # else a render would show both, one inside the other
     else:
-        x, y, z = place.get("location", (0.0, 0.0, 0.0))
-        offset = place.get("variation", 0) * float(place.get("size", 2.0)) * VARIATION_GAP
+        x, y, z = placement.location
+        offset = placement.variation * placement.size * VARIATION_GAP
         obj.location = (x + offset, y, z)
-    set_provenance(obj, job, preset)
     make_active(context, obj)
     return obj
 
@@ -114,10 +121,10 @@ def clean_caption(text: str) -> str:
 
 def apply_caption(context, job, caption: str, preset: str) -> None:
     context.scene.shapellm.caption = caption
-    obj = bpy.data.objects.get(job.place.get("source", ""))
+    obj = bpy.data.objects.get(job.placement.source)
     if obj is not None:
         obj["shapellm_caption"] = caption
-        set_provenance(obj, job, preset)
+        set_job_provenance(obj, job, preset)
         job.result_name = obj.name
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .history import History
-from .jobs import Job, JobBook
+from .jobs import Job, JobBook, Placement
 from .supervisor import BackendSupervisor
 from .wire.client import Client
 from .wire.protocol import ProtocolError
@@ -104,14 +104,14 @@ class Session:
     # -- jobs --------------------------------------------------------------------------------
 
     def submit(self, task: str, label: str, fields: dict, arrays=None, blobs=None,
-               place: dict | None = None) -> Job:
+               placement: Placement | None = None) -> Job:
         """Send a task. Raises ConnectionError when not connected, ProtocolError on bad input."""
         if self.client is None or self.state not in ("connecting", "connected"):
             raise ConnectionError(self.message if self.state != "offline" else
                                   "No backend connected: press Start in the ShapeLLM panel")
         key = self.client.submit(task, fields, arrays, blobs)
         return self.book.add(Job(key=key, task=task, label=label,
-                                 options=dict(fields.get("options", {})), place=dict(place or {})))
+                                 options=dict(fields.get("options", {})), placement=placement or Placement()))
 
     def cancel(self, key: str) -> None:
         job = self.book.get(key)

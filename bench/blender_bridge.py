@@ -89,7 +89,7 @@ def bench_import(bpy, bridge, repeats: int) -> None:
 def bench_pump(bpy, preset: str) -> None:
     import importlib
 
-    from backend.blender_demo import PACKAGE, free_port
+    from tools.blender_demo import PACKAGE, free_port
 
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
     prefs.backend_python = sys.executable
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--skip-pump", action="store_true")
     args = parser.parse_args()
 
-    from backend.blender_demo import build_zip, install_extension
+    from tools.blender_demo import build_zip, install_extension
 
     zip_path = build_zip(REPO / "dist")
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="bench-blender-")

@@ -19,6 +19,8 @@ import pytest  # noqa: E402
 
 import tests.addon_harness as harness  # noqa: E402
 
+pytestmark = pytest.mark.slow   # real Blender and a real backend process
+
 FULL_GENERATION_S = 120   # generous: a 1024-token tiny generation takes ~10 s on a busy CPU
 
 

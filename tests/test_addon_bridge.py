@@ -10,6 +10,8 @@ import trimesh  # noqa: E402
 
 import tests.addon_harness as harness  # noqa: E402
 
+pytestmark = pytest.mark.slow   # real Blender (the bpy module) with the installed extension
+
 FIXTURES = harness.REPO / ".." / "shared" / "fixtures" / "meshes"
 
 
@@ -208,9 +210,23 @@ def test_generate_without_a_backend_says_to_press_start(bpy):
         bpy.ops.shapellm.generate()
 
 
-def _job(task, label, **place):
+def _job(task, label, placement):
     jobs = harness.module("jobs")
-    return jobs.Job(key="k", task=task, label=label, options={"seed": 7}, place=place)
+    return jobs.Job(key="k", task=task, label=label, options={"seed": 7}, placement=placement)
+
+
+def placement():
+    """The installed add-on's Placement class (its modules load once bpy has the extension)."""
+    return harness.module("jobs").Placement
+
+
+def _place(bpy, job, vertices, faces, preset, smooth):
+    """Put a job's mesh into the scene as the job pump does."""
+    results = harness.module("results")
+    name = results.shape_name(job.task, job.label, job.placement)
+    obj = results.place_mesh(bpy.context, job.placement, vertices, faces, name, smooth=smooth)
+    results.set_job_provenance(obj, job, preset)
+    return obj
 
 
 def test_generated_result_lands_at_the_cursor_at_the_preferred_size(bpy):
@@ -219,8 +235,8 @@ def test_generated_result_lands_at_the_cursor_at_the_preferred_size(bpy):
     box = trimesh.creation.box(extents=(1.0, 0.5, 0.5))
     v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
     for i in range(2):
-        job = _job("text_to_3d", "a wooden chair!", location=(1.0, 2.0, 3.0), size=4.0, variation=i)
-        obj = results.place_mesh_result(bpy.context, job, v, f, "tiny", smooth=True)
+        job = _job("text_to_3d", "a wooden chair!", placement().at_cursor((1.0, 2.0, 3.0), 4.0, i))
+        obj = _place(bpy, job, v, f, "tiny", smooth=True)
     bpy.context.view_layer.update()
     first, second = bpy.data.objects["Wooden chair"], obj
     assert first.users_collection[0].name == "ShapeLLM"
@@ -243,8 +259,8 @@ def test_edit_result_takes_the_source_transform_and_keeps_the_source(bpy):
     local = np.array([list(v.co) for v in source.data.vertices], np.float32)
     world = local @ matrix[:3, :3].T + matrix[:3, 3]
     faces = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
-    job = _job("edit", "make it taller", source=source.name, matrix=matrix.tolist(), hide_source=True)
-    obj = results.place_mesh_result(bpy.context, job, world, faces, "tiny", smooth=False)
+    job = _job("edit", "make it taller", placement().over(source.name, matrix, hide_source=True))
+    obj = _place(bpy, job, world, faces, "tiny", smooth=False)
     np.testing.assert_allclose(np.array(obj.matrix_world), matrix, atol=1e-6)
     got = np.array([list(obj.matrix_world @ v.co) for v in obj.data.vertices])
     np.testing.assert_allclose(got, world, atol=1e-4)
@@ -258,18 +274,17 @@ def test_edit_result_takes_the_source_transform_and_keeps_the_source(bpy):
 def test_a_result_is_made_active_only_in_object_mode(bpy):
     """Like Blender's Add menu, a result is left selected and active; a result that arrives
     while the artist edits another mesh's vertices leaves their work alone."""
-    results = harness.module("results")
     box = trimesh.creation.box(extents=(1.0, 0.5, 0.5))
     v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
     bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0, -6, 0))
     working = bpy.context.active_object
-    first = results.place_mesh_result(bpy.context, _job("text_to_3d", "a box", size=1.0), v, f, "tiny", smooth=False)
+    box_job = _job("text_to_3d", "a box", placement().at_cursor((0.0, 0.0, 0.0), 1.0))
+    first = _place(bpy, box_job, v, f, "tiny", smooth=False)
     assert bpy.context.view_layer.objects.active == first and first.select_get() and not working.select_get()
     bpy.context.view_layer.objects.active = working
     assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"}
     try:
-        second = results.place_mesh_result(bpy.context, _job("text_to_3d", "a box", size=1.0), v, f, "tiny",
-                                           smooth=False)
+        second = _place(bpy, box_job, v, f, "tiny", smooth=False)
         assert second.name in bpy.data.objects
         assert bpy.context.view_layer.objects.active == working and bpy.context.mode == "EDIT_MESH"
     finally:
@@ -283,7 +298,7 @@ def _apply_edit_result(bpy, session, source, instruction: str, fields: dict):
     matrix = np.array(source.matrix_world, np.float32)
     vertices = np.array([list(v.co) for v in source.data.vertices], np.float32) + matrix[:3, 3]
     faces = np.array([[0, 1, 2], [2, 3, 0]], np.int32)
-    job = _job("edit", instruction, source=source.name, matrix=matrix.tolist(), hide_source=False)
+    job = _job("edit", instruction, placement().over(source.name, matrix, hide_source=False))
     event = protocol.event("result", "j1", fields, {"vertices": vertices, "faces": faces})
     pump._apply_result(bpy.context, session, job, event)
     return job

@@ -12,6 +12,8 @@ import pytest  # noqa: E402
 
 import tests.addon_harness as harness  # noqa: E402
 
+pytestmark = pytest.mark.slow   # real Blender and a backend on the embedded model
+
 TIMEOUT_S = 180
 
 

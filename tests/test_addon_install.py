@@ -4,9 +4,13 @@ bpy module with extensions.package_install_files, enabled and disabled cleanly."
 import os
 import zipfile
 
+import pytest
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import tests.addon_harness as harness  # noqa: E402
+
+pytestmark = pytest.mark.slow   # real Blender installing the built extension
 
 
 def test_build_writes_one_zip_per_platform_with_its_own_wheel():

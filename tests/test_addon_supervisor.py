@@ -11,6 +11,8 @@ import pytest  # noqa: E402
 
 import tests.addon_harness as harness  # noqa: E402
 
+pytestmark = pytest.mark.slow   # real Blender and real backend processes
+
 
 @pytest.fixture()
 def bpy():

@@ -28,6 +28,7 @@ def run(capsys, *args):
     return code, out, err
 
 
+@pytest.mark.slow   # three whole tasks through the command line
 def test_generate_describe_edit_write_real_files_with_a_progress_bar(capsys, tmp_path):
     preset = tiny_preset()
     out = tmp_path / "chair.glb"

@@ -358,6 +358,7 @@ def test_the_kind_probe_starts_the_kind_rows_better_than_zero_and_quiet_elsewher
     assert probed[1] < zero[1] + 0.05, (zero, probed)
 
 
+@pytest.mark.slow   # trains two stages
 @pytest.mark.parametrize("probe", [False, True])
 def test_a_kinds_stage_starts_the_new_kind_rows_from_the_probe_when_asked(tmp_path, setup, probe):
     """A stage that adds the kind tokens to a saved model: zero rows, or the probe's."""

@@ -14,6 +14,8 @@ from backend.errors import TaskError
 from backend.models.presets import EMBEDDED_FOLDER, load_preset
 from backend.pipeline import Pipeline
 
+pytestmark = pytest.mark.slow   # the committed embedded model, also in a real backend process
+
 torch.set_num_threads(1)
 
 

@@ -16,6 +16,8 @@ from backend.errors import TaskError
 from backend.models.presets import load_preset
 from backend.pipeline import Pipeline
 
+pytestmark = pytest.mark.slow   # runs the training command end to end
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--per-category", "2", "--held-per-category", "1", "--fit-per-category", "2", "--llm-per-category", "2",
         "--edits-per-category", "1", "--llm-steps", "2", "--llm-hidden", "32", "--llm-layers", "1",

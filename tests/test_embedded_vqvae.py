@@ -70,6 +70,7 @@ def test_nearest_entry_for_unseen_column(fitted):
     assert (assign_codes(cb, v) == model.vq.nearest(torch.from_numpy(v)).numpy()).all()
 
 
+@pytest.mark.slow   # trains the decoder
 def test_decoder_fine_tune_lowers_its_loss_and_keeps_the_codes(fitted):
     import copy
 

@@ -92,6 +92,7 @@ def test_matches_reference_on_triangles_inside_one_voxel_row():
     np.testing.assert_array_equal(voxelize_surface(v, f, res), _reference(v, f, res))
 
 
+@pytest.mark.slow   # the pure-Python reference at 64^3 on real meshes
 @pytest.mark.parametrize("name", sorted(os.listdir(FIXTURES)))
 def test_matches_reference_on_fixtures_at_64(name):
     # Real meshes; featuretype is a CAD part whose faces fall exactly on grid planes at 64^3.

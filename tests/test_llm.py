@@ -48,6 +48,7 @@ def red_box_image():
     return image
 
 
+@pytest.mark.slow   # whole 1024-token generations
 def test_all_four_tasks_return_valid_outputs(rt):
     assert rt.device == "cpu" and next(rt.model.parameters()).dtype == torch.float32
     events = []
@@ -110,6 +111,7 @@ def test_cancel_is_seen_within_one_step(rt):
     assert len(steps) == 5
 
 
+@pytest.mark.slow   # whole 1024-token generations
 def test_greedy_is_deterministic_and_matches_generate_with_the_same_grammar(rt):
     first = rt.generate_shape(text="a table", options=GREEDY)
     again = rt.generate_shape(text="a table", options=GREEDY)
@@ -136,6 +138,7 @@ def test_describe_takes_a_custom_question(rt):
     assert err.value.code == "bad_prompt"
 
 
+@pytest.mark.slow   # whole 1024-token generations
 def test_image_task_matches_generate_so_the_3d_rope_positions_are_right(rt):
     from backend.models.images import prepare_image
 

@@ -121,6 +121,7 @@ def test_a_proportion_edit_is_the_source_resized(pipe):
     assert np.array_equal(v, before[0]) and np.array_equal(f, before[1])  # the input is untouched
 
 
+@pytest.mark.slow   # whole edit answers from the model
 def test_other_kinds_are_the_models_own_edit(pipe):
     v, f = box((0.3, 0.5, 0.7))
     result = pipe.edit(v, f, "give it a backrest")
@@ -157,6 +158,7 @@ def kept_share(pipe, v, f, instruction: str) -> float:
     return best_shift_overlap(grid, placed_grid(answer, scale, offset))
 
 
+@pytest.mark.slow   # whole edit answers from the model
 def test_a_model_answer_that_is_another_shape_is_refused(pipe):
     """EditSettings.min_overlap: the untrained model's "add" answer is not the box with a part
     added, and with the guard on it is a clear error instead of a stray object."""
@@ -172,6 +174,7 @@ def test_a_model_answer_that_is_another_shape_is_refused(pipe):
     assert strict.edit(v, f, "make it wider").edit_kind == "wider"
 
 
+@pytest.mark.slow   # whole edit answers from the model
 def test_the_guard_compares_with_what_the_answer_keeps(pipe):
     """Just under the answer's share it passes, just over it the answer is refused."""
     v, f = box((0.3, 0.5, 0.7))

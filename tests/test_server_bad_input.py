@@ -16,6 +16,7 @@ from addon.wire.protocol import Message
 from tests.backend_process import backend_process, tiny_preset
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+pytestmark = pytest.mark.slow   # a real backend process
 LIMIT_MB = 1  # a small message limit so the oversize cases stay cheap
 
 

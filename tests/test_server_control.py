@@ -16,6 +16,8 @@ from tests.backend_process import REPO_ROOT, backend_process, tiny_preset
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+pytestmark = pytest.mark.slow   # real backend processes
+
 
 def run_cli(*args, timeout=30):
     return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], cwd=REPO_ROOT,

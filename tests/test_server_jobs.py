@@ -18,6 +18,8 @@ from tests.backend_process import backend_process, tiny_preset
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+pytestmark = pytest.mark.slow   # real backend processes
+
 
 def box():
     """A closed unit box, 8 vertices and 12 triangles."""

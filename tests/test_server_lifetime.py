@@ -9,12 +9,16 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from addon.wire import protocol
 from addon.wire.client import run_job, wait_for
 from backend.parent_watch import ParentWatch
 from tests.backend_process import REPO_ROOT, backend_process, session_temp_dir, tiny_preset
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+pytestmark = pytest.mark.slow   # real backend processes
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 

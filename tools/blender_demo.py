@@ -1,6 +1,6 @@
 """The main job: headless Blender with the extension, one prompt, a scene on disk.
 
-    python -m backend.blender_demo --prompt "a dining chair" --out out/ [--preset embedded]
+    python tools/blender_demo.py --prompt "a dining chair" --out out/ [--preset embedded]
 
 1. builds the extension zip with .ci/build_extension.py,
 2. imports Blender as the bpy module with its user folder under out/ (nothing global is
