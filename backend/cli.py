@@ -203,6 +203,12 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
+def _add_mesh_style(p: argparse.ArgumentParser) -> None:
+    from addon.wire import protocol
+
+    p.add_argument("--mesh-style", choices=protocol.MESH_STYLES)
+
+
 def _options(args) -> dict:
     from addon.wire import protocol
 
@@ -216,7 +222,7 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
     source.add_argument("--prompt", help="what to make, in words")
     source.add_argument("--image", help="PNG or JPEG of the object")
     p.add_argument("-o", "--output", required=True, help="mesh file to write (.glb, .obj, .ply, .stl)")
-    p.add_argument("--mesh-style", choices=protocol.MESH_STYLES)
+    _add_mesh_style(p)
     p.add_argument("--codes", help="also write the 1024 shape codes to this .npy file")
     _add_model_arguments(p)
 
@@ -276,7 +282,7 @@ def _configure_edit(p: argparse.ArgumentParser) -> None:
     p.add_argument("mesh", help="mesh file to edit (left unchanged)")
     p.add_argument("--instruction", required=True, help="what to change, in words")
     p.add_argument("-o", "--output", required=True, help="mesh file to write")
-    p.add_argument("--mesh-style", choices=protocol.MESH_STYLES)
+    _add_mesh_style(p)
     _add_model_arguments(p)
 
 
