@@ -145,3 +145,11 @@ def test_the_worker_decode_reads_a_normal_image():
 
     image = decode_image(png_of_size(40, 30))
     assert image.size == (40, 30)
+
+
+def test_client_made_values_in_error_messages_are_bounded_and_escaped():
+    for header in (head(type="t\n" * 5000), head(extra="x", **{"k\n" * 3000: 1}),
+                   head(type="text_to_3d", fields={"prompt": "a", "options": {"o\n" * 3000: 1}})):
+        with pytest.raises(ProtocolError) as info:
+            protocol.validate_request(protocol.decode([header]))
+        assert len(info.value.message) < 300 and "\n" not in info.value.message

@@ -244,7 +244,7 @@ def _decode_checked(header: dict, buffers: list) -> Message:
         raise ProtocolError("bad_header", "header field 'buffers' must be a list")
     unknown = set(header) - {"v", "type", "job", "fields", "buffers"}
     if unknown:
-        raise ProtocolError("bad_header", f"unknown header keys: {sorted(unknown)}")
+        raise ProtocolError("bad_header", f"unknown header keys: {_shown(sorted(unknown))}")
     if len(meta) > MAX_BUFFERS:
         raise ProtocolError("too_large", f"{len(meta)} buffers is over the limit of {MAX_BUFFERS}")
     if len(meta) != len(buffers):
@@ -273,7 +273,7 @@ def _decode_buffer(entry, view: memoryview):
             raise ProtocolError("bad_header", f"buffer {name!r}: a bytes buffer has only name, dtype, nbytes")
         return name, bytes(view)
     if dtype_name not in DTYPES:
-        raise ProtocolError("bad_buffer", f"buffer {name!r}: dtype {dtype_name!r} is not one of {sorted(DTYPES) + [BLOB]}")
+        raise ProtocolError("bad_buffer", f"buffer {name!r}: dtype {_shown(dtype_name)} is not one of {sorted(DTYPES) + [BLOB]}")
     shape = entry.get("shape")
     if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_RANK
             and all(_is_int(s) and 0 <= s <= MAX_DIMENSION for s in shape)):
@@ -286,6 +286,12 @@ def _decode_buffer(entry, view: memoryview):
     # A read-only view straight onto the frame: no copy, and nothing but numbers can come out.
     array = np.frombuffer(view, dtype=dtype).reshape(shape)
     return name, array
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A client-made value in an error message: repr'd (no raw line breaks) and bounded."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_int(value) -> bool:
@@ -326,7 +332,7 @@ REQUEST_SCHEMA = {
 def validate_request(msg: Message) -> None:
     """Raise ProtocolError unless `msg` is a well-formed request of a known type."""
     if msg.type not in REQUEST_SCHEMA:
-        raise ProtocolError("unknown_type", f"unknown request type {msg.type!r}; known: {', '.join(REQUEST_TYPES)}", msg.job)
+        raise ProtocolError("unknown_type", f"unknown request type {_shown(msg.type)}; known: {', '.join(REQUEST_TYPES)}", msg.job)
     if msg.job is None:
         raise ProtocolError("bad_header", f"a {msg.type} request needs a 'job' id", None)
     required, optional, arrays, blobs = REQUEST_SCHEMA[msg.type]
@@ -358,7 +364,7 @@ def _check_keys(kind: str, given: dict, required: tuple, optional: tuple) -> Non
         raise ProtocolError("bad_field", f"missing {kind}(s): {', '.join(missing)}")
     extra = sorted(set(given) - set(required) - set(optional))
     if extra:
-        raise ProtocolError("bad_field", f"unknown {kind}(s): {', '.join(extra)}")
+        raise ProtocolError("bad_field", f"unknown {kind}(s): {_shown(extra)}")
 
 
 def _is_number(value) -> bool:
@@ -393,10 +399,10 @@ def validate_options(options) -> dict:
         raise ProtocolError("bad_field", "field 'options' must be an object")
     for key, value in options.items():
         if key not in OPTION_RULES:
-            raise ProtocolError("bad_field", f"unknown option {key!r}; known: {', '.join(OPTION_RULES)}")
+            raise ProtocolError("bad_field", f"unknown option {_shown(key)}; known: {', '.join(OPTION_RULES)}")
         type_ok, range_ok, description = OPTION_RULES[key]
         if not (type_ok(value) and range_ok(value)):
-            raise ProtocolError("bad_field", f"option {key!r} must be {description}, got {value!r}")
+            raise ProtocolError("bad_field", f"option {key!r} must be {description}, got {_shown(value)}")
     return options
 
 
@@ -430,7 +436,15 @@ def image_size(data: bytes) -> tuple[str, int, int]:
         return "png", width, height
     if data[:3] == b"\xff\xd8\xff":
         return ("jpeg",) + _jpeg_size(data)
+    for signature, name in _OTHER_IMAGES:
+        if data[:len(signature)] == signature and (name != "WebP" or data[8:12] == b"WEBP"):
+            raise ProtocolError("bad_image", f"the image is {name}, not PNG or JPEG; save it as PNG")
     raise ProtocolError("bad_image", "the image is not a PNG or JPEG file")
+
+
+# Formats people often have at hand, named in the refusal so it says what to do.
+_OTHER_IMAGES = ((b"GIF8", "GIF"), (b"RIFF", "WebP"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+                 (b"MM\x00*", "TIFF"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"))
 
 
 def _check_png_chunks(data: bytes) -> None:
