@@ -312,3 +312,28 @@ def test_a_refused_request_leaves_no_reference_cycle():
             assert all(ref() is None for ref in alive), "a refused request is still referenced"
     finally:
         gc.enable()
+
+
+def test_a_client_that_never_reads_cannot_grow_the_servers_memory(backend):
+    """The send queue per client is bounded: 300,000 pings from a client that reads nothing
+    leave at most its high-water mark of pongs queued in the server, not all of them."""
+    context = zmq.Context()
+    flooder = context.socket(zmq.DEALER)
+    flooder.linger = 0
+    flooder.rcvhwm = 1
+    flooder.setsockopt(zmq.RCVBUF, 4096)
+    flooder.connect(backend.address)
+    before = rss_mb(backend.process.pid)
+    try:
+        ping = [bytes(frame) for frame in encoded("ping", "flood")]
+        for _ in range(300_000):
+            flooder.send_multipart(ping)
+        # Then one request of our own: when it is answered, the server has read every ping.
+        checker = raw_socket(backend.address)
+        assert reply_of(checker, encoded("status", "after"), job="after").type == "status"
+        checker.close()
+        grown = rss_mb(backend.process.pid) - before
+        assert grown < 25, f"the server holds {grown:.0f} MB of events for a client that reads nothing"
+    finally:
+        flooder.close()
+        context.term()
