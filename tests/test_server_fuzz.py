@@ -211,6 +211,9 @@ def test_fuzzing_never_crashes_stalls_or_leaks(backend):
         assert grown < 50, f"the server kept {grown:.0f} MB after a refused 100 MB request"
     finally:
         socket.close()
+    print(f"fuzz: {len(messages)} messages of {len(KINDS)} kinds, {len(codes)} error codes; "
+          f"{probe.count} pings, worst {probe.worst * 1000:.0f} ms; RSS after a refused 100 MB request "
+          f"{grown:+.0f} MB")
     assert len(codes) >= 8, codes  # the refusals say different things, not one catch-all
     client = backend.client()
     result = run_job(client, "text_to_3d", {"prompt": "a chair", "options": {"seed": 1}}, timeout=120)

@@ -417,7 +417,7 @@ def validate_mesh(vertices, faces) -> None:
     if not np.isfinite(vertices).all():
         bad = int((~np.isfinite(vertices)).any(axis=1).sum())
         raise ProtocolError("bad_mesh", f"{bad} vertices have NaN or infinite coordinates")
-    largest = float(np.abs(vertices).max())
+    largest = max(-float(vertices.min()), float(vertices.max()))  # no temporary copy, unlike abs()
     if largest > MAX_COORDINATE:
         raise ProtocolError("bad_mesh", f"a coordinate reaches {largest:.3g}; the limit is {MAX_COORDINATE:g}, "
                                         "apply a smaller scale to the object first")
