@@ -192,14 +192,14 @@ def test_fuzzing_never_crashes_stalls_or_leaks(backend):
     socket = raw_socket(backend.address)
     codes = {}
     try:
-        with PingProbe(backend.address) as probe:
+        with PingProbe(backend.address, interval=0.002) as probe:
             for kind, frames in messages:
                 reply = terminal_reply(socket, frames)
                 assert reply.type == "error", (kind, reply)
                 assert reply.fields["code"] != "internal", (kind, reply.fields)
                 codes.setdefault(reply.fields["code"], set()).add(kind)
                 assert backend.process.poll() is None, f"the server died on {kind}"
-        assert probe.count >= 5 and probe.worst < 0.5, f"a ping waited {probe.worst:.2f} s"
+        assert probe.count >= 20 and probe.worst < 0.5, f"a ping waited {probe.worst:.2f} s"
 
         # Memory: a refused 100 MB request is freed at once.
         before = rss_mb(backend.process.pid)

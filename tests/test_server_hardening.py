@@ -51,8 +51,9 @@ def rss_mb(pid: int) -> float:
 class PingProbe:
     """Pings the server from its own client and records the longest wait for a pong."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, interval: float = 0.02):
         self.address = address
+        self.interval = interval
         self.worst = 0.0
         self.count = 0
         self._stop = threading.Event()
@@ -73,7 +74,7 @@ class PingProbe:
                 socket.recv_multipart()
                 self.worst = max(self.worst, time.perf_counter() - sent)
                 self.count += 1
-                time.sleep(0.02)
+                time.sleep(self.interval)
         finally:
             socket.close()
             context.term()
