@@ -566,8 +566,10 @@ class Server:
         else:
             vertices, faces = np.array(msg.arrays["vertices"]), np.array(msg.arrays["faces"])
             result = pipe.edit(vertices, faces, msg.fields["instruction"], options, progress, cancelled)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+            vertices = np.asarray(result.vertices, dtype=np.float32)
         arrays = {
-            "vertices": np.asarray(result.vertices, dtype=np.float32),
+            "vertices": vertices,
             "faces": np.asarray(result.faces, dtype=np.int32),
             "codes": np.asarray(result.codes, dtype=np.int32),
         }
