@@ -147,7 +147,10 @@ class Session:
                 self._on_hello(event)
                 continue
             if event.type in ("status", "released", "cancel_ack", "pong"):
-                if event.type == "released":
+                if event.type == "released" and event.fields.get("freed", True) is False:
+                    reason = str(event.fields.get("reason") or "no reason given")[:200]
+                    self.notices.append(("INFO", f"The backend kept its models loaded: {reason}"))
+                elif event.type == "released":
                     self.notices.append(("INFO", "The backend released its model memory"))
                 continue
             job = self.book.apply(event)

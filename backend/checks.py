@@ -1,13 +1,15 @@
-"""Checks on user text shared by the pipeline and the LLM runtime; the limit is the wire's own."""
+"""Checks on user text shared by the pipeline and the LLM runtime; the rules are the wire's own."""
 
-from addon.wire.protocol import MAX_PROMPT_CHARS
+from addon.wire.protocol import prompt_problem
 from backend.errors import TaskError
 
 
 def checked_text(text, what: str) -> str:
-    """The text stripped, or TaskError("bad_prompt") when it is empty or over the limit."""
-    if not isinstance(text, str) or not text.strip():
+    """The text stripped, or TaskError("bad_prompt") when a model cannot read it (empty, only
+    invisible characters, a broken character, over the limit)."""
+    if not isinstance(text, str):
         raise TaskError("bad_prompt", f"the {what} is empty")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise TaskError("bad_prompt", f"the {what} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
+    problem = prompt_problem(text, what)
+    if problem:
+        raise TaskError("bad_prompt", problem)
     return text.strip()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -56,12 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """No library FutureWarnings, deprecation notes or download bars on the artist's terminal: they
+    say nothing a user can act on. Set before transformers is imported; an explicit
+    TRANSFORMERS_VERBOSITY or HF_HUB_DISABLE_PROGRESS_BARS wins."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def main(argv=None) -> int:
     import importlib
 
     for module in COMMAND_MODULES:
         importlib.import_module(module)
     args = build_parser().parse_args(argv)
+    quiet_libraries()
     logging.basicConfig(level=getattr(args, "log_level", "WARNING"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return COMMANDS[args.command].run(args) or 0
@@ -255,8 +268,15 @@ def _run_generate(args) -> int:
     return _run_task(args, prepare, task, finish)
 
 
+def _add_up_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--up", choices=["auto", "y", "z"], default="auto",
+                   help="the input file's up axis; auto: its format's convention (glTF and OBJ Y-up, "
+                        "PLY and STL Z-up). Use it for a file some tool wrote otherwise")
+
+
 def _configure_describe(p: argparse.ArgumentParser) -> None:
     p.add_argument("mesh", help="mesh file (.glb, .obj, .ply, .stl, ...)")
+    _add_up_argument(p)
     p.add_argument("--question", help="what to ask about the shape (default: the preset's overview question)")
     _add_model_arguments(p)
 
@@ -265,7 +285,7 @@ def _run_describe(args) -> int:
     from addon.wire import protocol
 
     def prepare():
-        vertices, faces, up = _load_mesh(args.mesh)
+        vertices, faces, up = _load_mesh(args.mesh, args.up)
         options = {"up": up, **_options(args)}
         if args.question is not None:
             options["question"] = protocol.validate_prompt(args.question, "question")
@@ -280,6 +300,7 @@ def _run_describe(args) -> int:
 
 def _configure_edit(p: argparse.ArgumentParser) -> None:
     p.add_argument("mesh", help="mesh file to edit (left unchanged)")
+    _add_up_argument(p)
     p.add_argument("--instruction", required=True, help="what to change, in words")
     p.add_argument("-o", "--output", required=True, help="mesh file to write")
     _add_mesh_style(p)
@@ -292,7 +313,7 @@ def _run_edit(args) -> int:
     def prepare():
         _check_output(args.output)
         instruction = protocol.validate_prompt(args.instruction, "instruction")
-        vertices, faces, up = _load_mesh(args.mesh)
+        vertices, faces, up = _load_mesh(args.mesh, args.up)
         return vertices, faces, instruction, {"up": up, **_options(args)}
 
     def task(pipe, inputs, progress, cancelled):
@@ -349,17 +370,37 @@ def _read_file(path: str) -> bytes:
         raise OSError(f"cannot read {path}: {err.strerror}") from None
 
 
-def _load_mesh(path: str):
-    """(vertices, faces, up axis of the file's format), checked like a mesh on the wire."""
+def _load_mesh(path: str, up: str = "auto"):
+    """(vertices Z-up, faces, "z"), checked like a mesh on the wire. A Y-up file (glTF, OBJ by
+    their convention, or `up` "y") is turned Z-up on read, as Blender's importers do, so a file
+    this CLI wrote reads back as it was made."""
     import numpy as np
 
     from addon.wire import protocol
     from backend.geometry.meshio import file_up_axis, load_mesh
 
     vertices, faces = load_mesh(path)
+    if (file_up_axis(path) if up == "auto" else up) == "y":
+        vertices = y_up_to_z_up(vertices)
     vertices, faces = np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.int32)
     protocol.validate_mesh(vertices, faces)
-    return vertices, faces, file_up_axis(path)
+    return vertices, faces, "z"
+
+
+def y_up_to_z_up(vertices):
+    """glTF/OBJ (x, y, z) -> Blender (x, -z, y): the rotation Blender's glTF importer applies."""
+    import numpy as np
+
+    v = np.asarray(vertices)
+    return np.stack([v[:, 0], -v[:, 2], v[:, 1]], axis=1)
+
+
+def z_up_to_y_up(vertices):
+    """The inverse of y_up_to_z_up: Blender (x, y, z) -> glTF/OBJ (x, z, -y)."""
+    import numpy as np
+
+    v = np.asarray(vertices)
+    return np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1)
 
 
 def _check_output(path: str) -> None:
@@ -372,8 +413,10 @@ def _check_output(path: str) -> None:
 
 
 def _save_mesh(path: str, vertices, faces) -> None:
-    from backend.geometry.meshio import save_mesh
+    from backend.geometry.meshio import file_up_axis, save_mesh
 
+    if file_up_axis(path) == "y":  # the pipeline's shapes are Z-up; glTF is Y-up by definition
+        vertices = z_up_to_y_up(vertices)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_mesh(path, vertices, faces)
 

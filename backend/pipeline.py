@@ -283,18 +283,27 @@ class Pipeline:
 
 
 def decode_image(image_bytes: bytes):
-    """PNG or JPEG bytes -> a loaded PIL image; anything else is a bad_image error."""
+    """PNG or JPEG bytes -> a loaded PIL image; anything else is a bad_image error. The one place
+    an image is decoded (the server calls it in its worker): the wire's header checks first, so
+    a decompression bomb is refused from its declared size before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
+
+    from addon.wire.protocol import ProtocolError, check_image_size, validate_image
 
     if not isinstance(image_bytes, (bytes, bytearray, memoryview)) or len(image_bytes) == 0:
         raise TaskError("bad_image", "no image data")
+    image_bytes = bytes(image_bytes)
     try:
-        image = Image.open(io.BytesIO(bytes(image_bytes)))
+        validate_image(image_bytes)
+        image = Image.open(io.BytesIO(image_bytes))  # reads the header only
         if image.format not in ("PNG", "JPEG"):
             raise TaskError("bad_image", f"the image is {image.format}, not PNG or JPEG")
+        check_image_size(*image.size)  # Pillow's own size, should the header walk have missed one
         image.load()
     except TaskError:
         raise
+    except ProtocolError as err:
+        raise TaskError("bad_image", err.message) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise TaskError("bad_image", f"the image does not decode: {err}") from err
     return image

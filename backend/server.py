@@ -14,7 +14,6 @@ Every request gets exactly one terminal event: Job.finish() is the single gate f
 from __future__ import annotations
 
 import collections
-import io
 import logging
 import platform
 import signal
@@ -37,6 +36,8 @@ log = logging.getLogger("backend.server")
 DEFAULT_BIND = "tcp://127.0.0.1:5577"
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress events a second per job, plus every stage change
 SILENCE_CHECK_INTERVAL_S = 0.25  # how often the main thread looks for clients gone silent
+SLOW_REQUEST_S = 0.1  # a request that holds the main thread longer is logged
+SEND_QUEUE_PER_CLIENT = 10_000  # events held for one client that does not read
 PARENT_CHECK_INTERVAL_S = 1.0    # how often it asks whether the --parent-pid process still lives
 
 
@@ -118,6 +119,10 @@ class JobQueue:
             except ValueError:
                 return False
 
+    def queued(self) -> list[Job]:
+        with self._cond:
+            return list(self._jobs)
+
     def drain(self) -> list[Job]:
         with self._cond:
             jobs, self._jobs = list(self._jobs), collections.deque()
@@ -180,7 +185,9 @@ class Server:
         router = context.socket(zmq.ROUTER)
         router.linger = 1000
         router.router_mandatory = False  # events for a client that went away are dropped
-        router.sndhwm = 0  # never drop events (a terminal one above all) for a slow reader
+        # Bounded per client, so one that sends without reading cannot grow our memory without
+        # end; far above what a client that reads ever has in flight (progress is ~20 a second).
+        router.sndhwm = SEND_QUEUE_PER_CLIENT
         # ZeroMQ drops the connection of a peer that sends a frame over this; below it, we answer
         # "too_large" with an error event (see decode()).
         router.maxmsgsize = 2 * self.config.max_message_bytes
@@ -245,7 +252,12 @@ class Server:
                         frames = router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
+                    started = time.monotonic()
                     self._handle(frames)
+                    del frames  # a refused request's buffers go now, not when the next one comes
+                    took = time.monotonic() - started
+                    if took > SLOW_REQUEST_S:  # pings wait this long: worth a line in the log
+                        log.warning("a request held the control path for %.2f s", took)
             now = time.monotonic()
             if now >= self._next_silence_check:
                 self._next_silence_check = now + SILENCE_CHECK_INTERVAL_S
@@ -318,23 +330,32 @@ class Server:
         if self._curve and body:
             user = body[0].get("User-Id") or ""
         owner = (user, identity)
+        msg = None  # set before the try, so no error path needs locals() (a cycle that kept frames)
         try:
             if not body:
                 raise ProtocolError("bad_frames", "empty message: no header frame")
             msg = protocol.decode(body, self.config.max_message_bytes)
+            # Before any check of the input: a task this preset cannot run costs nothing.
+            self._refuse_unsupported(msg)
             protocol.validate_request(msg)
             if msg.type in protocol.TASKS:
                 self._submit(owner, identity, msg)
             else:
                 getattr(self, f"_on_{msg.type}")(owner, identity, msg)
         except (ProtocolError, TaskError) as err:
-            job = getattr(err, "job", None) or (msg.job if "msg" in locals() else None)
-            log.info("rejected request %s: %s %s", job, err.code, err.message)
+            job = getattr(err, "job", None) or (msg.job if msg is not None else None)
+            log.info("rejected request %s: %s %s", job, err.code, _for_log(err.message))
             self._send(identity, protocol.error_event(job, err.code, err.message))
         except Exception as err:  # a bug here must not take the service down
             log.exception("request failed")
-            job = msg.job if "msg" in locals() else None
+            job = msg.job if msg is not None else None
             self._send(identity, protocol.error_event(job, "internal", f"{type(err).__name__}: {err}"))
+
+    def _refuse_unsupported(self, msg: Message) -> None:
+        supports = (self._pipeline_info or {}).get("supports") or {}
+        if msg.type in protocol.TASKS and supports and not supports.get(msg.type, False):
+            raise TaskError("unsupported", f"preset {self._pipeline_info.get('preset')} does not support "
+                                           f"{msg.type}; see hello's server.supports")
 
     def _on_hello(self, owner, identity, msg: Message) -> None:
         if self._pipeline_info is None and self._pipeline_error is None:
@@ -373,17 +394,13 @@ class Server:
 
     def _on_release(self, owner, identity, msg: Message) -> None:
         with self._release_lock:
-            self._release_requests.append((identity, msg.job))
+            self._release_requests.append((owner, identity, msg.job))
         self.queue.wake()
 
     def _submit(self, owner, identity, msg: Message) -> None:
         if (owner, msg.job) in self.jobs:
             raise TaskError("duplicate_job", f"job {msg.job!r} is already queued or running")
-        supports = (self._pipeline_info or {}).get("supports") or {}
-        if supports and not supports.get(msg.type, False):
-            raise TaskError("unsupported", f"preset {self._pipeline_info.get('preset')} does not support {msg.type}")
-        if msg.type == "image_to_3d":
-            _check_image_decodes(msg.blobs["image"])
+        # The image is decoded in the worker (backend.pipeline.decode_image), never here.
         job = Job(owner=owner, identity=identity, id=msg.job, msg=msg)
         self.jobs[(owner, msg.job)] = job  # before put(): the worker may finish it at once
         try:
@@ -409,6 +426,7 @@ class Server:
             "max_message_bytes": self.config.max_message_bytes,
             "max_prompt_chars": protocol.MAX_PROMPT_CHARS,
             "max_image_side": protocol.MAX_IMAGE_SIDE,
+            "max_image_pixels": protocol.MAX_IMAGE_PIXELS,
             "authenticated": self._curve is not None,
             "client_timeout_s": self.config.client_timeout_s,
             "versions": {"python": platform.python_version(), "zmq": zmq.zmq_version(),
@@ -458,15 +476,26 @@ class Server:
             requests, self._release_requests = self._release_requests, []
         if not requests:
             return
+        # Served between jobs, so none runs; a queued job of another client would have to load
+        # the models again, so one client may not free them under another's feet.
+        waiting = {job.owner for job in self.queue.queued()}
+        allowed = [request for request in requests if not waiting - {request[0]}]
         freed = False
-        if self._pipeline is not None:
+        if allowed and self._pipeline is not None:
             try:
                 self._pipeline.release()
                 freed = True
             except Exception:
                 log.exception("release failed")
-        for identity, request in requests:
-            send(identity, protocol.event("released", request, {"freed": freed}))
+        for request in requests:
+            owner, identity, job = request
+            fields = {"freed": freed and request in allowed}
+            if request not in allowed:
+                fields["reason"] = "another client's job is queued; the models stay loaded for it"
+            elif not freed:
+                fields["reason"] = ("the model pipeline is not loaded" if self._pipeline is None
+                                    else "releasing failed; see the server log")
+            send(identity, protocol.event("released", job, fields))
 
     def _run(self, job: Job, send) -> Message:
         """Run one job; returns its terminal event (result, error or cancelled)."""
@@ -537,11 +566,17 @@ class Server:
         else:
             vertices, faces = np.array(msg.arrays["vertices"]), np.array(msg.arrays["faces"])
             result = pipe.edit(vertices, faces, msg.fields["instruction"], options, progress, cancelled)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+            vertices = np.asarray(result.vertices, dtype=np.float32)
         arrays = {
-            "vertices": np.asarray(result.vertices, dtype=np.float32),
+            "vertices": vertices,
             "faces": np.asarray(result.faces, dtype=np.int32),
             "codes": np.asarray(result.codes, dtype=np.int32),
         }
+        # float32 ends at 3.4e38: a shape mapped back to a huge input's frame may overflow.
+        if not np.isfinite(arrays["vertices"]).all():
+            raise TaskError("no_shape", "the shape's coordinates overflow 32-bit floats; "
+                                        "scale the object down and try again")
         fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
         if result.edit_kind:  # what the model read the instruction as, and how sure, for the artist
             fields["edit_kind"] = result.edit_kind
@@ -549,12 +584,7 @@ class Server:
         return protocol.event("result", job.id, fields, arrays)
 
 
-def _check_image_decodes(data: bytes) -> None:
-    """Beyond the header check in the protocol: the image must really decode (Pillow, no eval)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise TaskError("bad_image", f"the image does not decode: {err}") from None
+def _for_log(text: str, limit: int = 300) -> str:
+    """Client-made text as one bounded log line: a line break in it cannot forge another line."""
+    text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."

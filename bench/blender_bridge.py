@@ -1,6 +1,8 @@
 """Blender-side speed: mesh import through our bridge vs from_pydata, and the job pump's ticks.
 
-    python bench/blender_bridge.py [--preset FOLDER] [--repeats 3] [--skip-pump]
+    python bench/blender_bridge.py [--preset FOLDER] [--repeats 3] [--skip-pump] [--quick]
+
+--quick (CI's smoke test): a 10k-triangle import once, and the pump part on the tiny preset.
 
 1. Import time of a 100k- and a 1M-triangle result, from the numpy arrays the wire delivers
    to a finished Blender mesh: our bridge (numpy buffers into raw attributes with foreach_set)
@@ -54,11 +56,11 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def bench_import(bpy, bridge, repeats: int) -> None:
+def bench_import(bpy, bridge, repeats: int, sizes=None) -> None:
     print("mesh import (seconds, best of %d; lower is better)" % repeats)
     print(f"{'triangles':>10} {'bridge':>8} | from_pydata: {'arrays':>7} {'tolist':>7} {'lists':>7}"
           f" | ratio: {'real':>5} {'lists':>5}")
-    for target in (100_000, 1_000_000):
+    for target in sizes or (100_000, 1_000_000):
         vertices, faces = grid_mesh(target)
         v_list, f_list = vertices.tolist(), faces.tolist()
 
@@ -132,7 +134,10 @@ def main() -> None:
     parser.add_argument("--preset", default=None, help="preset folder or name (default: a fresh tiny preset)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-pump", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="small meshes, one repeat: a smoke test for CI")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
 
     from tools.blender_demo import build_zip, install_extension
 
@@ -145,7 +150,7 @@ def main() -> None:
     install_extension(bpy, zip_path)
     bridge = importlib.import_module("bl_ext.user_default.shapellm_omni.mesh_bridge")
     print(f"Blender {bpy.app.version_string} (bpy module), numpy {np.__version__}")
-    bench_import(bpy, bridge, args.repeats)
+    bench_import(bpy, bridge, args.repeats, sizes=(10_000,) if args.quick else None)
     if not args.skip_pump:
         preset = args.preset
         if preset is None:

@@ -1,7 +1,11 @@
 """Geometry core, measured side by side in one run.
 
     .venv/bin/pip install open3d          # benchmark-only extra, never a runtime dependency
-    .venv/bin/python bench/geometry.py [--repeats 7] [--fixtures DIR]
+    sudo apt-get install libusb-1.0-0     # open3d's wheel links libusb; without it the import fails
+    .venv/bin/python bench/geometry.py [--repeats 7] [--fixtures DIR] [--quick]
+
+--quick (CI's smoke test, seconds): two fixtures, one repeat. Part 1 is skipped, saying why,
+when open3d or its libusb is missing; the rest always runs.
 
 1. Voxelisation at 64^3 on every fixture: ours (backend.geometry.voxelize) against open3d's
    VoxelGrid.create_from_triangle_mesh_within_bounds on the same normalised vertices (the
@@ -108,12 +112,24 @@ def chamfer(v1, f1, v2, f2, rng, count=20_000, dense=400_000):
     return 0.5 * sum(one_way)
 
 
-def bench_voxelise(fixtures, repeats):
+def open3d_problem() -> str | None:
+    """Why open3d cannot be imported here, or None."""
     try:
-        import open3d as o3d
-    except ImportError:
-        print("open3d is not installed (.venv/bin/pip install open3d): voxelisation comparison skipped")
+        import open3d  # noqa: F401
+    except (ImportError, OSError) as err:
+        if "libusb" in str(err):
+            return f"open3d needs the system library libusb (apt-get install libusb-1.0-0): {err}"
+        return f"open3d is not installed (.venv/bin/pip install open3d): {err}"
+    return None
+
+
+def bench_voxelise(fixtures, repeats):
+    problem = open3d_problem()
+    if problem:
+        print(f"1. skipped: {problem}")
         return
+    import open3d as o3d
+
     print(f"\n1. Voxelisation at {RES}^3: ours vs open3d (same vertices; times in ms, best of {repeats})")
     print(f"{'fixture':18s} {'faces':>8s} {'IoU':>7s} {'ours wall':>10s} {'o3d wall':>9s} {'ratio':>6s}"
           f" {'ours cpu':>9s} {'o3d cpu':>8s} {'ratio':>6s}")
@@ -151,7 +167,7 @@ def bench_round_trip(fixtures):
                   f" {iou(fill_enclosed(again), solid):9.3f} {chamfer(back, faces, v, f, rng) / diag:12.4f}")
 
 
-def bench_surface(fixtures, repeats):
+def bench_surface(fixtures, repeats, quick=False):
     print(f"\n3. occupancy_to_mesh on {RES}^3 surface-shell grids (ms, best of {repeats}; target <= 20)")
     print(f"{'grid from':18s} {'voxels':>7s} {'smooth wall':>11s} {'smooth cpu':>10s} {'blocky cpu':>10s}"
           f" {'constrained cpu':>15s}")
@@ -161,7 +177,7 @@ def bench_surface(fixtures, repeats):
         _, sw, sc = timed(lambda: occupancy_to_mesh(grid, "smooth"), repeats)
         _, _, bc = timed(lambda: occupancy_to_mesh(grid, "blocky"), repeats)
         constrained = ""
-        if path == fixtures[0]:
+        if path == fixtures[0] and not quick:  # seconds per grid: not for the smoke test
             _, _, cc = timed(lambda: occupancy_to_mesh(grid, "smooth", smoothing="constrained"), 1)
             constrained = f"{cc * 1e3:15.0f}"
         worst = max(worst, sc)
@@ -169,15 +185,18 @@ def bench_surface(fixtures, repeats):
     print(f"slowest smooth: {worst * 1e3:.1f} ms CPU (target <= 20 ms)")
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="two fixtures, one repeat: a smoke test for CI")
+    args = parser.parse_args(argv)
     fixtures = sorted(p for p in args.fixtures.iterdir() if p.is_file())
+    if args.quick:
+        fixtures, args.repeats = [p for p in fixtures if p.name in ("teapot.stl", "torus.STL")] or fixtures[:2], 1
     bench_voxelise(fixtures, args.repeats)
     bench_round_trip(fixtures)
-    bench_surface(fixtures, args.repeats)
+    bench_surface(fixtures, args.repeats, args.quick)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """VQVAE loading and pipeline stage timings, measured side by side in one run.
 
-    .venv/bin/python bench/vqvae.py
+    .venv/bin/python bench/vqvae.py [--quick]
+
+--quick (CI's smoke test, seconds): the tiny VQVAE's config for 1., one text->3D job in 2.
 
 1. Loading the published-size VQVAE (133 M parameters) from a state_dict: our loader (built on
    the meta device, tensors assigned) vs the plain way (random init, then load_state_dict).
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -36,8 +39,10 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def bench_loading() -> None:
-    config = VQVAEConfig()
+def bench_loading(quick: bool = False) -> None:
+    from backend.models.tiny import TINY_VQVAE_CONFIG
+
+    config = TINY_VQVAE_CONFIG if quick else VQVAEConfig()
     state = {k: v.clone() for k, v in VQVAE3D(config).state_dict().items()}
 
     def plain():
@@ -48,11 +53,11 @@ def bench_loading() -> None:
         build_vqvae(config, state, "cpu")
 
     t_plain, t_ours = best_of(plain), best_of(ours)
-    print(f"full-size VQVAE load from a state_dict (CPU): plain {t_plain:.3f} s, ours {t_ours:.3f} s, "
+    print(f"{'tiny (quick mode)' if quick else 'full-size'} VQVAE load from a state_dict (CPU): plain {t_plain:.3f} s, ours {t_ours:.3f} s, "
           f"ratio {t_plain / t_ours:.1f}x")
 
 
-def bench_tiny_pipeline() -> None:
+def bench_tiny_pipeline(quick: bool = False) -> None:
     from backend.geometry.meshio import load_mesh
     from backend.models.tiny import write_tiny_preset
     from backend.pipeline import Pipeline
@@ -69,6 +74,8 @@ def bench_tiny_pipeline() -> None:
             ("text_to_3d", lambda p: pipe.text_to_3d("a chair", {"seed": 2}, p)),
             ("edit", lambda p: pipe.edit(v, f, "make it taller", {"seed": 3}, p)),
         ]
+        if quick:
+            jobs = jobs[:1]
         for name, job in jobs:
             marks = []
 
@@ -113,12 +120,16 @@ def bench_cuda() -> None:
           f"decode: fp32 {dec32 * 1e3:.1f} ms, fp16 inner {dec16 * 1e3:.1f} ms ({dec32 / dec16:.1f}x)")
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke test for CI: seconds, numbers mean nothing")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     np.random.seed(0)
-    bench_loading()
-    bench_tiny_pipeline()
-    bench_cuda()
+    bench_loading(args.quick)
+    bench_tiny_pipeline(args.quick)
+    if not args.quick:
+        bench_cuda()
     return 0
 
 

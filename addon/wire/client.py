@@ -180,15 +180,25 @@ def run_job(client: Client, task: str, fields: dict, arrays: dict | None = None,
 
 
 def wait_for(client: Client, job: str, timeout: float = 600.0, on_event=None) -> Event:
-    """Block until request `job` gets a terminal or reply event; return that event."""
-    deadline = time.monotonic() + timeout
+    """Block until request `job` gets a terminal or reply event; return that event. Raises
+    ConnectionError when a server that has answered this client goes silent for ALIVE_WINDOW_S
+    (it answers the pings poll() sends even while a job runs), so a dead one is noticed in
+    seconds, not at the timeout."""
+    started = time.monotonic()
+    deadline = started + timeout
     others: list[Event] = []
     try:
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 client.cancel(job)
                 raise TimeoutError(f"job {job} had no terminal event within {timeout} s")
+            # Silence is counted from the wait's start too: a client that heard the server long
+            # ago must not give up at once, nor one that never heard it (it may still be starting).
+            if client._last_seen is not None and now - max(client._last_seen, started) > ALIVE_WINDOW_S:
+                raise ConnectionError(f"the backend at {client.address} stopped answering (nothing for "
+                                      f"{ALIVE_WINDOW_S:g} s); is it still running?")
             events = client.poll(timeout=min(left, 0.2))
             for index, event in enumerate(events):
                 if event.job != job:

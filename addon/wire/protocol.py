@@ -14,6 +14,7 @@ import json
 import math
 import re
 import struct
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +82,15 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_BUFFERS = 8
 MAX_PROMPT_CHARS = 2000
 MAX_IMAGE_SIDE = 8192
+# A decoded image costs width * height * 4 bytes and more: 8192x8192 would take gigabytes from a
+# 200 KB PNG. The model looks at a few hundred pixels a side, so 16.7 Mpx (4096^2) is plenty.
+MAX_IMAGE_PIXELS = 4096 * 4096
+# Real files reach their size header within a few dozen chunks or segments; walking more would
+# let one blob of millions of empty ones hold the server's main thread.
+MAX_IMAGE_SEGMENTS = 1000
+# Coordinates beyond this are refused: the geometry squares lengths, and float32 ends at 3.4e38.
+MAX_COORDINATE = 1e15
+MAX_DIMENSION = 2**31 - 1  # of any buffer axis: numpy cannot reshape to more
 MAX_ID_CHARS = 64
 MAX_RANK = 2
 
@@ -91,7 +101,7 @@ MAX_RANK = 2
 PING_INTERVAL_S = 0.5
 CLIENT_TIMEOUT_S = 10.0
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,%d}$" % MAX_ID_CHARS)
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,%d}" % MAX_ID_CHARS)  # used with fullmatch: "$" admits a final newline
 
 # Buffer dtypes allowed on the wire; always little-endian. "bytes" is an opaque blob.
 DTYPES = {
@@ -189,8 +199,13 @@ def decode(frames: list, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> 
     try:
         return _decode_checked(header, views[1:])
     except ProtocolError as err:
-        err.job = err.job or (job if isinstance(job, str) else None)
+        # Only a well-formed id is echoed: a forged one could break log lines or the client.
+        err.job = err.job or (job if is_job_id(job) else None)
         raise
+
+
+def is_job_id(value) -> bool:
+    return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
 
 
 def _as_view(frame) -> memoryview:
@@ -227,7 +242,7 @@ def _decode_checked(header: dict, buffers: list) -> Message:
     if not isinstance(kind, str):
         raise ProtocolError("bad_header", "header field 'type' must be a string")
     job = header.get("job")
-    if job is not None and not (isinstance(job, str) and _ID_PATTERN.match(job)):
+    if job is not None and not is_job_id(job):
         raise ProtocolError("bad_header", f"header field 'job' must be 1-{MAX_ID_CHARS} characters of A-Z a-z 0-9 _ . : -")
     fields = header.get("fields", {})
     if not isinstance(fields, dict):
@@ -237,7 +252,7 @@ def _decode_checked(header: dict, buffers: list) -> Message:
         raise ProtocolError("bad_header", "header field 'buffers' must be a list")
     unknown = set(header) - {"v", "type", "job", "fields", "buffers"}
     if unknown:
-        raise ProtocolError("bad_header", f"unknown header keys: {sorted(unknown)}")
+        raise ProtocolError("bad_header", f"unknown header keys: {_shown(sorted(unknown))}")
     if len(meta) > MAX_BUFFERS:
         raise ProtocolError("too_large", f"{len(meta)} buffers is over the limit of {MAX_BUFFERS}")
     if len(meta) != len(buffers):
@@ -266,10 +281,12 @@ def _decode_buffer(entry, view: memoryview):
             raise ProtocolError("bad_header", f"buffer {name!r}: a bytes buffer has only name, dtype, nbytes")
         return name, bytes(view)
     if dtype_name not in DTYPES:
-        raise ProtocolError("bad_buffer", f"buffer {name!r}: dtype {dtype_name!r} is not one of {sorted(DTYPES) + [BLOB]}")
+        raise ProtocolError("bad_buffer", f"buffer {name!r}: dtype {_shown(dtype_name)} is not one of {sorted(DTYPES) + [BLOB]}")
     shape = entry.get("shape")
-    if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_RANK and all(_is_int(s) and s >= 0 for s in shape)):
-        raise ProtocolError("bad_header", f"buffer {name!r}: 'shape' must be a list of 1-{MAX_RANK} non-negative integers")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_RANK
+            and all(_is_int(s) and 0 <= s <= MAX_DIMENSION for s in shape)):
+        raise ProtocolError("bad_header", f"buffer {name!r}: 'shape' must be a list of 1-{MAX_RANK} integers "
+                                          f"in [0, {MAX_DIMENSION}]")
     dtype = DTYPES[dtype_name]
     expected = math.prod(shape) * dtype.itemsize
     if expected != nbytes:
@@ -277,6 +294,12 @@ def _decode_buffer(entry, view: memoryview):
     # A read-only view straight onto the frame: no copy, and nothing but numbers can come out.
     array = np.frombuffer(view, dtype=dtype).reshape(shape)
     return name, array
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A client-made value in an error message: repr'd (no raw line breaks) and bounded."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_int(value) -> bool:
@@ -290,7 +313,8 @@ def _is_int(value) -> bool:
 OPTION_RULES = {
     # name: (type check, range check, description)
     "seed": (lambda v: _is_int(v), lambda v: 0 <= v < 2**63, "an integer >= 0"),
-    "temperature": (lambda v: _is_number(v), lambda v: 0 < v <= 5, "a number in (0, 5]"),
+    # Below 0.01 the logits divided by it overflow to inf and sampling has no probabilities.
+    "temperature": (lambda v: _is_number(v), lambda v: 0.01 <= v <= 5, "a number in [0.01, 5]"),
     "top_p": (lambda v: _is_number(v), lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "top_k": (lambda v: _is_int(v), lambda v: 1 <= v <= 1_000_000, "an integer >= 1"),
     "max_new_tokens": (lambda v: _is_int(v), lambda v: 1 <= v <= 8192, "an integer in [1, 8192]"),
@@ -315,7 +339,7 @@ REQUEST_SCHEMA = {
 def validate_request(msg: Message) -> None:
     """Raise ProtocolError unless `msg` is a well-formed request of a known type."""
     if msg.type not in REQUEST_SCHEMA:
-        raise ProtocolError("unknown_type", f"unknown request type {msg.type!r}; known: {', '.join(REQUEST_TYPES)}", msg.job)
+        raise ProtocolError("unknown_type", f"unknown request type {_shown(msg.type)}; known: {', '.join(REQUEST_TYPES)}", msg.job)
     if msg.job is None:
         raise ProtocolError("bad_header", f"a {msg.type} request needs a 'job' id", None)
     required, optional, arrays, blobs = REQUEST_SCHEMA[msg.type]
@@ -328,7 +352,7 @@ def validate_request(msg: Message) -> None:
                 validate_prompt(msg.fields[name], name)
         if "client" in msg.fields and not (isinstance(msg.fields["client"], str) and len(msg.fields["client"]) <= 200):
             raise ProtocolError("bad_field", "field 'client' must be a string of at most 200 characters")
-        if "target" in msg.fields and not (isinstance(msg.fields["target"], str) and _ID_PATTERN.match(msg.fields["target"])):
+        if "target" in msg.fields and not is_job_id(msg.fields["target"]):
             raise ProtocolError("bad_field", "field 'target' must be a job id")
         if "options" in msg.fields:
             validate_options(msg.fields["options"])
@@ -347,7 +371,7 @@ def _check_keys(kind: str, given: dict, required: tuple, optional: tuple) -> Non
         raise ProtocolError("bad_field", f"missing {kind}(s): {', '.join(missing)}")
     extra = sorted(set(given) - set(required) - set(optional))
     if extra:
-        raise ProtocolError("bad_field", f"unknown {kind}(s): {', '.join(extra)}")
+        raise ProtocolError("bad_field", f"unknown {kind}(s): {_shown(extra)}")
 
 
 def _is_number(value) -> bool:
@@ -357,11 +381,24 @@ def _is_number(value) -> bool:
 def validate_prompt(text, name: str = "prompt") -> str:
     if not isinstance(text, str):
         raise ProtocolError("bad_field", f"field {name!r} must be a string")
-    if not text.strip():
-        raise ProtocolError("bad_prompt", f"{name} is empty")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise ProtocolError("bad_prompt", f"{name} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
+    problem = prompt_problem(text, name)
+    if problem:
+        raise ProtocolError("bad_prompt", problem)
     return text
+
+
+def prompt_problem(text: str, name: str) -> str | None:
+    """Why a model cannot read `text`, or None. Shared with the backend's own check."""
+    if len(text) > MAX_PROMPT_CHARS:
+        return f"the {name} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON can carry a lone surrogate; no tokenizer can
+        return f"the {name} holds a broken character (a lone UTF-16 surrogate); retype it"
+    # Zero-width and other format characters (category Cf) show nothing, like white space.
+    if not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text):
+        return f"the {name} is empty (nothing but spaces or invisible characters); type some words"
+    return None
 
 
 def validate_options(options) -> dict:
@@ -369,10 +406,10 @@ def validate_options(options) -> dict:
         raise ProtocolError("bad_field", "field 'options' must be an object")
     for key, value in options.items():
         if key not in OPTION_RULES:
-            raise ProtocolError("bad_field", f"unknown option {key!r}; known: {', '.join(OPTION_RULES)}")
+            raise ProtocolError("bad_field", f"unknown option {_shown(key)}; known: {', '.join(OPTION_RULES)}")
         type_ok, range_ok, description = OPTION_RULES[key]
         if not (type_ok(value) and range_ok(value)):
-            raise ProtocolError("bad_field", f"option {key!r} must be {description}, got {value!r}")
+            raise ProtocolError("bad_field", f"option {key!r} must be {description}, got {_shown(value)}")
     return options
 
 
@@ -387,29 +424,57 @@ def validate_mesh(vertices, faces) -> None:
     if not np.isfinite(vertices).all():
         bad = int((~np.isfinite(vertices)).any(axis=1).sum())
         raise ProtocolError("bad_mesh", f"{bad} vertices have NaN or infinite coordinates")
+    largest = max(-float(vertices.min()), float(vertices.max()))  # no temporary copy, unlike abs()
+    if largest > MAX_COORDINATE:
+        raise ProtocolError("bad_mesh", f"a coordinate reaches {largest:.3g}; the limit is {MAX_COORDINATE:g}, "
+                                        "apply a smaller scale to the object first")
     low, high = int(faces.min()), int(faces.max())
     if low < 0 or high >= len(vertices):
         raise ProtocolError("bad_mesh", f"triangle indices span [{low}, {high}] but there are {len(vertices)} vertices")
 
 
 def image_size(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) of a PNG or JPEG from its header bytes; ProtocolError otherwise."""
+    """(format, width, height) of a PNG or JPEG from its header bytes; ProtocolError otherwise.
+    A header check only, bounded by MAX_IMAGE_SEGMENTS steps: the backend decodes the image
+    (backend.pipeline.decode_image) in its worker, never on the thread that answers pings."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
         width, height = struct.unpack(">II", data[16:24])
+        _check_png_chunks(data)
         return "png", width, height
     if data[:3] == b"\xff\xd8\xff":
         return ("jpeg",) + _jpeg_size(data)
+    for signature, name in _OTHER_IMAGES:
+        if data[:len(signature)] == signature and (name != "WebP" or data[8:12] == b"WEBP"):
+            raise ProtocolError("bad_image", f"the image is {name}, not PNG or JPEG; save it as PNG")
     raise ProtocolError("bad_image", "the image is not a PNG or JPEG file")
+
+
+# Formats people often have at hand, named in the refusal so it says what to do.
+_OTHER_IMAGES = ((b"GIF8", "GIF"), (b"RIFF", "WebP"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+                 (b"MM\x00*", "TIFF"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"))
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """The first image data chunk (IDAT) must come within MAX_IMAGE_SEGMENTS chunks."""
+    pos = 8
+    for _ in range(MAX_IMAGE_SEGMENTS):
+        if pos + 8 > len(data):
+            raise ProtocolError("bad_image", "the PNG ends before its image data; save it again")
+        if data[pos + 4:pos + 8] == b"IDAT":
+            return
+        pos += 12 + struct.unpack(">I", data[pos:pos + 4])[0]
+    raise ProtocolError("bad_image", f"the PNG has over {MAX_IMAGE_SEGMENTS} chunks before its image data; "
+                                     "save it again with an image editor")
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
     pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
+    for _ in range(MAX_IMAGE_SEGMENTS):
+        if pos + 4 > len(data) or data[pos] != 0xFF:
             break
         marker = data[pos + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
+        if marker in (0xD8, 0x01, 0xFF) or 0xD0 <= marker <= 0xD7:
+            pos += 1 if marker == 0xFF else 2  # fill bytes and markers without a length
             continue
         length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
         # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
@@ -417,15 +482,27 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
             height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
             return width, height
         pos += 2 + length
-    raise ProtocolError("bad_image", "the JPEG has no readable frame header")
+    else:
+        raise ProtocolError("bad_image", f"the JPEG has over {MAX_IMAGE_SEGMENTS} segments before its frame header; "
+                                         "save it again with an image editor")
+    raise ProtocolError("bad_image", "the JPEG has no readable frame header; save it again with an image editor")
+
+
+def check_image_size(width: int, height: int) -> None:
+    """The limits on an image's declared size, before any pixel is decoded."""
+    if not (0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE):
+        raise ProtocolError("bad_image", f"image of {width}x{height} pixels; each side must be 1-{MAX_IMAGE_SIDE}")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ProtocolError("bad_image", f"image of {width}x{height} = {width * height} pixels; the limit is "
+                                         f"{MAX_IMAGE_PIXELS} ({int(MAX_IMAGE_PIXELS ** 0.5)}^2): scale it down")
 
 
 def validate_image(data) -> None:
+    """Cheap header checks (signature, declared size): constant time whatever the blob holds."""
     if not isinstance(data, (bytes, bytearray)) or not data:
         raise ProtocolError("bad_image", "the image is empty")
-    _, width, height = image_size(bytes(data))
-    if not (0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE):
-        raise ProtocolError("bad_image", f"image of {width}x{height} pixels; each side must be 1-{MAX_IMAGE_SIDE}")
+    _, width, height = image_size(data)
+    check_image_size(width, height)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ def load_mesh(path):
         faces.append(np.asarray(geom.faces, dtype=np.int64) + offset)
         offset += len(v)
     if not faces:
-        raise GeometryError(EMPTY_MESH, f"{os.path.basename(path)} holds no triangles")
+        raise GeometryError(EMPTY_MESH, f"{os.path.basename(path)} holds no triangles (a point cloud or "
+                                        "curves?); the model needs a surface: mesh it first, e.g. "
+                                        "Poisson surface reconstruction in MeshLab or Open3D")
     v = np.concatenate(vertices)
     check_finite(v)
     return v.astype(np.float32), np.concatenate(faces).astype(np.int32)

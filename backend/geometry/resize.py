@@ -44,10 +44,15 @@ def resize_along(occupancy: np.ndarray, axis: int, scale: float) -> np.ndarray:
     first, span = int(filled[0]), int(filled[-1] - filled[0] + 1)
     body = grid[first:first + span]
     # a grown shape may end a voxel or two short of the factor at the grid's far side
-    length = min(max(1, round(span * scale)), len(grid) - first)
+    wanted = max(1, round(span * scale))
+    length = min(wanted, len(grid) - first)
     if length == span:
-        raise NoRoom("there is no room in the grid for the larger shape" if scale > 1
-                     else "the shape is too small along that side to change")
+        if wanted == span:  # too thin for the factor to add or take a voxel: say so, not "no room"
+            side = ("width", "depth", "height")[axis]
+            raise NoRoom(f"it is flat: {span} voxel(s) of {side}, nothing to stretch; give it some "
+                         f"{side} first (e.g. Solidify or extrude)" if scale > 1
+                         else "the shape is too small along that side to change")
+        raise NoRoom("there is no room in the grid for the larger shape")
     body = _with_length(body, length)
     out = np.zeros_like(grid)
     out[first:first + length] = body
