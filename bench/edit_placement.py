@@ -29,7 +29,10 @@ import numpy as np  # noqa: E402
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-category", type=int, default=8, help="held-out shapes per category")
+    ap.add_argument("--quick", action="store_true", help="one shape of two categories (seconds; no figure to quote)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.per_category = 1
 
     from backend.embedded import language as L
     from backend.embedded.shape import RESOLUTION, sample_shape
@@ -37,7 +40,7 @@ def main(argv=None) -> dict:
     from backend.geometry.placement import fit_edit_answer, occupied_box
 
     right = defaultdict(lambda: {"cases": 0, "longest side": 0, "fit": 0})
-    for category in CATEGORY_NAMES:
+    for category in CATEGORY_NAMES[:2] if args.quick else CATEGORY_NAMES:
         for k in range(args.per_category):
             shape = sample_shape(category, shape_seed(category, 170 + k, held_out=True))
             source = shape.occupancy()

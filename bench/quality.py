@@ -82,6 +82,8 @@ def main(argv=None) -> dict:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default=str(ROOT / "backend/weights/embedded"))
+    ap.add_argument("--quick", action="store_true",
+                    help="two prompts, two categories, one shape of each per part, no fixtures (seconds; no figure to quote)")
     ap.add_argument("--prompts", type=Path, default=ROOT / "bench/embedded_prompts.tsv")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0 = all)")
     ap.add_argument("--parts", default="vqvae,text,describe,edit", help="which measurements to run")
@@ -103,6 +105,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--top-k", type=int, help="override the preset's top_k")
     ap.add_argument("--top-p", type=float, help="override the preset's top_p")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.limit, args.describe_per_category, args.edits_per_category, args.iou_per_category = 2, 1, 1, 1
 
     import torch
 
@@ -122,6 +126,7 @@ def main(argv=None) -> dict:
     from backend.edit import source_fill
     from backend.pipeline import Pipeline
 
+    categories = CATEGORY_NAMES[:2] if args.quick else CATEGORY_NAMES
     prompts = parse_prompt_file(args.prompts)
     if args.limit:
         prompts = prompts[: args.limit]
@@ -138,7 +143,7 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     pipe = Pipeline(args.preset, device=args.device)
     vqvae = load_vqvae(pipe.preset.vqvae_source(), device="cpu")
-    judge = NearestShapeJudge()
+    judge = NearestShapeJudge(per_category=2) if args.quick else NearestShapeJudge()
     report: dict = {"preset": str(args.preset), "supports": pipe.info()["supports"]}
     rng = np.random.default_rng(args.seed)
     sampling = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k), ("top_p", args.top_p))
@@ -166,18 +171,18 @@ def main(argv=None) -> dict:
         return judged_answer(SimpleNamespace(vertices=v, faces=f))
 
     # -- the judge itself, on held-out ground truth -----------------------------------------
-    truth = [(c, held_out(c, k).occupancy()) for c in CATEGORY_NAMES for k in range(3)]
+    truth = [(c, held_out(c, k).occupancy()) for c in categories for k in range(3)]
     report["judge_accuracy_on_ground_truth"] = float(np.mean([judge.category(o) == c for c, o in truth]))
 
     # -- VQVAE round trip ---------------------------------------------------------------------
     if "vqvae" in parts:
-        occs = [held_out(c, k).occupancy() for c in CATEGORY_NAMES for k in range(args.iou_per_category)]
+        occs = [held_out(c, k).occupancy() for c in categories for k in range(args.iou_per_category)]
         ious = round_trip_iou(vqvae, np.stack(occs)) if occs else np.full(1, np.nan)
         per_cat = {c: float(np.mean(ious[i * args.iou_per_category:(i + 1) * args.iou_per_category]))
-                   for i, c in enumerate(CATEGORY_NAMES)}
+                   for i, c in enumerate(categories)}
         report["vqvae_iou_heldout"] = {"mean": float(np.mean(ious)), "per_category": per_cat}
         fixtures = {}
-        for path in sorted(args.fixtures.glob("*")) if args.fixtures.is_dir() else []:
+        for path in sorted(args.fixtures.glob("*")) if args.fixtures.is_dir() and not args.quick else []:
             try:
                 v, f = load_mesh(str(path))
                 v_unit, _ = normalize(v, convention=pipe.preset.normalization, up=file_up_axis(str(path)))
@@ -224,7 +229,7 @@ def main(argv=None) -> dict:
     # -- describe -------------------------------------------------------------------------------
     if report["supports"].get("describe") and args.describe_per_category:
         answers, ok = [], []
-        for c in CATEGORY_NAMES:
+        for c in categories:
             for k in range(args.describe_per_category):
                 shape = held_out(c, 50 + k)
                 v, f = shape.mesh()
@@ -257,7 +262,7 @@ def main(argv=None) -> dict:
                 changed = ratio > 1.0 if kind == "add" else ratio < 1.0
             return bool(changed and after.any() and judged is not None and judged == expected)
 
-        for c in CATEGORY_NAMES:
+        for c in categories:
             for k in range(args.edits_per_category):
                 shape = held_out(c, 70 + k)
                 kinds = L.possible_edits(shape)
@@ -319,10 +324,10 @@ def main(argv=None) -> dict:
         named = defaultdict(list)
         wrong = []
         for kind, phrases in L.EDIT_PHRASES.items():
-            for phrase in phrases[args.edit_wording]:
+            for phrase in phrases[args.edit_wording][:1] if args.quick else phrases[args.edit_wording]:
                 # a wording that names a part, once per category with that part
-                texts = {L.with_part(phrase, kind, c.part) for c in CATEGORIES.values() if c.part}
-                for text in sorted(texts):
+                texts = sorted({L.with_part(phrase, kind, c.part) for c in CATEGORIES.values() if c.part})
+                for text in texts[:1] if args.quick else texts:
                     got = pipe.edit_kind(text)
                     named[kind].append(got == kind)
                     if got != kind:

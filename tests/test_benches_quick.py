@@ -12,15 +12,9 @@ import pytest
 from tests.backend_process import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench"
-QUICK = ["protocol.py", "geometry.py", "vqvae.py", "llm.py", "blender_bridge.py"]
+QUICK = ["protocol.py", "geometry.py", "vqvae.py", "llm.py", "blender_bridge.py", "quality.py", "edit_placement.py"]
 # Benches without a quick mode yet, each with the reason; a new bench must join one of the lists.
-NOT_YET = {
-    "edit_copyability.py": "needs the embedded weights and their held-out shapes; quick mode still to add",
-    "edit_moves.py": "needs a trained preset; quick mode still to add",
-    "edit_placement.py": "needs the embedded weights and their held-out shapes; quick mode still to add",
-    "edit_probe.py": "needs a prepared probe dataset; quick mode still to add",
-    "quality.py": "needs the embedded weights and the prompt sets; quick mode still to add",
-}
+NOT_YET: dict[str, str] = {}
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "meshes"
 
 
