@@ -623,9 +623,9 @@ def _check_loading_info(info: dict, folder: Path, show: int = 3) -> None:
 
 
 def _quantization_config(quantization: str, dtype: torch.dtype, device: torch.device):
-    """bitsandbytes settings for 8-bit (LLM.int8) or 4-bit (NF4, double quantisation) weights
-    of the text decoder; the compute dtype is the chosen dtype. The lm_head stays unquantised
-    (transformers skips the output layer), so the mesh-rows head still slices it."""
+    """bitsandbytes settings for 8-bit (LLM.int8) or 4-bit (NF4, double quantisation) linear
+    weights (text decoder and vision tower); the compute dtype is the chosen dtype. lm_head stays
+    unquantised: it is small next to the rest, and the mesh-rows head slices its weight."""
     from transformers import BitsAndBytesConfig
 
     if quantization not in ("8bit", "4bit"):
@@ -636,9 +636,9 @@ def _quantization_config(quantization: str, dtype: torch.dtype, device: torch.de
         raise TaskError("model_unavailable", f"{quantization} loading needs bitsandbytes: "
                         "pip install 'shapellm-blender-backend[quantize]'") from None
     if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["lm_head", "visual"])
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["lm_head"])
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=["lm_head", "visual"])
+                              bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=["lm_head"])
 
 
 def _checked_codes(codes) -> np.ndarray:

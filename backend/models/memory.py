@@ -15,8 +15,8 @@ The dtype rule ("auto"):
 - No dtype in config.json: float32.
 
 The plan counts parameters from the config's shapes (text model, LM head, vision tower), times
-the bytes per parameter of the dtype (8-bit/4-bit: the text decoder's linear weights at 1 or
-~0.56 bytes, all else in the compute dtype), plus working memory (the KV cache of a 4096-token
+the bytes per parameter of the dtype (8-bit/4-bit: the linear weights of the text decoder and
+of the vision tower at 1 or ~0.56 bytes, all else in the compute dtype), plus working memory (the KV cache of a 4096-token
 context, the process's buffers). Free memory: MemAvailable of /proc/meminfo on CPU (unified
 memory on MPS), torch.cuda.mem_get_info on CUDA. SHAPELLM_MEMORY_AVAILABLE (bytes, or with a
 K/M/G suffix in GiB units) plans for that much instead: to keep headroom on a shared machine,
@@ -34,19 +34,19 @@ from pathlib import Path
 import torch
 
 from backend.errors import TaskError
+from backend.models.presets import LLM_DTYPES as DTYPE_CHOICES
+from backend.models.presets import LLM_QUANTIZATIONS as QUANTIZATIONS
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_CHOICES = ("auto", *DTYPES)
-QUANTIZATIONS = ("none", "8bit", "4bit")
 MEMORY_ENV = "SHAPELLM_MEMORY_AVAILABLE"
 
 # Tokens of context the plan keeps KV cache for: an edit (mesh block in, mesh block out) or a
 # describe of up to 2048 tokens stays under it.
 PLAN_CONTEXT = 4096
 # Process buffers besides the weights (allocator slack, logits, activations, the loader's
-# per-tensor conversion): measured loads of the embedded and real-size models stayed under it.
+# per-tensor conversion); half of it on a GPU, where the loader keeps no CPU-side copies there.
 WORKING_MARGIN = 1 << 30
 WORKING_SHARE = 0.05
 # bitsandbytes: int8 weights + one scale per row; NF4: half a byte + a scale per 64 weights.
@@ -116,7 +116,8 @@ def choose_dtype(requested: str, device: torch.device, checkpoint: torch.dtype |
 def count_parameters(config) -> dict[str, int]:
     """Parameters of a Qwen2_5_VLForConditionalGeneration built from `config`, by part:
     embed (input embeddings), decoder_linear (the quantisable q/k/v/o/gate/up/down weights),
-    decoder_other (their biases, the norms), lm_head, vision. Checked against the built model
+    decoder_other (their biases, the norms), lm_head, vision_linear (the vision tower's linear
+    weights), vision_other (its patch conv, norms, biases). Checked against the built model
     in tests/test_memory_plan.py."""
     t = config.text_config
     hidden, inter, layers = t.hidden_size, t.intermediate_size, t.num_hidden_layers
@@ -128,16 +129,20 @@ def count_parameters(config) -> dict[str, int]:
     v = config.vision_config
     vh, vi, merge = v.hidden_size, v.intermediate_size, v.spatial_merge_size
     patch = v.in_channels * v.temporal_patch_size * v.patch_size**2 * vh
-    block = 2 * vh + (vh * 3 * vh + 3 * vh) + (vh * vh + vh) + 2 * (vh * vi + vi) + (vi * vh + vh)
+    block_linear = vh * 3 * vh + vh * vh + 3 * vh * vi  # qkv, proj, gate/up/down
+    block_other = 2 * vh + 3 * vh + vh + 2 * vi + vh  # norms and biases
     merged = vh * merge**2
-    merger = vh + (merged * merged + merged) + (merged * v.out_hidden_size + v.out_hidden_size)
     return {
         "embed": t.vocab_size * hidden,
         "decoder_linear": layers * linear,
         "decoder_other": layers * other + hidden,  # + the final norm
         "lm_head": 0 if tied else t.vocab_size * hidden,
-        "vision": patch + v.depth * block + merger,
+        "vision_linear": v.depth * block_linear + merged * merged + merged * v.out_hidden_size,
+        "vision_other": patch + v.depth * block_other + vh + merged + v.out_hidden_size,
     }
+
+
+QUANTISED_PARTS = ("decoder_linear", "vision_linear")  # the nn.Linear weights bitsandbytes replaces
 
 
 # ------------------------------------------------------------------------------------------
@@ -223,14 +228,16 @@ def weight_bytes(parts: dict[str, int], dtype: torch.dtype, quantization: str = 
     total = sum(parts.values())
     if quantization == "none":
         return total * size
-    return int(parts["decoder_linear"] * QUANT_BYTES[quantization] + (total - parts["decoder_linear"]) * size)
+    quantised = sum(parts[k] for k in QUANTISED_PARTS)
+    return int(quantised * QUANT_BYTES[quantization] + (total - quantised) * size)
 
 
-def working_bytes(config, dtype: torch.dtype, weights: int) -> int:
+def working_bytes(config, device: torch.device, dtype: torch.dtype, weights: int) -> int:
     t = config.text_config
     head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
     kv = 2 * t.num_hidden_layers * t.num_key_value_heads * head_dim * PLAN_CONTEXT
-    return kv * torch.empty((), dtype=dtype).element_size() + WORKING_MARGIN + int(WORKING_SHARE * weights)
+    margin = WORKING_MARGIN if device.type == "cpu" else WORKING_MARGIN // 2  # no loader copies on a GPU
+    return kv * torch.empty((), dtype=dtype).element_size() + margin + int(WORKING_SHARE * weights)
 
 
 def plan_load(config, device: torch.device, dtype: torch.dtype, quantization: str = "none",
@@ -247,7 +254,7 @@ def plan_load(config, device: torch.device, dtype: torch.dtype, quantization: st
 
     def need(d, q):
         w = weight_bytes(parts, d, q)
-        return w + working_bytes(config, d, w)
+        return w + working_bytes(config, device, d, w)
 
     weights = weight_bytes(parts, dtype, quantization)
     alternatives = []
@@ -272,4 +279,4 @@ def plan_load(config, device: torch.device, dtype: torch.dtype, quantization: st
                     alternatives.append(f"--device {name} {label}({gib(need(d, q))} of {gib(free)} free)")
                     break
     return LoadPlan(device, dtype, quantization, sum(parts.values()), weights,
-                    working_bytes(config, dtype, weights), available, measured, alternatives)
+                    working_bytes(config, device, dtype, weights), available, measured, alternatives)
