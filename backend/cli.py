@@ -134,8 +134,8 @@ def _add_load_arguments(p: argparse.ArgumentParser) -> None:
                    help="the LLM's dtype (default: the preset's, normally auto: the checkpoint's own dtype; "
                         "a bfloat16 checkpoint on a CPU: bfloat16 where the CPU has it, else float32)")
     p.add_argument("--quantize", choices=LLM_QUANTIZATIONS,
-                   help="load the LLM's linear weights in 8 or 4 bits (bitsandbytes; needs CUDA; "
-                        "pip install 'shapellm-blender-backend[quantize]')")
+                   help="load the LLM's linear weights in 8 or 4 bits (bitsandbytes: for 8-16 GB GPUs; runs on "
+                        "CPUs too, slower than bfloat16; pip install 'shapellm-blender-backend[quantize]')")
 
 
 def _positive_int(text: str) -> int:

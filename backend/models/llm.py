@@ -303,7 +303,7 @@ class ShapeLLMRuntime:
     def load(cls, llm_source, prompts: dict, device: str = "auto", edit: EditSettings = EditSettings(), *,
              dtype: str = "auto", quantization: str = "none", available_memory: int | None = None) -> "ShapeLLMRuntime":
         """dtype: auto|float32|bfloat16|float16 (the rule in backend/models/memory.py);
-        quantization: none|8bit|4bit (bitsandbytes; CUDA); available_memory: bytes the memory
+        quantization: none|8bit|4bit (bitsandbytes: CUDA, and CPUs, slower); available_memory: bytes the memory
         plan may use instead of the measured free memory (tests). The plan is checked before
         any weight is read: a load that cannot fit fails at once, naming what would."""
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
@@ -631,10 +631,11 @@ def _quantization_config(quantization: str, dtype: torch.dtype, device: torch.de
     if quantization not in ("8bit", "4bit"):
         raise TaskError("bad_field", f"quantization must be none, 8bit or 4bit, not {quantization!r}")
     try:
+        import accelerate  # noqa: F401  (transformers' quantised loading needs it)
         import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise TaskError("model_unavailable", f"{quantization} loading needs bitsandbytes: "
-                        "pip install 'shapellm-blender-backend[quantize]'") from None
+    except ImportError as err:
+        raise TaskError("model_unavailable", f"{quantization} loading needs bitsandbytes and accelerate "
+                        f"({err.name} is missing): pip install 'shapellm-blender-backend[quantize]'") from None
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["lm_head"])
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

@@ -261,8 +261,8 @@ def plan_load(config, device: torch.device, dtype: torch.dtype, quantization: st
     if available is not None and need(dtype, quantization) > available:
         half = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
         options = [] if quantization != "none" else [(f"--dtype {str(half).removeprefix('torch.')}", half, "none")]
-        if device.type == "cuda" or not options:  # bitsandbytes quantises for CUDA (see docs)
-            options += [(f"--quantize {q}", half, q) for q in ("8bit", "4bit")]
+        # bitsandbytes runs on CPUs too (slower there than bfloat16: say the smaller first)
+        options += [(f"--quantize {q}", half, q) for q in ("8bit", "4bit")]
         for label, d, q in options:
             if (d, q) != (dtype, quantization) and need(d, q) <= available:
                 alternatives.append(f"{label} ({gib(need(d, q))})")
@@ -273,8 +273,6 @@ def plan_load(config, device: torch.device, dtype: torch.dtype, quantization: st
             other = torch.device(name)
             free, _ = available_bytes(other) if name != device.type else (available, "")
             for label, d, q in [("", torch.bfloat16 if name == "cpu" else half, "none"), ("--quantize 4bit ", half, "4bit")]:
-                if q != "none" and other.type != "cuda":
-                    continue
                 if free is not None and need(d, q) <= free:
                     alternatives.append(f"--device {name} {label}({gib(need(d, q))} of {gib(free)} free)")
                     break

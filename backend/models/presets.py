@@ -18,7 +18,7 @@ A preset folder holds `preset.json`:
                                      # first (a model trained on lower-case wordings only)
       "dtype": "auto",               # the LLM's dtype: auto|float32|bfloat16|float16 (auto: the
                                      # rule in backend/models/memory.py); `serve --dtype` overrides
-      "quantization": "none",        # none|8bit|4bit (bitsandbytes, CUDA); `--quantize` overrides
+      "quantization": "none",        # none|8bit|4bit (bitsandbytes); `--quantize` overrides
       "edit": {                      # how the model edits (EditSettings; the published model: all off)
         "aligned_positions": false,  # edit answers positioned like the input block
         "read_kind": false,          # the model names the edit kind (the "edit_kind" prompt);
