@@ -15,7 +15,8 @@ Run by hand, not in CI: the full size writes ~16.7 GB (bf16 shards) and loads up
    --scale S < 1 shrinks widths and depths (same structure, same vocabulary) for a quick run.
 2. For each dtype (default float32 and bfloat16), in a fresh process: the memory plan (it refuses
    float32 at full size on a 24-32 GiB machine: that is the point), then, where it fits, the load
-   through ShapeLLMRuntime.load, peak RSS (VmHWM), load time, prefill s/token (a describe prompt:
+   through ShapeLLMRuntime.load, peak RSS (VmHWM; and the process's own memory apart from mapped
+   weight files, which is what the plan bounds), load time, prefill s/token (a describe prompt:
    the 1026-token mesh block and the question) and decode s/token of mesh tokens with the
    mesh-rows lm_head and with the whole head (identical tokens, and their time ratio).
 """
@@ -203,11 +204,18 @@ def build(folder: Path, scale: float, seed: int = 0) -> dict:
 # Measuring (in a fresh process per dtype)
 
 
-def peak_rss() -> int:
+def status(field: str = "VmHWM") -> int:
+    """Bytes of a /proc/self/status field: VmHWM (peak RSS), RssAnon (process memory), RssFile
+    (resident pages of mapped files: the safetensors shards a same-dtype load maps without
+    copying; the kernel can drop them, so they are not what the plan must fit)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def peak_rss() -> int:
+    return status("VmHWM")
 
 
 def measure(folder: Path, dtype: str, decode_tokens: int) -> dict:
@@ -225,6 +233,7 @@ def measure(folder: Path, dtype: str, decode_tokens: int) -> dict:
     plan = plan_load(AutoConfig.from_pretrained(str(folder)), cpu, chosen)
     result = {"dtype": dtype, "plan": plan.describe(), "plan_needed": plan.needed, "plan_fits": plan.fits,
               "plan_alternatives": plan.alternatives}
+    anon_before = status("RssAnon")
     start = time.perf_counter()
     try:
         rt = ShapeLLMRuntime.load(folder, dict(REFERENCE_PROMPTS), device="cpu", dtype=dtype)
@@ -232,6 +241,11 @@ def measure(folder: Path, dtype: str, decode_tokens: int) -> dict:
         return {**result, "refused": f"{err.code}: {err.message}"}
     result["load_s"] = time.perf_counter() - start
     result["rss_after_load"] = peak_rss()
+    with torch.inference_mode():  # a first forward pages in weights the load only mapped
+        start = time.perf_counter()
+        rt._prefill(rt._prompt_ids([{"type": "text", "text": "hello"}], None),
+                    None, DynamicCache(config=rt.model.config.text_config))
+        result["first_forward_s"] = time.perf_counter() - start
     ids = rt.tokenizer.convert_tokens_to_ids(["<mesh0>", "<mesh-start>", "<mesh-end>"])
     result["ids_ok"] = ids == [151665, 159857, 159858]
 
@@ -262,6 +276,8 @@ def measure(folder: Path, dtype: str, decode_tokens: int) -> dict:
     result["decode_s_per_token_whole"] = runs[False][1]
     result["lm_head_ratio"] = runs[False][1] / runs[True][1]
     result["peak_rss"] = peak_rss()
+    result["anon_growth"] = status("RssAnon") - anon_before
+    result["file_rss"] = status("RssFile")
     return result
 
 
@@ -272,8 +288,10 @@ def report(r: dict) -> None:
         print(f"  refused before loading: {r['refused']}")
         return
     gb = 2**30
-    print(f"  load {r['load_s']:.1f} s, RSS after load {r['rss_after_load'] / gb:.2f} GiB, peak RSS "
-          f"{r['peak_rss'] / gb:.2f} GiB (plan: {r['plan_needed'] / gb:.2f} GiB); tokenizer ids published: {r['ids_ok']}")
+    print(f"  load {r['load_s']:.1f} s (+ {r['first_forward_s']:.1f} s first forward), RSS after load "
+          f"{r['rss_after_load'] / gb:.2f} GiB, peak RSS {r['peak_rss'] / gb:.2f} GiB")
+    print(f"  process memory grown by the load and the runs {r['anon_growth'] / gb:.2f} GiB + mapped file pages "
+          f"{r['file_rss'] / gb:.2f} GiB; the plan: {r['plan_needed'] / gb:.2f} GiB; tokenizer ids published: {r['ids_ok']}")
     print(f"  prefill {r['prefill_s_per_token']:.4f} s/token ({r['prefill_tokens']} tokens)")
     print(f"  decode  {r['decode_s_per_token_rows']:.4f} s/token with the mesh-rows lm_head, "
           f"{r['decode_s_per_token_whole']:.4f} with the whole head: ratio {r['lm_head_ratio']:.3f}x; "

@@ -537,6 +537,9 @@ class ShapeLLMRuntime:
         if rows is None or not self.mesh_rows_head or type(head) is not torch.nn.Linear:
             logits = head(hidden)
             return logits if rows is None else logits[rows]
+        # The same products as the whole head's rows; in float32 the CPU kernel may sum them in
+        # another order (a last-bit difference, ~1e-7 relative: only an exact near-tie could
+        # change a greedy token; none did in the tests, tests/test_embedded_unchanged.py).
         bias = head.bias[rows] if head.bias is not None else None
         return torch.nn.functional.linear(hidden, head.weight[rows], bias)
 
