@@ -260,3 +260,21 @@ def test_a_preset_names_its_dtype_and_the_pipeline_passes_it_on(tmp_path):
     (folder / "preset.json").write_text(json.dumps({**data, "dtype": "int8"}))
     with pytest.raises(TaskError, match="dtype must be one of"):
         read_preset_folder(folder)
+
+
+def test_a_hub_model_that_cannot_fit_is_refused_before_its_weights_are_fetched(tmp_path, monkeypatch):
+    """The hub cannot be reached here: an offline cache holding only the published-size
+    config.json stands in (the layout huggingface_hub reads). The plan needs nothing else, so
+    the refusal comes before any weight would be downloaded."""
+    snapshot = tmp_path / "models--someone--big-model" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--someone--big-model" / "refs").mkdir()
+    (tmp_path / "models--someone--big-model" / "refs" / "main").write_text("0" * 40)
+    config = Qwen2_5_VLConfig(**PUBLISHED)
+    config.save_pretrained(str(snapshot))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(TaskError) as err:
+        ShapeLLMRuntime.load("someone/big-model", PROMPTS, device="cpu", dtype="float32", available_memory=24 * 2**30)
+    assert err.value.code == "model_unavailable" and "not enough memory" in err.value.message
+    assert "8.35 B parameters in float32" in err.value.message

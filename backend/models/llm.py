@@ -248,6 +248,17 @@ def resolve_llm_folder(llm_source: str | Path) -> Path:
         raise TaskError("model_unavailable", message) from err
 
 
+def _config_folder(llm_source) -> Path:
+    """The folder holding the model's config.json: the model folder itself, or for a hub repo
+    the cache snapshot after fetching config.json alone."""
+    from backend.models.checkpoints import is_repo_id, resolve_file
+
+    path = Path(str(llm_source)).expanduser()
+    if path.is_dir() or not is_repo_id(llm_source):
+        return resolve_llm_folder(llm_source)
+    return resolve_file(str(llm_source), "config.json").parent
+
+
 def _read_chat_template(folder: Path, tokenizer) -> str:
     """The repo's chat template: the tokenizer's, else chat_template.json/.jinja, else Qwen's."""
     if getattr(tokenizer, "chat_template", None):
@@ -315,15 +326,18 @@ class ShapeLLMRuntime:
         if missing:
             raise TaskError("model_error", f"prompt templates missing: {missing}")
         dev = resolve_device(device)
-        folder = resolve_llm_folder(llm_source)
-        chosen = choose_dtype(dtype, dev, checkpoint_dtype(folder))
+        # The plan needs only config.json: from the hub, that file comes first, so a load that
+        # cannot fit is refused before ~17 GB of weights are downloaded.
+        config_folder = _config_folder(llm_source)
+        chosen = choose_dtype(dtype, dev, checkpoint_dtype(config_folder))
         try:
-            config = AutoConfig.from_pretrained(str(folder))
+            config = AutoConfig.from_pretrained(str(config_folder))
         except Exception as err:
-            raise TaskError("model_error", f"could not read the LLM config in {folder}: {err}") from err
+            raise TaskError("model_error", f"could not read the LLM config in {config_folder}: {err}") from err
         plan = plan_load(config, dev, chosen, quantization, available=available_memory)
         plan.check()
         log.info("loading the LLM: %s", plan.describe())
+        folder = resolve_llm_folder(llm_source)
         extra = {"quantization_config": _quantization_config(quantization, chosen, dev)} if quantization != "none" else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
