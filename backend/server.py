@@ -442,7 +442,8 @@ class Server:
 
     def _load_pipeline(self, send) -> None:
         try:
-            chosen = {k: getattr(self.config, k) for k in ("dtype", "quantization") if getattr(self.config, k) is not None}
+            chosen = {k: getattr(self.config, k) for k in ("dtype", "quantization")
+                      if getattr(self.config, k) is not None}  # only what was asked: factories may not take them
             self._pipeline = self._pipeline_factory(self.config.preset, self.config.device, **chosen)
             self._pipeline_info = dict(self._pipeline.info())
             log.info("pipeline ready: %s", self._pipeline_info)

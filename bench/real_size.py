@@ -136,7 +136,8 @@ def write_shard(path: Path, tensors: list[tuple[str, tuple[int, ...]]], dtype: t
     header, offset = {"__metadata__": {"format": "pt"}}, 0
     for name, shape in tensors:
         count = math.prod(shape)
-        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + count * size]}
+        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape),
+                        "data_offsets": [offset, offset + count * size]}
         offset += count * size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
@@ -291,7 +292,8 @@ def report(r: dict) -> None:
     print(f"  load {r['load_s']:.1f} s (+ {r['first_forward_s']:.1f} s first forward), RSS after load "
           f"{r['rss_after_load'] / gb:.2f} GiB, peak RSS {r['peak_rss'] / gb:.2f} GiB")
     print(f"  process memory grown by the load and the runs {r['anon_growth'] / gb:.2f} GiB + mapped file pages "
-          f"{r['file_rss'] / gb:.2f} GiB; the plan: {r['plan_needed'] / gb:.2f} GiB; tokenizer ids published: {r['ids_ok']}")
+          f"{r['file_rss'] / gb:.2f} GiB; the plan: {r['plan_needed'] / gb:.2f} GiB; "
+          f"tokenizer ids published: {r['ids_ok']}")
     print(f"  prefill {r['prefill_s_per_token']:.4f} s/token ({r['prefill_tokens']} tokens)")
     print(f"  decode  {r['decode_s_per_token_rows']:.4f} s/token with the mesh-rows lm_head, "
           f"{r['decode_s_per_token_whole']:.4f} with the whole head: ratio {r['lm_head_ratio']:.3f}x; "

@@ -204,7 +204,8 @@ def test_the_memory_variable_reaches_the_pipeline(tmp_path, monkeypatch):
     with pytest.raises(TaskError) as err:
         pipe.text_to_3d("a chair")
     assert err.value.code == "model_unavailable"
-    assert "not enough memory to load the LLM" in err.value.message and "SHAPELLM_MEMORY_AVAILABLE: 0.1 GiB" in err.value.message
+    assert "not enough memory to load the LLM" in err.value.message
+    assert "SHAPELLM_MEMORY_AVAILABLE: 0.1 GiB" in err.value.message
 
 
 def test_parse_bytes():

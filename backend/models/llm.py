@@ -314,9 +314,9 @@ class ShapeLLMRuntime:
     def load(cls, llm_source, prompts: dict, device: str = "auto", edit: EditSettings = EditSettings(), *,
              dtype: str = "auto", quantization: str = "none", available_memory: int | None = None) -> "ShapeLLMRuntime":
         """dtype: auto|float32|bfloat16|float16 (the rule in backend/models/memory.py);
-        quantization: none|8bit|4bit (bitsandbytes: CUDA, and CPUs, slower); available_memory: bytes the memory
-        plan may use instead of the measured free memory (tests). The plan is checked before
-        any weight is read: a load that cannot fit fails at once, naming what would."""
+        quantization: none|8bit|4bit (bitsandbytes: CUDA, and CPUs, slower); available_memory:
+        bytes the memory plan may use instead of the measured free memory (tests). The plan is
+        checked before any weight is read: a load that cannot fit fails at once, naming what would."""
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
@@ -338,7 +338,7 @@ class ShapeLLMRuntime:
         plan.check()
         log.info("loading the LLM: %s", plan.describe())
         folder = resolve_llm_folder(llm_source)
-        extra = {"quantization_config": _quantization_config(quantization, chosen, dev)} if quantization != "none" else {}
+        extra = {"quantization_config": _quantization_config(quantization, chosen)} if quantization != "none" else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             image_processor = AutoImageProcessor.from_pretrained(str(folder))
@@ -639,10 +639,10 @@ def _check_loading_info(info: dict, folder: Path, show: int = 3) -> None:
         raise TaskError("model_error", f"the weights in {folder} do not match the model: " + "; ".join(parts))
 
 
-def _quantization_config(quantization: str, dtype: torch.dtype, device: torch.device):
+def _quantization_config(quantization: str, dtype: torch.dtype):
     """bitsandbytes settings for 8-bit (LLM.int8) or 4-bit (NF4, double quantisation) linear
     weights (text decoder and vision tower); the compute dtype is the chosen dtype. lm_head stays
-    unquantised: it is small next to the rest, and the mesh-rows head slices its weight."""
+    unquantised, as transformers leaves output layers: the mesh-rows head slices its weight."""
     from transformers import BitsAndBytesConfig
 
     if quantization not in ("8bit", "4bit"):

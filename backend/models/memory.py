@@ -16,11 +16,11 @@ The dtype rule ("auto"):
 
 The plan counts parameters from the config's shapes (text model, LM head, vision tower), times
 the bytes per parameter of the dtype (8-bit/4-bit: the linear weights of the text decoder and
-of the vision tower at 1 or ~0.56 bytes, all else in the compute dtype), plus working memory (the KV cache of a 4096-token
-context, the process's buffers). Free memory: MemAvailable of /proc/meminfo on CPU (unified
-memory on MPS), torch.cuda.mem_get_info on CUDA. SHAPELLM_MEMORY_AVAILABLE (bytes, or with a
-K/M/G suffix in GiB units) plans for that much instead: to keep headroom on a shared machine,
-and for tests.
+of the vision tower at 1 or ~0.56 bytes, all else in the compute dtype), plus working memory
+(the KV cache of a 4096-token context, the process's buffers). Free memory: MemAvailable of
+/proc/meminfo on CPU (unified memory on MPS), torch.cuda.mem_get_info on CUDA.
+SHAPELLM_MEMORY_AVAILABLE (bytes, or with a K/M/G/T suffix: binary units) plans for that much
+instead: to keep headroom on a shared machine, and for tests.
 """
 
 from __future__ import annotations
@@ -272,7 +272,8 @@ def plan_load(config, device: torch.device, dtype: torch.dtype, quantization: st
         for name in other_devices:
             other = torch.device(name)
             free, _ = available_bytes(other) if name != device.type else (available, "")
-            for label, d, q in [("", torch.bfloat16 if name == "cpu" else half, "none"), ("--quantize 4bit ", half, "4bit")]:
+            plain = torch.bfloat16 if name == "cpu" else half
+            for label, d, q in [("", plain, "none"), ("--quantize 4bit ", half, "4bit")]:
                 if free is not None and need(d, q) <= free:
                     alternatives.append(f"--device {name} {label}({gib(need(d, q))} of {gib(free)} free)")
                     break
