@@ -18,7 +18,9 @@ The plan counts parameters from the config's shapes (text model, LM head, vision
 the bytes per parameter of the dtype (8-bit/4-bit: the linear weights of the text decoder and
 of the vision tower at 1 or ~0.56 bytes, all else in the compute dtype), plus working memory
 (the KV cache of a 4096-token context, the process's buffers). Free memory: MemAvailable of
-/proc/meminfo on CPU (unified memory on MPS), torch.cuda.mem_get_info on CUDA.
+/proc/meminfo on CPU (free pages where there is no /proc), torch.cuda.mem_get_info on CUDA,
+Metal's recommended working set less what it holds on MPS; where none can be read the plan is
+logged and not enforced.
 SHAPELLM_MEMORY_AVAILABLE (bytes, or with a K/M/G/T suffix: binary units) plans for that much
 instead: to keep headroom on a shared machine, and for tests.
 """
@@ -168,7 +170,12 @@ def available_bytes(device: torch.device) -> tuple[int | None, str]:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free), f"free memory on {device}"
-    return _free_ram(), "available RAM"  # MPS shares the system's RAM
+    if device.type == "mps":  # Metal's working-set limit for this process (untested here)
+        try:
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()), "free MPS memory"
+        except Exception:
+            pass
+    return _free_ram(), "available RAM"  # unknown (None) where neither is readable: no refusal
 
 
 def _free_ram() -> int | None:
