@@ -91,7 +91,7 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default=DEFAULT_BIND,
                    help=f"ZeroMQ endpoint (default {DEFAULT_BIND}); port 0 picks a free port. "
                         "A non-loopback address needs --curve-secret and --allowed-clients")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    _add_load_arguments(p)
     p.add_argument("--queue-size", type=_positive_int, default=8, help="jobs waiting at most (default 8)")
     p.add_argument("--max-message-mb", type=float, default=protocol.DEFAULT_MAX_MESSAGE_BYTES / 2**20,
                    help="largest request accepted, in MiB (default %(default)s)")
@@ -122,7 +122,8 @@ def _run_serve(args) -> int:
     config = ServerConfig(preset=args.preset, bind=bind, device=args.device, queue_size=args.queue_size,
                           max_message_bytes=int(args.max_message_mb * 2**20),
                           curve_secret=args.curve_secret, allowed_clients=args.allowed_clients,
-                          client_timeout_s=args.client_timeout, parent_pid=args.parent_pid)
+                          client_timeout_s=args.client_timeout, parent_pid=args.parent_pid,
+                          dtype=args.dtype, quantization=args.quantize)
     try:
         server = Server(config)
     except auth.AuthError as err:
@@ -135,6 +136,19 @@ def _run_serve(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _add_load_arguments(p: argparse.ArgumentParser) -> None:
+    from backend.models.presets import LLM_DTYPES, LLM_QUANTIZATIONS
+
+    p.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda, cuda:N, mps (auto: CUDA, else Apple's MPS, else the CPU; MPS is untested)")
+    p.add_argument("--dtype", choices=LLM_DTYPES,
+                   help="the LLM's dtype (default: the preset's, normally auto: the checkpoint's own dtype; "
+                        "a bfloat16 checkpoint on a CPU: bfloat16 where the CPU has it, else float32)")
+    p.add_argument("--quantize", choices=LLM_QUANTIZATIONS,
+                   help="load the LLM's linear weights in 8 or 4 bits (bitsandbytes: for 8-16 GB GPUs; runs on "
+                        "CPUs too, slower than bfloat16; pip install 'shapellm-blender-backend[quantize]')")
 
 
 def _positive_int(text: str) -> int:
@@ -207,7 +221,7 @@ class ProgressBar:
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="embedded", help="built-in preset name or preset folder")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    _add_load_arguments(p)
     p.add_argument("--seed", type=int)
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-p", type=float)
@@ -342,7 +356,7 @@ def _run_task(args, prepare, task, finish) -> int:
         inputs = prepare()
         from backend.server import make_pipeline
 
-        pipe = make_pipeline(args.preset, args.device)
+        pipe = make_pipeline(args.preset, args.device, dtype=args.dtype, quantization=args.quantize)
         result = task(pipe, inputs, bar, interrupted.is_set)
         bar.close()
         finish(result)

@@ -59,11 +59,15 @@ def _never() -> bool:
 
 
 class Pipeline:
-    def __init__(self, preset: Preset | str, device: str = "auto"):
+    def __init__(self, preset: Preset | str, device: str = "auto", dtype: str | None = None,
+                 quantization: str | None = None):
+        """dtype, quantization: how the LLM loads; None keeps the preset's."""
         from backend.models.checkpoints import resolve_device
 
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
         self.device = str(resolve_device(device))
+        self.dtype = self.preset.dtype if dtype is None else dtype
+        self.quantization = self.preset.quantization if quantization is None else quantization
         self._vqvae = None
         self._llm = None
         # One task at a time, and release() never frees models under a running task.
@@ -201,7 +205,7 @@ class Pipeline:
 
         try:
             return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device,
-                                        edit=self.preset.edit)
+                                        edit=self.preset.edit, dtype=self.dtype, quantization=self.quantization)
         except TaskError:
             raise
         except Exception as err:

@@ -52,6 +52,8 @@ class ServerConfig:
     allowed_clients: str | None = None   # folder of allowed client NAME.key files
     client_timeout_s: float = protocol.CLIENT_TIMEOUT_S  # cancel the jobs of a client silent this long
     parent_pid: int | None = None        # exit when this process is gone (the Blender that started us)
+    dtype: str | None = None             # the LLM's dtype / quantization; None: the preset's
+    quantization: str | None = None
 
 
 @dataclass
@@ -136,11 +138,11 @@ class JobQueue:
             self._cond.notify_all()
 
 
-def make_pipeline(preset: str, device: str):
+def make_pipeline(preset: str, device: str, dtype: str | None = None, quantization: str | None = None):
     """The real model pipeline; imported here so the server starts without torch."""
     from backend.pipeline import Pipeline
 
-    return Pipeline(preset, device=device)
+    return Pipeline(preset, device=device, dtype=dtype, quantization=quantization)
 
 
 class BindError(RuntimeError):
@@ -458,7 +460,9 @@ class Server:
 
     def _load_pipeline(self, send) -> None:
         try:
-            self._pipeline = self._pipeline_factory(self.config.preset, self.config.device)
+            chosen = {k: getattr(self.config, k) for k in ("dtype", "quantization")
+                      if getattr(self.config, k) is not None}  # only what was asked: factories may not take them
+            self._pipeline = self._pipeline_factory(self.config.preset, self.config.device, **chosen)
             self._pipeline_info = dict(self._pipeline.info())
             log.info("pipeline ready: %s", self._pipeline_info)
         except TaskError as err:  # the server keeps answering; every job then reports this error

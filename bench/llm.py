@@ -3,6 +3,7 @@
     .venv/bin/python bench/llm.py            # CPU: tiny model; GPU too when CUDA is available
     .venv/bin/python bench/llm.py --cpu-only
     .venv/bin/python bench/llm.py --quick     # CI's smoke test: CPU part once, no target judged
+    .venv/bin/python bench/llm.py --lm-head  # mesh-rows lm_head vs the whole head, embedded model
 
 Both sides run the same task on the same model in one process, side by side, greedy, with the
 same grammar (generate() gets it as MeshBlockLogitsProcessor) and the model's repetition
@@ -214,11 +215,49 @@ def shaped_bench(device: torch.device, dims: dict, repeats: int) -> None:
     rt.release()
 
 
+def lm_head_bench(repeats: int, threads: int) -> float:
+    """Decode time of a greedy mesh answer (1 prefill + 1024 steps) on the embedded model with
+    the whole lm_head vs only its 8192 mesh rows, alternately in one process; the tokens must
+    be identical. Returns the ratio whole/rows."""
+    from backend.models.presets import load_preset
+
+    torch.set_num_threads(threads)
+    preset = load_preset("embedded")
+    rt = ShapeLLMRuntime.load(str(preset.llm_source()), preset.prompts, device="cpu", edit=preset.edit)
+    vocab, hidden = rt.model.lm_head.weight.shape
+    print(f"CPU, embedded model ({vocab} x {hidden} lm_head, {rt.plan.dtype}), {threads} thread(s), best of {repeats}")
+
+    def run(rows: bool):
+        rt.mesh_rows_head = rows
+        ids, seconds = ours_shape(rt)
+        return ids, seconds
+
+    run(True)  # warm-up
+    best = {True: float("inf"), False: float("inf")}
+    answers = {}
+    for _ in range(repeats):
+        for rows in (False, True):
+            ids, seconds = run(rows)
+            best[rows] = min(best[rows], seconds)
+            if answers.setdefault(rows, ids) != ids:
+                raise SystemExit("greedy answers differ between repeats")
+    if answers[True] != answers[False]:
+        raise SystemExit("mesh-rows and whole lm_head give different tokens")
+    n = len(answers[True])
+    ratio = best[False] / best[True]
+    print(f"  whole lm_head  {1e3 * best[False] / n:7.3f} ms/token")
+    print(f"  mesh rows      {1e3 * best[True] / n:7.3f} ms/token")
+    print(f"  ratio {ratio:.3f}x (whole/rows), {n} tokens, identical greedy tokens: yes")
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="CPU part once, for CI (numbers mean nothing)")
+    parser.add_argument("--lm-head", action="store_true", help="only the mesh-rows lm_head comparison")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for --lm-head (default 1)")
     args = parser.parse_args()
     if args.quick:
         args.cpu_only, args.repeats = True, 1
@@ -226,6 +265,9 @@ def main() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    if args.lm_head:
+        lm_head_bench(args.repeats, args.threads)
+        return
     cpu_bench(args.repeats, args.quick)
     if torch.cuda.is_available() and not args.cpu_only:
         shaped_bench(torch.device("cuda"), SEVEN_B, args.repeats)

@@ -37,10 +37,29 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" -> CUDA when available, else CPU."""
+    """"auto" -> CUDA when available, else Apple's MPS when available, else CPU. A named
+    device that this machine lacks is a clear error here, not a crash at the first tensor.
+    MPS is untested here (no Apple hardware): it is what PyTorch offers on Apple Silicon."""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise TaskError("bad_field", f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TaskError(MODEL_ERROR, "CUDA was asked for but is not available")
+    if dev.type == "mps" and not _mps_available():
+        raise TaskError(MODEL_ERROR, "MPS (Apple Silicon GPU) was asked for but is not available")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise TaskError("bad_field", f"unsupported device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
 
 def hub_offline() -> bool:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ from backend.models.presets import REFERENCE_GENERATION, TASKS, EditSettings
 
 # Files of a Qwen2.5-VL repo that the runtime needs (no remote code, no pickles).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja"]
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,6 +248,17 @@ def resolve_llm_folder(llm_source: str | Path) -> Path:
         raise TaskError("model_unavailable", message) from err
 
 
+def _config_folder(llm_source) -> Path:
+    """The folder holding the model's config.json: the model folder itself, or for a hub repo
+    the cache snapshot after fetching config.json alone."""
+    from backend.models.checkpoints import is_repo_id, resolve_file
+
+    path = Path(str(llm_source)).expanduser()
+    if path.is_dir() or not is_repo_id(llm_source):
+        return resolve_llm_folder(llm_source)
+    return resolve_file(str(llm_source), "config.json").parent
+
+
 def _read_chat_template(folder: Path, tokenizer) -> str:
     """The repo's chat template: the tokenizer's, else chat_template.json/.jinja, else Qwen's."""
     if getattr(tokenizer, "chat_template", None):
@@ -266,6 +280,10 @@ class ShapeLLMRuntime:
     def __init__(self, model, tokenizer, image_processor, chat_template: str, prompts: dict, device,
                  edit: EditSettings = EditSettings()):
         self.model = model
+        self.plan = None  # the memory plan it was loaded under (load() sets it)
+        # Inside a mesh block compute only the 8192 mesh rows of lm_head (False: the whole head;
+        # bench/llm.py --lm-head compares both).
+        self.mesh_rows_head = True
         self.edit_settings = edit
         self.tokenizer = tokenizer
         self.image_processor = image_processor
@@ -293,31 +311,52 @@ class ShapeLLMRuntime:
     # -- loading -----------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, llm_source, prompts: dict, device: str = "auto", edit: EditSettings = EditSettings()) -> "ShapeLLMRuntime":
-        from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+    def load(cls, llm_source, prompts: dict, device: str = "auto", edit: EditSettings = EditSettings(), *,
+             dtype: str = "auto", quantization: str = "none", available_memory: int | None = None) -> "ShapeLLMRuntime":
+        """dtype: auto|float32|bfloat16|float16 (the rule in backend/models/memory.py);
+        quantization: none|8bit|4bit (bitsandbytes: CUDA, and CPUs, slower); available_memory:
+        bytes the memory plan may use instead of the measured free memory (tests). The plan is
+        checked before any weight is read: a load that cannot fit fails at once, naming what would."""
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from backend.models.checkpoints import resolve_device
+        from backend.models.memory import checkpoint_dtype, choose_dtype, plan_load
 
         missing = [k for k in TASKS if not isinstance(prompts.get(k), str)]
         if missing:
             raise TaskError("model_error", f"prompt templates missing: {missing}")
         dev = resolve_device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise TaskError("model_error", "CUDA was asked for but is not available")
-        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+        # The plan needs only config.json: from the hub, that file comes first, so a load that
+        # cannot fit is refused before ~17 GB of weights are downloaded.
+        config_folder = _config_folder(llm_source)
+        chosen = choose_dtype(dtype, dev, checkpoint_dtype(config_folder))
+        try:
+            config = AutoConfig.from_pretrained(str(config_folder))
+        except Exception as err:
+            raise TaskError("model_error", f"could not read the LLM config in {config_folder}: {err}") from err
+        plan = plan_load(config, dev, chosen, quantization, available=available_memory)
+        plan.check()
+        log.info("loading the LLM: %s", plan.describe())
         folder = resolve_llm_folder(llm_source)
+        extra = {"quantization_config": _quantization_config(quantization, chosen)} if quantization != "none" else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             image_processor = AutoImageProcessor.from_pretrained(str(folder))
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                str(folder), dtype=dtype, device_map=str(dev) if dev.type == "cuda" else None
+            model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                str(folder), config=config, dtype=chosen, output_loading_info=True,
+                device_map=str(dev) if dev.type != "cpu" else None, **extra,
             )
         except TaskError:
             raise
         except Exception as err:
             raise TaskError("model_error", f"could not load the LLM from {folder}: {err}") from err
-        model.to(dev).eval()
-        return cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev, edit)
+        _check_loading_info(info, folder)
+        if quantization == "none":
+            model.to(dev)
+        model.eval()
+        rt = cls(model, tokenizer, image_processor, _read_chat_template(folder, tokenizer), dict(prompts), dev, edit)
+        rt.plan = plan
+        return rt
 
     def release(self) -> None:
         """Frees the model's memory; the runtime cannot be used afterwards."""
@@ -325,6 +364,8 @@ class ShapeLLMRuntime:
         gc.collect()
         if self._device.type == "cuda":
             torch.cuda.empty_cache()
+        elif self._device.type == "mps":
+            torch.mps.empty_cache()
 
     # -- the four tasks ----------------------------------------------------------------------
 
@@ -466,6 +507,7 @@ class ShapeLLMRuntime:
             steps = torch.as_tensor(np.ascontiguousarray(positions[:, len(prompt) : len(prompt) + max_new]), device=dev)
         rope = self._rope_table(steps) if self._direct_step else None
         answer: list[int] = []
+        hidden = None  # after a decode step: its last hidden state; logits are computed from it on demand
         while True:
             _check_cancel(cancelled)
             kind, allowed = constraint.choices()
@@ -475,12 +517,15 @@ class ShapeLLMRuntime:
                 if self.codec.contiguous:  # a slice is a view: cheaper than gathering 8192 ids
                     first = self.codec.first_code_id
                     picked = slice(first, first + CODEBOOK_SIZE)
+                    sub = logits[picked] if logits is not None else self._head(hidden, picked)
                 else:
                     picked = allowed
+                    sub = (logits if logits is not None else self._head(hidden))[picked]
                 sub_seen = seen[picked] if seen is not None else None
-                token = int(allowed[choose_token(logits[picked], sub_seen, sampling, generator)])
+                token = int(allowed[choose_token(sub, sub_seen, sampling, generator)])
             else:
-                token = choose_token(logits.masked_fill(allowed, float("-inf")), seen, sampling, generator)
+                full = logits if logits is not None else self._head(hidden)
+                token = choose_token(full.masked_fill(allowed, float("-inf")), seen, sampling, generator)
             answer.append(token)
             done = constraint.advance(token)
             on_token(len(answer), token)
@@ -495,7 +540,22 @@ class ShapeLLMRuntime:
             if seen is not None:
                 seen[token] = True
             step = len(answer) - 1  # the token's index in the answer, its row in the rope table
-            logits = self._step(token, steps[:, step], step, cache, rope)
+            hidden = self._step(token, steps[:, step], step, cache, rope)
+            logits = None if self.mesh_rows_head else self._head(hidden)
+
+    def _head(self, hidden: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """Logits of the final hidden state [hidden]: all of lm_head, or only its `rows` (a
+        contiguous slice: inside a mesh block only the 8192 mesh rows can win, so the other
+        ~95% of the head's multiply-adds and weight reads are skipped)."""
+        head = self.model.lm_head
+        if rows is None or not self.mesh_rows_head or type(head) is not torch.nn.Linear:
+            logits = head(hidden)
+            return logits if rows is None else logits[rows]
+        # The same products as the whole head's rows; in float32 the CPU kernel may sum them in
+        # another order (a last-bit difference, ~1e-7 relative: only an exact near-tie could
+        # change a greedy token; none did in the tests, tests/test_embedded_unchanged.py).
+        bias = head.bias[rows] if head.bias is not None else None
+        return torch.nn.functional.linear(hidden, head.weight[rows], bias)
 
     def _prefill(self, prompt: list[int], pixels, cache, text_positions=None) -> tuple[torch.Tensor, int]:
         """Runs the prompt (and image); returns the last logits and the next text position."""
@@ -515,7 +575,7 @@ class ShapeLLMRuntime:
             positions = torch.arange(len(prompt), device=self._device).view(1, 1, -1).expand(3, 1, -1)
             delta = 0
         out = model(
-            input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1, **kwargs
+            input_ids=ids, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1, **kwargs
         )
         return out.logits[0, -1], len(prompt) + delta
 
@@ -528,18 +588,19 @@ class ShapeLLMRuntime:
         return text.rotary_emb(probe, positions)
 
     def _step(self, token: int, position: torch.Tensor, row: int, cache, rope_table) -> torch.Tensor:
-        """One decode step at `position` [3] (row `row` of the rope table): the new token's
-        logits. Calls the decoder layers
+        """One decode step at `position` [3] (row `row` of the rope table): the new token's final
+        hidden state [hidden] (normed; _head turns it into logits). Calls the decoder layers
         directly (no mask building, no output wrappers) with precomputed rotary tables, which is
-        what makes this loop faster than generate()."""
+        what makes this loop faster than generate(). `cache=` is transformers' name since 5.x
+        (`past_key_values` is deprecated, removed in 5.40); tests/test_llm_cache.py fails if the
+        cache is not used."""
         model = self.model
         text = model.model.language_model
         ids = torch.tensor([[token]], device=self._device)
         hidden = text.embed_tokens(ids)
         if rope_table is None:
             positions = position.view(3, 1, 1)
-            hidden = text(inputs_embeds=hidden, position_ids=positions, past_key_values=cache, use_cache=True)[0]
-            return model.lm_head(hidden[0, -1])
+            return text(inputs_embeds=hidden, position_ids=positions, cache=cache, use_cache=True)[0][0, -1]
         rope = tuple(t[:, row : row + 1] for t in rope_table)
         for layer in text.layers:
             # A single query token attends to the whole cache: no mask is needed.
@@ -548,10 +609,10 @@ class ShapeLLMRuntime:
                 attention_mask=None,
                 position_embeddings=rope,
                 position_ids=None,
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
             )
-        return model.lm_head(text.norm(hidden)[0, -1])
+        return text.norm(hidden)[0, -1]
 
 
 def _edit_kind_ids(tokenizer) -> list[int]:
@@ -561,6 +622,41 @@ def _edit_kind_ids(tokenizer) -> list[int]:
         names = [edit_kind_token(k) for k in EDIT_KINDS]
         raise TaskError("model_error", f"the preset says edit.read_kind, but the tokenizer lacks {names}")
     return ids
+
+
+def _check_loading_info(info: dict, folder: Path, show: int = 3) -> None:
+    """Strict loading: a weight the checkpoint lacks would be left random, and one whose name
+    maps nowhere would be dropped; transformers only warns of either. Fail with their names."""
+    parts = []
+    for label, key in (("missing (left random)", "missing_keys"), ("unexpected (not used)", "unexpected_keys"),
+                       ("of the wrong shape", "mismatched_keys")):
+        names = sorted(str(k) for k in (info.get(key) or ()))
+        if names:
+            more = f", ... ({len(names)} in all)" if len(names) > show else ""
+            parts.append(f"weights {label}: {', '.join(names[:show])}{more}")
+    parts += [str(m) for m in info.get("error_msgs") or ()]
+    if parts:
+        raise TaskError("model_error", f"the weights in {folder} do not match the model: " + "; ".join(parts))
+
+
+def _quantization_config(quantization: str, dtype: torch.dtype):
+    """bitsandbytes settings for 8-bit (LLM.int8) or 4-bit (NF4, double quantisation) linear
+    weights (text decoder and vision tower); the compute dtype is the chosen dtype. lm_head stays
+    unquantised, as transformers leaves output layers: the mesh-rows head slices its weight."""
+    from transformers import BitsAndBytesConfig
+
+    if quantization not in ("8bit", "4bit"):
+        raise TaskError("bad_field", f"quantization must be none, 8bit or 4bit, not {quantization!r}")
+    try:
+        import accelerate  # noqa: F401  (transformers' quantised loading needs it)
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise TaskError("model_unavailable", f"{quantization} loading needs bitsandbytes and accelerate "
+                        f"({err.name} is missing): pip install 'shapellm-blender-backend[quantize]'") from None
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["lm_head"])
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=["lm_head"])
 
 
 def _checked_codes(codes) -> np.ndarray:

@@ -16,6 +16,9 @@ A preset folder holds `preset.json`:
       "tasks": ["text_to_3d", "image_to_3d", "describe", "edit"],
       "lowercase_text": false,       # lower-case the artist's prompt, question and instruction
                                      # first (a model trained on lower-case wordings only)
+      "dtype": "auto",               # the LLM's dtype: auto|float32|bfloat16|float16 (auto: the
+                                     # rule in backend/models/memory.py); `serve --dtype` overrides
+      "quantization": "none",        # none|8bit|4bit (bitsandbytes); `--quantize` overrides
       "edit": {                      # how the model edits (EditSettings; the published model: all off)
         "aligned_positions": false,  # edit answers positioned like the input block
         "read_kind": false,          # the model names the edit kind (the "edit_kind" prompt);
@@ -47,6 +50,10 @@ NORMALIZATIONS = CONVENTIONS
 # The model's own frame. The published VQVAE is Z-up; inputs in other frames are turned Z-up by
 # the pipeline (options["up"]), so no other model frame is needed yet.
 UP_AXES = ("z",)
+
+# How the LLM may load (backend/models/memory.py; named here so presets load without torch).
+LLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
+LLM_QUANTIZATIONS = ("none", "8bit", "4bit")
 
 # Reference demo settings (reference doc section 3).
 REFERENCE_GENERATION = {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7, "temperature": 0.7, "seed": 42}
@@ -103,6 +110,8 @@ class Preset:
     tasks: tuple = TASKS
     lowercase_text: bool = False
     edit: EditSettings = EditSettings()
+    dtype: str = "auto"  # how the LLM loads (backend/models/memory.py)
+    quantization: str = "none"
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -134,6 +143,10 @@ class Preset:
         if not isinstance(self.lowercase_text, bool):
             problems.append(f"lowercase_text must be true or false, not {self.lowercase_text!r}")
         problems += self.edit.problems()
+        if self.dtype not in LLM_DTYPES:
+            problems.append(f"dtype must be one of {LLM_DTYPES}, not {self.dtype!r}")
+        if self.quantization not in LLM_QUANTIZATIONS:
+            problems.append(f"quantization must be one of {LLM_QUANTIZATIONS}, not {self.quantization!r}")
         if self.edit.read_kind is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
             problems.append("edit.read_kind needs an 'edit_kind' prompt with {instruction} (the kind question)")
         bad_gen = set(self.generation) - set(GENERATION_KEYS)

@@ -120,11 +120,16 @@ def build_tokenizer(
     words_or_corpus: str | Iterable[str],
     folder: str | Path | None = None,
     vocab_size: int = 1024,
+    base_size: int | None = None,
 ) -> PreTrainedTokenizerFast:
     """A Qwen2-style tokenizer trained on `words_or_corpus` (one string or many), with the
     Qwen2.5-VL chat tokens and template and the 8194 mesh tokens. `vocab_size` bounds the BPE
-    part only (at least the 256 byte symbols). Saved to `folder` when given."""
+    part only (at least the 256 byte symbols); `base_size` pads it to that many entries (151643
+    gives the published ids). Saved to `folder` when given."""
     vocab, merges = _train_bpe(_texts(words_or_corpus), max(int(vocab_size), 256))
+    if base_size is not None:  # unreachable filler entries (no merge makes them): the added
+        for i in range(len(vocab), base_size):  # tokens then get the published ids (151643: Qwen's)
+            vocab[f"<|filler{i}|>"] = i
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,

@@ -1,0 +1,47 @@
+"""The embedded default model decodes exactly as before the loading changes of issue #32 (the
+dtype rule, the memory plan, `cache=`, the mesh-rows lm_head): the greedy answers below were
+recorded through the same Pipeline calls at commit 0ba50de, before those changes."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from backend.pipeline import Pipeline
+
+torch.set_num_threads(1)
+
+# sha256 of the int32 codes (first 16 hex digits), recorded at 0ba50de.
+RECORDED = {"a chair": "fa9a79e8c34bfc8b", "a table with four legs": "4a33074e1707f19f"}
+RECORDED_DESCRIPTION = "A 3D model of a chair with armrests."
+
+
+def digest(codes) -> str:
+    return hashlib.sha256(np.asarray(codes, np.int32).tobytes()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    p = Pipeline("embedded", device="cpu")
+    yield p
+    p.release()
+
+
+def test_the_default_load_keeps_the_embedded_model_in_float32(pipe):
+    pipe.text_to_3d("a chair")
+    assert pipe._llm.plan.dtype == torch.float32 and pipe._llm.model.lm_head.weight.dtype == torch.float32
+    assert pipe._llm.mesh_rows_head  # the new head is the one under test below
+
+
+def test_greedy_answers_are_those_recorded_before(pipe):
+    chair = None
+    for prompt, expected in RECORDED.items():
+        result = pipe.text_to_3d(prompt)
+        assert digest(result.codes) == expected, prompt
+        chair = chair or result
+    assert pipe.describe(chair.vertices, chair.faces) == RECORDED_DESCRIPTION
