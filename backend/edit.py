@@ -22,7 +22,7 @@ import numpy as np
 from backend.errors import CancelCheck, Cancelled, TaskError
 from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
 from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
-from backend.geometry.resize import PROPORTION_KINDS, NoRoom, resize
+from backend.geometry.resize import PROPORTION_KINDS, AxisMap, NoRoom, resize_with_map
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
 from backend.models.presets import EditSettings
 
@@ -49,6 +49,9 @@ class EditAnswer:
     codes: np.ndarray  # int32 [1024]: its VQVAE codes
     scale: float = 1.0  # the answer's unit-frame vertices u go to u * scale + offset
     offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    # a resize: how it moved the grid along each changed axis, which moves the artist's own
+    # vertices the same way (geometry/deform.py); None for a model-written answer
+    maps: list[AxisMap] | None = None
 
     def placed(self, vertices_unit: np.ndarray) -> np.ndarray:
         return vertices_unit * np.float32(self.scale) + self.offset.astype(np.float32)
@@ -72,15 +75,15 @@ def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
     """source: the source's occupancy read at read.fill. model_answer() -> (codes, voxels) asks
     the model; codes_of(voxels) -> codes encodes a grid."""
     if read.resize:
-        # The mesh is made from the resized voxels themselves, which the VQVAE's round trip
-        # would blur (a top that now ends inside a token grows fuzz, thin rungs fade).
+        # The artist's own mesh is moved the way the grid's slices moved (the voxels stay for
+        # the codes and for anyone comparing grids).
         try:
-            voxels = resize(source, read.kind)
+            voxels, maps = resize_with_map(source, read.kind)
         except NoRoom as err:
             raise TaskError("no_shape", f"cannot make this shape {read.kind}: {err}") from err
         if cancelled():
             raise Cancelled()
-        return EditAnswer(voxels, codes_of(voxels))
+        return EditAnswer(voxels, codes_of(voxels), maps=maps)
     codes, voxels = model_answer()
     scale, offset = fit_edit_answer(source, remove_small_components(voxels, MIN_COMPONENT_VOXELS))
     if settings.min_overlap > 0:
