@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from addon.wire.protocol import PROPORTION_KINDS
+from addon.wire.protocol import PROPORTION_KINDS, move_along
 
 EDIT_FACTOR = 1.35  # how much an edit changes a proportion (the training stretches' factor too)
 EDIT_FILL = 1 / EDIT_FACTOR  # the edit frame: the source's longest side as a share of the cube
@@ -60,11 +60,7 @@ class AxisMap:
     target: np.ndarray  # float64 [K], non-decreasing
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
-        t = np.asarray(t, np.float64)
-        below = t + (self.target[0] - self.source[0])
-        above = t + (self.target[-1] - self.source[-1])
-        inside = np.interp(t, self.source, self.target)
-        return np.where(t <= self.source[0], below, np.where(t >= self.source[-1], above, inside))
+        return move_along(t, self.source, self.target)  # the wire's definition, as clients apply it
 
 
 def _resize_along(occupancy: np.ndarray, axis: int, scale: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
