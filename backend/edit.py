@@ -19,8 +19,10 @@ from typing import Callable
 
 import numpy as np
 
+from backend.amounts import LIMITS, read_amount
 from backend.errors import CancelCheck, Cancelled, TaskError
 from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
+from backend.geometry.resize import EDIT_FACTOR
 from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
 from backend.geometry.resize import PROPORTION_KINDS, AxisMap, NoRoom, resize_with_map
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
@@ -35,12 +37,15 @@ class EditRead:
     kind: str | None = None
     confidence: float | None = None
     resize: bool = False  # a proportion kind: the source's voxels are resized
+    ratio: float = EDIT_FACTOR  # a resize: the changed side's new length over its old one
+    amount: str = ""  # the words that asked for the ratio ("" for the default)
 
     @property
     def fill(self) -> float:
-        """The source's longest side as a share of the cube: a resize needs room to grow; the
-        model's own answer reads every shape normalised on its own (fill 1)."""
-        return RESIZE_FILL if self.resize else 1.0
+        """The source's longest side as a share of the cube: a resize needs room to grow (the
+        default's room, or more for a larger ratio); the model's own answer reads every shape
+        normalised on its own (fill 1)."""
+        return min(RESIZE_FILL, 1 / self.ratio) if self.resize else 1.0
 
 
 @dataclass
@@ -62,11 +67,22 @@ def source_fill(settings: EditSettings, kind: str | None) -> float:
     return EditRead(kind, resize=settings.read_kind and kind in PROPORTION_KINDS).fill
 
 
-def read_instruction(llm, settings: EditSettings, instruction: str, cancelled) -> EditRead:
+def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np.ndarray, up: str,
+                     cancelled) -> EditRead:
+    """The kind from the model, the amount from the words (backend/amounts.py); `vertices`, the
+    caller's mesh with `up` its up axis, size an amount given as a length ("to 1.2 m")."""
     if not settings.read_kind:
         return EditRead()
     kind, confidence = llm.read_edit_kind(instruction, cancelled)
-    return EditRead(kind, confidence, resize=kind in PROPORTION_KINDS)
+    if kind not in PROPORTION_KINDS:
+        return EditRead(kind, confidence)
+    amount = read_amount(instruction, grows=kind in ("taller", "wider"))
+    axis = 0 if kind in ("wider", "thinner") else (2 if up == "z" else 1)
+    ratio = amount.factor_for(float(np.ptp(vertices[:, axis])))
+    if not LIMITS[0] <= ratio <= LIMITS[1]:
+        raise TaskError("no_shape", f'read as "{kind}" by "{amount.said}": a side can be made {LIMITS[0]:g} to '
+                                    f"{LIMITS[1]:g} times as long, not {ratio:.3g} times")
+    return EditRead(kind, confidence, resize=True, ratio=ratio, amount=amount.said)
 
 
 def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
@@ -78,7 +94,7 @@ def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
         # The artist's own mesh is moved the way the grid's slices moved (the voxels stay for
         # the codes and for anyone comparing grids).
         try:
-            voxels, maps = resize_with_map(source, read.kind)
+            voxels, maps = resize_with_map(source, read.kind, read.ratio)
         except NoRoom as err:
             raise TaskError("no_shape", f"cannot make this shape {read.kind}: {err}") from err
         if cancelled():

@@ -16,6 +16,7 @@ import trimesh
 from scipy import ndimage
 
 from backend.embedded.shape import sample_shape
+from backend.errors import TaskError
 from backend.geometry.deform import caller_maps, deform
 from backend.geometry.meshio import load_mesh
 from backend.geometry.normalize import normalize
@@ -121,3 +122,25 @@ def test_a_model_written_edit_is_still_a_new_mesh_with_no_map(pipe):
         assert "could not make this edit" in str(err)
         return
     assert result.deform is None and result.edit_summary is None
+
+
+@pytest.mark.parametrize("instruction, ratio", [
+    ("make it a little taller", 1.15), ("make it a lot taller", 1.8), ("make it twice as tall", 2.0),
+    ("make it taller by 20 %", 1.2), ("make it 3 times shorter", 1 / 3), ("make it taller, to 1.2 m", 1.2 / 0.5),
+])
+def test_amounts_are_obeyed_exactly(pipe, instruction, ratio):
+    """The model reads the kind, the words give the amount (backend/amounts.py); the map makes
+    exactly that ratio, the other sides and the floor kept to the bit."""
+    box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
+    v, f = np.asarray(box.vertices, np.float32) + np.float32(3), np.asarray(box.faces, np.int32)
+    result = pipe.edit(v, f, instruction)
+    assert np.ptp(result.vertices[:, 2]) / np.ptp(v[:, 2]) == pytest.approx(ratio, rel=1e-4)
+    assert np.array_equal(result.vertices[:, :2], v[:, :2]) and result.vertices[:, 2].min() == v[:, 2].min()
+
+
+def test_an_amount_out_of_bounds_is_refused_with_a_reason(pipe):
+    box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
+    v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
+    with pytest.raises(TaskError) as err:
+        pipe.edit(v, f, "make it taller, to 40 m")
+    assert err.value.code == "no_shape" and "0.1 to 10 times" in err.value.message

@@ -29,6 +29,21 @@ def caller_maps(maps: list[AxisMap], normalization: Normalization, resolution: i
     return out
 
 
+def exact_ratio(maps: list[AxisMap], vertices: np.ndarray, ratio: float) -> list[AxisMap]:
+    """The maps with their moves scaled so that the mesh's own extent along each axis becomes
+    exactly `ratio` times what it was: the grid measures whole voxels, the mesh lies inside
+    them. What a map leaves alone it still leaves alone."""
+    out = []
+    for m in maps:
+        column = np.asarray(vertices, np.float64)[:, m.axis]
+        low, high = column.min(), column.max()
+        grown = (m(high) - m(low)) - (high - low)
+        scale = (ratio - 1) * (high - low) / grown if grown != 0 else 1.0
+        target = np.maximum.accumulate(m.source + (m.target - m.source) * scale)  # still monotone
+        out.append(AxisMap(m.axis, m.source, target))
+    return out
+
+
 def deform(vertices: np.ndarray, maps: list[AxisMap]) -> np.ndarray:
     """The vertices (caller's coordinates) moved by caller-axis maps; a coordinate its map
     leaves where it was keeps its exact value."""
@@ -43,12 +58,13 @@ def deform(vertices: np.ndarray, maps: list[AxisMap]) -> np.ndarray:
 AXIS_NAMES = ("x", "y", "z")
 
 
-def edit_summary(before: np.ndarray, after: np.ndarray, maps: list[AxisMap]) -> str:
-    """What the maps did to the mesh's extent along each axis, in its own units: "z x1.35 (0.8 -> 1.08)"."""
+def edit_summary(before: np.ndarray, after: np.ndarray, maps: list[AxisMap], asked: str = "") -> str:
+    """What the maps did to the mesh's extent along each axis, in its own units, and the words
+    that asked for the amount: 'z x2.00 (0.8 -> 1.6) for "twice"; every other side kept'."""
     parts = []
     for m in maps:
         old = float(np.ptp(before[:, m.axis]))
         new = float(np.ptp(after[:, m.axis]))
         ratio = new / old if old > 0 else float("nan")
         parts.append(f"{AXIS_NAMES[m.axis]} x{ratio:.2f} ({old:.3g} -> {new:.3g})")
-    return ", ".join(parts) + "; every other side kept"
+    return ", ".join(parts) + (f' for "{asked}"' if asked else "") + "; every other side kept"

@@ -27,15 +27,17 @@ class NoRoom(ValueError):
 def resize(occupancy: np.ndarray, kind: str, factor: float = EDIT_FACTOR) -> np.ndarray:
     """The grid with `kind` applied: Z for taller/shorter, X (and Y for a round plan) for
     wider/thinner. The low end of each changed span stays where it was."""
-    return resize_with_map(occupancy, kind, factor)[0]
+    return resize_with_map(occupancy, kind, factor if kind in ("taller", "wider") else 1 / factor)[0]
 
 
-def resize_with_map(occupancy: np.ndarray, kind: str, factor: float = EDIT_FACTOR) -> tuple[np.ndarray, list[AxisMap]]:
-    """resize(), and the same change as a map of coordinates along each changed axis (AxisMap),
-    which moves a mesh's own vertices the way the grid's slices moved."""
+def resize_with_map(occupancy: np.ndarray, kind: str, ratio: float | None = None) -> tuple[np.ndarray, list[AxisMap]]:
+    """The grid resized the way `kind` asks, to `ratio` times the changed side's length (by
+    default EDIT_FACTOR longer or shorter), and the same change as a map of coordinates along
+    each changed axis (AxisMap), which moves a mesh's own vertices the way the grid's slices
+    moved and makes exactly `ratio`."""
     if kind not in PROPORTION_KINDS:
         raise ValueError(f"not a proportion edit: {kind!r}")
-    scale = factor if kind in ("taller", "wider") else 1 / factor
+    scale = ratio if ratio is not None else (EDIT_FACTOR if kind in ("taller", "wider") else 1 / EDIT_FACTOR)
     axes = (2,) if kind in ("taller", "shorter") else ((0, 1) if is_round_plan(occupancy) else (0,))
     out, maps = np.asarray(occupancy, bool), []
     for axis in axes:
@@ -83,7 +85,9 @@ def _resize_along(occupancy: np.ndarray, axis: int, scale: float) -> tuple[np.nd
     order, evenly = _slice_order(body, length)
     out = np.zeros_like(grid)
     out[first:first + length] = body[order]
-    return np.moveaxis(out, 0, axis), _knots(None if evenly else order, span, length, first)
+    source, target = _knots(None if evenly else order, span, length, first)
+    # whole slices round the length; the map makes the exact one asked
+    return np.moveaxis(out, 0, axis), (source, first + (target - first) * (span * scale / length))
 
 
 def _knots(order: np.ndarray | None, span: int, length: int, first: int) -> tuple[np.ndarray, np.ndarray]:
