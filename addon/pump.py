@@ -59,15 +59,21 @@ def _apply_result(context, session, job, event) -> None:
             results.push_undo("ShapeLLM describe")
             return
         vertices, faces = event.arrays["vertices"], event.arrays["faces"]
-        obj = results.place_mesh(context, job.placement, vertices, faces,
-                                 results.shape_name(job.task, job.label, job.placement),
-                                 smooth=prefs.mesh_style == "smooth")
+        name = results.shape_name(job.task, job.label, job.placement)
+        obj = None
+        if "deform" in event.fields:  # the artist's own mesh, moved: keep everything it carries
+            obj = results.moved_copy(context, job.placement, event.fields["deform"], name)
+        if obj is None:
+            obj = results.place_mesh(context, job.placement, vertices, faces, name,
+                                     smooth=prefs.mesh_style == "smooth")
         results.set_job_provenance(obj, job, preset)
         job.result_name = obj.name
         kind = event.fields.get("edit_kind")
         if isinstance(kind, str) and kind:  # how the model read the instruction: wrong reads show
             obj["shapellm_edit_kind"] = kind
-            session.notices.append(("INFO", f'{job.label}: read as "{kind}"{_how_sure(event.fields)}'))
+            done = event.fields.get("edit_summary")
+            done = f"; {done}" if isinstance(done, str) and done else ""
+            session.notices.append(("INFO", f'{job.label}: read as "{kind}"{_how_sure(event.fields)}{done}'))
         session.history.add(job.task, job.label, obj.name, vertices, faces, job.placement)
         results.push_undo(f"ShapeLLM {job.task}")
     except (KeyError, ValueError) as exc:

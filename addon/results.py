@@ -10,6 +10,7 @@ from mathutils import Matrix
 
 from .jobs import Placement
 from .mesh_bridge import build_mesh, check_arrays
+from .wire import protocol
 
 COLLECTION_NAME = "ShapeLLM"
 VARIATION_GAP = 1.25  # side-by-side spacing, in object sizes
@@ -99,6 +100,47 @@ def place_mesh(context, placement: Placement, vertices, faces, name: str, smooth
         x, y, z = placement.location
         offset = placement.variation * placement.size * VARIATION_GAP
         obj.location = (x + offset, y, z)
+    make_active(context, obj)
+    return obj
+
+
+def moved_copy(context, placement: Placement, deform: list, name: str):
+    """A proportion edit of the artist's own object: a full copy of it (mesh data with its UVs,
+    materials, custom normals and attributes; modifiers and the rest of the object) whose
+    vertices move by the edit's maps of world axes (protocol.move_along). None when the source
+    is gone or is not a mesh: then the result's arrays are placed instead."""
+    maps = protocol.checked_deform(deform)  # a broken map fails the job before anything is made
+    source = bpy.data.objects.get(placement.source or "")
+    if source is None or source.type != "MESH" or placement.matrix is None:
+        return None
+    matrix = np.array(placement.matrix, dtype=np.float64)  # the frame the edit was sent in
+    obj = source.copy()
+    obj.data = source.data.copy()
+    obj.name = name
+    for key in [k for k in obj.keys() if k.startswith("shapellm_")]:  # the copy's provenance is its own
+        del obj[key]
+    mesh = obj.data
+    local = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", local)
+    local = local.reshape(-1, 3)
+    world = local.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    moved = world.copy()
+    for axis, knots_from, knots_to in maps:
+        moved[:, axis] = protocol.move_along(moved[:, axis], knots_from, knots_to)
+    try:
+        new_local = world_to_local(moved, matrix)
+    except np.linalg.LinAlgError:
+        bpy.data.objects.remove(obj)
+        return None
+    still = (moved == world).all(axis=1)
+    new_local[still] = local[still]  # what the edit did not move keeps its exact coordinates
+    mesh.vertices.foreach_set("co", new_local.ravel())
+    mesh.update()
+    result_collection(context.scene).objects.link(obj)
+    obj.matrix_world = Matrix(matrix.tolist())
+    if placement.hide_source and source.name in context.view_layer.objects:
+        source.hide_set(True)
+        source.hide_render = True
     make_active(context, obj)
     return obj
 

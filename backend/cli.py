@@ -337,6 +337,8 @@ def _run_edit(args) -> int:
         _save_mesh(args.output, result.vertices, result.faces)
         if result.edit_kind:  # how the model read the instruction (presets that name edit kinds)
             print(f'read as "{result.edit_kind}" ({result.edit_kind_confidence:.0%} sure)')
+        if result.edit_summary:  # a proportion edit moved the file's own vertices
+            print(f"kept the mesh and moved its vertices: {result.edit_summary}")
         print(f"wrote {args.output}: {len(result.vertices)} vertices, {len(result.faces)} triangles")
 
     return _run_task(args, prepare, task, finish)

@@ -19,10 +19,12 @@ from typing import Callable
 
 import numpy as np
 
+from backend.amounts import LIMITS, read_amount
 from backend.errors import CancelCheck, Cancelled, TaskError
 from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
+from backend.geometry.resize import EDIT_FACTOR
 from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
-from backend.geometry.resize import PROPORTION_KINDS, NoRoom, resize
+from backend.geometry.resize import PROPORTION_KINDS, AxisMap, NoRoom, resize_with_map
 from backend.geometry.surface import MIN_COMPONENT_VOXELS, remove_small_components
 from backend.models.presets import EditSettings
 
@@ -35,12 +37,15 @@ class EditRead:
     kind: str | None = None
     confidence: float | None = None
     resize: bool = False  # a proportion kind: the source's voxels are resized
+    ratio: float = EDIT_FACTOR  # a resize: the changed side's new length over its old one
+    amount: str = ""  # the words that asked for the ratio ("" for the default)
 
     @property
     def fill(self) -> float:
-        """The source's longest side as a share of the cube: a resize needs room to grow; the
-        model's own answer reads every shape normalised on its own (fill 1)."""
-        return RESIZE_FILL if self.resize else 1.0
+        """The source's longest side as a share of the cube: a resize needs room to grow (the
+        default's room, or more for a larger ratio); the model's own answer reads every shape
+        normalised on its own (fill 1)."""
+        return min(RESIZE_FILL, 1 / self.ratio) if self.resize else 1.0
 
 
 @dataclass
@@ -49,6 +54,9 @@ class EditAnswer:
     codes: np.ndarray  # int32 [1024]: its VQVAE codes
     scale: float = 1.0  # the answer's unit-frame vertices u go to u * scale + offset
     offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    # a resize: how it moved the grid along each changed axis, which moves the artist's own
+    # vertices the same way (geometry/deform.py); None for a model-written answer
+    maps: list[AxisMap] | None = None
 
     def placed(self, vertices_unit: np.ndarray) -> np.ndarray:
         return vertices_unit * np.float32(self.scale) + self.offset.astype(np.float32)
@@ -59,11 +67,22 @@ def source_fill(settings: EditSettings, kind: str | None) -> float:
     return EditRead(kind, resize=settings.read_kind and kind in PROPORTION_KINDS).fill
 
 
-def read_instruction(llm, settings: EditSettings, instruction: str, cancelled) -> EditRead:
+def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np.ndarray, up: str,
+                     cancelled) -> EditRead:
+    """The kind from the model, the amount from the words (backend/amounts.py); `vertices`, the
+    caller's mesh with `up` its up axis, size an amount given as a length ("to 1.2 m")."""
     if not settings.read_kind:
         return EditRead()
     kind, confidence = llm.read_edit_kind(instruction, cancelled)
-    return EditRead(kind, confidence, resize=kind in PROPORTION_KINDS)
+    if kind not in PROPORTION_KINDS:
+        return EditRead(kind, confidence)
+    amount = read_amount(instruction, grows=kind in ("taller", "wider"))
+    axis = 0 if kind in ("wider", "thinner") else (2 if up == "z" else 1)
+    ratio = amount.factor_for(float(np.ptp(vertices[:, axis])))
+    if not LIMITS[0] <= ratio <= LIMITS[1]:
+        raise TaskError("no_shape", f'read as "{kind}" by "{amount.said}": a side can be made {LIMITS[0]:g} to '
+                                    f"{LIMITS[1]:g} times as long, not {ratio:.3g} times")
+    return EditRead(kind, confidence, resize=True, ratio=ratio, amount=amount.said)
 
 
 def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
@@ -72,15 +91,15 @@ def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
     """source: the source's occupancy read at read.fill. model_answer() -> (codes, voxels) asks
     the model; codes_of(voxels) -> codes encodes a grid."""
     if read.resize:
-        # The mesh is made from the resized voxels themselves, which the VQVAE's round trip
-        # would blur (a top that now ends inside a token grows fuzz, thin rungs fade).
+        # The artist's own mesh is moved the way the grid's slices moved (the voxels stay for
+        # the codes and for anyone comparing grids).
         try:
-            voxels = resize(source, read.kind)
+            voxels, maps = resize_with_map(source, read.kind, read.ratio)
         except NoRoom as err:
             raise TaskError("no_shape", f"cannot make this shape {read.kind}: {err}") from err
         if cancelled():
             raise Cancelled()
-        return EditAnswer(voxels, codes_of(voxels))
+        return EditAnswer(voxels, codes_of(voxels), maps=maps)
     codes, voxels = model_answer()
     scale, offset = fit_edit_answer(source, remove_small_components(voxels, MIN_COMPONENT_VOXELS))
     if settings.min_overlap > 0:

@@ -23,6 +23,7 @@ from backend import edit as edit_policy
 from backend.checks import checked_text
 from backend.errors import CancelCheck, Cancelled, Progress, TaskError
 from backend.geometry import errors as geometry_errors
+from backend.geometry.deform import caller_maps, deform, edit_summary, exact_ratio
 from backend.geometry.errors import GeometryError
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
@@ -48,6 +49,10 @@ class MeshResult:
     # bool [R, R, R]: the occupancy the mesh was meshed from, in the model's unit frame (before
     # the mesh was mapped back to the caller's)
     voxels: np.ndarray | None = None
+    # a proportion edit: the caller's own mesh moved by these maps of its axes (resize.AxisMap,
+    # caller's coordinates); vertices and faces are then the caller's, moved, not a remesh
+    deform: list | None = None
+    edit_summary: str | None = None  # what an edit did, for the artist ("height x1.35: 0.8 -> 1.08")
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -111,11 +116,13 @@ class Pipeline:
         self._require("edit")
         instruction = self.preset.model_text(checked_text(instruction, "instruction"))
         opts = self._options(options)
-        vertices, faces = _cleaned(vertices, faces)  # refused before any model loads or runs
+        cleaned = _cleaned(vertices, faces)  # refused before any model loads or runs
+        own = np.asarray(vertices, np.float32), np.asarray(faces, np.int32)
+        vertices, faces = cleaned
         settings = self.preset.edit
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
-            read = edit_policy.read_instruction(llm, settings, instruction, cancelled)
+            read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled)
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=read.fill, to_codes=not read.resize)
 
@@ -127,6 +134,11 @@ class Pipeline:
 
             answer = edit_policy.make_edit(settings, read, source, model_answer,
                                            lambda grid: self._codes_of(vqvae, grid), cancelled)
+            if answer.maps:  # the artist's own mesh, moved: topology and every other vertex kept
+                maps = exact_ratio(caller_maps(answer.maps, normalization, source.shape[0]), own[0], read.ratio)
+                moved = deform(own[0], maps)
+                return MeshResult(moved, own[1], answer.codes, read.kind, read.confidence, answer.voxels, maps,
+                                  edit_summary(own[0], moved, maps, read.amount))
             vertices_unit, faces_out = self._surface(answer.voxels, opts, progress, cancelled)
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(answer.placed(vertices_unit)), faces_out, answer.codes,

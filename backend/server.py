@@ -585,6 +585,10 @@ class Server:
         if result.edit_kind:  # what the model read the instruction as, and how sure, for the artist
             fields["edit_kind"] = result.edit_kind
             fields["edit_kind_confidence"] = round(float(result.edit_kind_confidence), 3)
+        if result.deform:  # the sender's own mesh moved: a client may move its own copy the same way
+            fields["deform"] = [{"axis": m.axis, "source": [float(x) for x in m.source],
+                                 "target": [float(x) for x in m.target]} for m in result.deform]
+            fields["edit_summary"] = result.edit_summary
         return protocol.event("result", job.id, fields, arrays)
 
 

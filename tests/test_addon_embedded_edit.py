@@ -70,3 +70,37 @@ def test_an_edit_the_model_cannot_make_is_refused_and_the_object_is_untouched(bp
     assert job.state == "done", job.message
     edited = bpy.data.objects[job.result_name]
     assert edited.dimensions.z / chair.dimensions.z > 1.2 and chair.hide_get()
+
+
+def test_a_proportion_edit_keeps_the_artists_mesh_uvs_materials_and_modifiers(bpy, capfd):
+    """Made taller, a UV-mapped cube with a material and a bevel modifier comes back as a copy of
+    the same object: same vertices and faces, its UV layer, material and modifier; X and Y of
+    every vertex exactly as they were, the bottom face where it was; the original untouched."""
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(-3.0, 2.0, 0.5))
+    cube = bpy.context.active_object
+    cube.name = "Crate"
+    cube.scale = (0.6, 0.8, 0.5)
+    material = bpy.data.materials.new("Wood")
+    cube.data.materials.append(material)
+    cube.modifiers.new("Bevel", "BEVEL")
+    before = np.array([list(v.co) for v in cube.data.vertices])
+    uvs = np.array([list(d.uv) for d in cube.data.uv_layers[0].data])
+    job, _ = run_edit(bpy, "make it taller")
+    assert job.state == "done", job.message
+    edited = bpy.data.objects[job.result_name]
+    assert edited is not cube and edited.data is not cube.data
+    assert len(edited.data.vertices) == len(before) and len(edited.data.polygons) == len(cube.data.polygons)
+    assert [layer.name for layer in edited.data.uv_layers] == [layer.name for layer in cube.data.uv_layers]
+    np.testing.assert_array_equal(np.array([list(d.uv) for d in edited.data.uv_layers[0].data]), uvs)
+    assert [slot.material for slot in edited.material_slots] == [material]
+    assert [m.type for m in edited.modifiers] == ["BEVEL"]
+    after = np.array([list(v.co) for v in edited.data.vertices])
+    np.testing.assert_array_equal(after[:, :2], before[:, :2])
+    low = before[:, 2] == before[:, 2].min()
+    np.testing.assert_array_equal(after[low, 2], before[low, 2])
+    assert np.ptp(after[:, 2]) / np.ptp(before[:, 2]) == pytest.approx(1.35, abs=0.05)
+    # the original is kept as it was, hidden under the copy
+    np.testing.assert_array_equal(np.array([list(v.co) for v in cube.data.vertices]), before)
+    assert cube.hide_get() and not edited.hide_get()
+    report = capfd.readouterr().out
+    assert 'read as "taller"' in report and "z x1.3" in report  # the report says what was done

@@ -42,6 +42,40 @@ PROGRESS_STAGES = ("load", "encode", "tokens", "decode", "surface")
 # What an edit result's "edit_kind" may say; the first four change a proportion.
 EDIT_KINDS = ("taller", "shorter", "wider", "thinner", "add", "remove")
 PROPORTION_KINDS = EDIT_KINDS[:4]
+# A proportion edit's result may carry "deform": the sender's own mesh moved, as a list of maps
+# {"axis": 0|1|2, "source": [knots], "target": [knots]} of the sender's coordinates (see
+# move_along); a client may move its own copy of the object the same way and keep its topology.
+MAX_DEFORM_KNOTS = 200
+
+
+def move_along(t, source, target):
+    """One coordinate through a deform map: piecewise linear between the knots (source increasing,
+    target non-decreasing); outside them it moves as the nearest knot does."""
+    t = np.asarray(t, np.float64)
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    inside = np.interp(t, source, target)
+    below, above = t + (target[0] - source[0]), t + (target[-1] - source[-1])
+    return np.where(t <= source[0], below, np.where(t >= source[-1], above, inside))
+
+
+def checked_deform(value) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """A result's "deform" field as (axis, source, target) maps, or ValueError."""
+    if not isinstance(value, list) or not 1 <= len(value) <= 3:
+        raise ValueError("deform must be a list of 1-3 maps")
+    maps = []
+    for item in value:
+        if not isinstance(item, dict) or item.get("axis") not in (0, 1, 2):
+            raise ValueError("a deform map needs an axis 0, 1 or 2")
+        source = np.asarray(item.get("source"), np.float64)
+        target = np.asarray(item.get("target"), np.float64)
+        if (source.ndim != 1 or source.shape != target.shape or not 2 <= len(source) <= MAX_DEFORM_KNOTS
+                or not np.isfinite(source).all() or not np.isfinite(target).all()
+                or (np.diff(source) <= 0).any() or (np.diff(target) < 0).any()):
+            raise ValueError("a deform map needs 2-200 finite knots, source increasing, target not decreasing")
+        maps.append((int(item["axis"]), source, target))
+    return maps
+
+
 # Option values: how a result is meshed, and the up axis of a mesh sent for describe/edit
 # ("z": Blender; "y": glTF-style files).
 MESH_STYLES = ("smooth", "blocky")

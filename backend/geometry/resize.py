@@ -10,9 +10,11 @@ evenly instead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from addon.wire.protocol import PROPORTION_KINDS
+from addon.wire.protocol import PROPORTION_KINDS, move_along
 
 EDIT_FACTOR = 1.35  # how much an edit changes a proportion (the training stretches' factor too)
 EDIT_FILL = 1 / EDIT_FACTOR  # the edit frame: the source's longest side as a share of the cube
@@ -25,18 +27,45 @@ class NoRoom(ValueError):
 def resize(occupancy: np.ndarray, kind: str, factor: float = EDIT_FACTOR) -> np.ndarray:
     """The grid with `kind` applied: Z for taller/shorter, X (and Y for a round plan) for
     wider/thinner. The low end of each changed span stays where it was."""
+    return resize_with_map(occupancy, kind, factor if kind in ("taller", "wider") else 1 / factor)[0]
+
+
+def resize_with_map(occupancy: np.ndarray, kind: str, ratio: float | None = None) -> tuple[np.ndarray, list[AxisMap]]:
+    """The grid resized the way `kind` asks, to `ratio` times the changed side's length (by
+    default EDIT_FACTOR longer or shorter), and the same change as a map of coordinates along
+    each changed axis (AxisMap), which moves a mesh's own vertices the way the grid's slices
+    moved and makes exactly `ratio`."""
     if kind not in PROPORTION_KINDS:
         raise ValueError(f"not a proportion edit: {kind!r}")
-    scale = factor if kind in ("taller", "wider") else 1 / factor
+    scale = ratio if ratio is not None else (EDIT_FACTOR if kind in ("taller", "wider") else 1 / EDIT_FACTOR)
     axes = (2,) if kind in ("taller", "shorter") else ((0, 1) if is_round_plan(occupancy) else (0,))
-    out = np.asarray(occupancy, bool)
+    out, maps = np.asarray(occupancy, bool), []
     for axis in axes:
-        out = resize_along(out, axis, scale)
-    return out
+        out, knots = _resize_along(out, axis, scale)
+        maps.append(AxisMap(axis, *knots))
+    return out, maps
 
 
 def resize_along(occupancy: np.ndarray, axis: int, scale: float) -> np.ndarray:
     """The occupied span along `axis` made `scale` times as long (see the module docstring)."""
+    return _resize_along(occupancy, axis, scale)[0]
+
+
+@dataclass(frozen=True)
+class AxisMap:
+    """A monotone piecewise-linear map of one coordinate: `source` knots go to `target` knots;
+    outside them everything moves as the nearest knot does. In a grid's voxel units (voxel i
+    spans [i, i + 1]) the first knot stays, so what lies below the changed span never moves."""
+
+    axis: int
+    source: np.ndarray  # float64 [K], increasing
+    target: np.ndarray  # float64 [K], non-decreasing
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        return move_along(t, self.source, self.target)  # the wire's definition, as clients apply it
+
+
+def _resize_along(occupancy: np.ndarray, axis: int, scale: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     grid = np.moveaxis(np.asarray(occupancy, bool), axis, 0)
     filled = np.nonzero(grid.reshape(len(grid), -1).any(axis=1))[0]
     if len(filled) == 0:
@@ -53,10 +82,21 @@ def resize_along(occupancy: np.ndarray, axis: int, scale: float) -> np.ndarray:
                          f"{side} first (e.g. Solidify or extrude)" if scale > 1
                          else "the shape is too small along that side to change")
         raise NoRoom("there is no room in the grid for the larger shape")
-    body = _with_length(body, length)
+    order, evenly = _slice_order(body, length)
     out = np.zeros_like(grid)
-    out[first:first + length] = body
-    return np.moveaxis(out, 0, axis)
+    out[first:first + length] = body[order]
+    source, target = _knots(None if evenly else order, span, length, first)
+    # whole slices round the length; the map makes the exact one asked
+    return np.moveaxis(out, 0, axis), (source, first + (target - first) * (span * scale / length))
+
+
+def _knots(order: np.ndarray | None, span: int, length: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each slice boundary of the body went. Slices copied or dropped: slice i now spans as
+    many slices as it was used; resampled evenly (order None): one straight stretch."""
+    if order is None:
+        return np.array([first, first + span], float), np.array([first, first + length], float)
+    uses = np.bincount(order, minlength=span)
+    return first + np.arange(span + 1, dtype=float), first + np.concatenate([[0], np.cumsum(uses)]).astype(float)
 
 
 # A repeated slice is copied at most this many times: a shape with only a few repeats (one flat
@@ -64,19 +104,19 @@ def resize_along(occupancy: np.ndarray, axis: int, scale: float) -> np.ndarray:
 MAX_COPIES = 3
 
 
-def _with_length(body: np.ndarray, length: int) -> np.ndarray:
-    """`body`'s slices made `length` long: repeated slices copied or dropped, else resampled."""
+def _slice_order(body: np.ndarray, length: int) -> tuple[np.ndarray, bool]:
+    """Which of `body`'s slices make a body `length` long: repeated slices copied or dropped,
+    else (True) resampled evenly."""
     repeats = _long_run_repeats(body)
     change = length - len(body)
     too_few = -change > len(repeats) if change < 0 else change > MAX_COPIES * len(repeats)
     if too_few:
-        return body[np.minimum((np.arange(length) + 0.5) * len(body) / length, len(body) - 1).astype(int)]
+        return np.minimum((np.arange(length) + 0.5) * len(body) / length, len(body) - 1).astype(int), True
     # the slices to copy or drop, spread evenly over the repeated ones
     picks = [repeats[int(k * len(repeats) / abs(change))] for k in range(abs(change))]
     if change < 0:
-        return np.delete(body, picks, axis=0)
-    order = np.sort(np.concatenate([np.arange(len(body)), picks]))
-    return body[order]
+        return np.delete(np.arange(len(body)), picks), False
+    return np.sort(np.concatenate([np.arange(len(body)), picks])), False
 
 
 def _long_run_repeats(body: np.ndarray) -> list[int]:
