@@ -33,13 +33,9 @@ import torch
 
 from backend.models.codec import NUM_CODES
 from backend.models.llm import MeshBlockLogitsProcessor, ShapeLLMRuntime
+from backend.models.presets import REFERENCE_PROMPTS
 
-PROMPTS = {
-    "text_to_3d": "Please generate a 3D asset based on the prompt I provided: {text}",
-    "image_to_3d": "Generate a 3D mesh from the provided image.",
-    "describe": "Give a quick overview of the object represented by this 3D mesh.",
-    "edit": "Edit this 3D mesh: {instruction}",
-}
+PROMPTS = REFERENCE_PROMPTS  # the published prompts
 # HBM bandwidth of the GPUs named in the issue (bytes/s), by a substring of the device name.
 HBM_BANDWIDTH = {"H200": 4.8e12, "H100": 3.35e12, "A100": 2.0e12}
 

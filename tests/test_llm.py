@@ -14,16 +14,12 @@ from PIL import Image, ImageDraw
 from backend.errors import Cancelled, TaskError
 from backend.models.codec import NUM_CODES
 from backend.models.llm import MeshBlockLogitsProcessor, Sampling, ShapeLLMRuntime
+from backend.models.presets import REFERENCE_PROMPTS
 from backend.models.tiny_llm import write_tiny_llm
 
 torch.set_num_threads(1)
 
-PROMPTS = {
-    "text_to_3d": "Please generate a 3D asset based on the prompt I provided: {text}",
-    "image_to_3d": "Generate a 3D mesh from the provided image.",
-    "describe": "Give a quick overview of the object represented by this 3D mesh.",
-    "edit": "Edit this 3D mesh: {instruction}",
-}
+PROMPTS = REFERENCE_PROMPTS  # the published prompts
 GREEDY = {"temperature": 0}
 
 
