@@ -221,7 +221,7 @@ def test_aligned_edit_positions_agree_between_training_and_the_runtime(tmp_path,
         with torch.no_grad():
             logits, _ = rt._prefill(prompt, None, cache, where[:, : len(prompt)].numpy() if aligned else None)
             table = rt._rope_table(steps[:, :3])
-            got = [logits] + [rt._step(ids[start + 1 + k], steps[:, k], k, cache, table) for k in range(3)]
+            got = [logits] + [rt._head(rt._step(ids[start + 1 + k], steps[:, k], k, cache, table)) for k in range(3)]
         expected = trained if aligned else plain
         for k, step_logits in enumerate(got):
             assert torch.allclose(step_logits, expected[start + k], atol=1e-4), (aligned, k)

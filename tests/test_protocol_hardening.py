@@ -89,6 +89,7 @@ def test_a_temperature_that_overflows_the_logits_is_refused():
             protocol.validate_options({"temperature": value})
         assert "temperature" in info.value.message
     protocol.validate_options({"temperature": 0.05})
+    protocol.validate_options({"temperature": 0})  # greedy, as the runtime reads it
 
 
 def test_a_mesh_beyond_the_coordinate_limit_is_refused():

@@ -348,7 +348,8 @@ OPTION_RULES = {
     # name: (type check, range check, description)
     "seed": (lambda v: _is_int(v), lambda v: 0 <= v < 2**63, "an integer >= 0"),
     # Below 0.01 the logits divided by it overflow to inf and sampling has no probabilities.
-    "temperature": (lambda v: _is_number(v), lambda v: 0.01 <= v <= 5, "a number in [0.01, 5]"),
+    # 0 is greedy; a tiny non-zero temperature would overflow the logits
+    "temperature": (lambda v: _is_number(v), lambda v: v == 0 or 0.01 <= v <= 5, "0 (greedy) or a number in [0.01, 5]"),
     "top_p": (lambda v: _is_number(v), lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "top_k": (lambda v: _is_int(v), lambda v: 1 <= v <= 1_000_000, "an integer >= 1"),
     "max_new_tokens": (lambda v: _is_int(v), lambda v: 1 <= v <= 8192, "an integer in [1, 8192]"),
