@@ -74,6 +74,11 @@ def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np
     if not settings.read_kind:
         return EditRead()
     kind, confidence = llm.read_edit_kind(instruction, cancelled)
+    if confidence < settings.min_confidence:
+        raise TaskError("no_shape", f'not an edit this model knows: read as "{kind}" only {confidence:.0%} sure, so '
+                                    "nothing was changed. It can make a shape taller, shorter, wider or thinner "
+                                    '(by "a little", "a lot", "twice", "20 %" or "to 1.2 m"), or add or remove a '
+                                    'part: say it like "make it taller", or use the buttons')
     if kind not in PROPORTION_KINDS:
         return EditRead(kind, confidence)
     amount = read_amount(instruction, grows=kind in ("taller", "wider"))

@@ -62,6 +62,7 @@ def test_folder_may_name_a_hub_repo(tmp_path):
     ({"edit": {"min_overlap": 1.0}}, "edit.min_overlap"),
     ({"edit": {"min_overlap": -0.1}}, "edit.min_overlap"),
     ({"edit": {"min_overlap": "0.4"}}, "edit.min_overlap"),
+    ({"edit": {"min_confidence": 1.0}}, "edit.min_confidence"),
     ({"edit": {"copy_bias": 4}}, "copy_bias"),
     ({"edit": [True]}, "edit must be an object"),
     # the experiment switches of earlier versions are gone, not silently ignored

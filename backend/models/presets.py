@@ -24,8 +24,10 @@ A preset folder holds `preset.json`:
         "read_kind": false,          # the model names the edit kind (the "edit_kind" prompt);
                                      # taller/shorter/wider/thinner resize the input's voxels
                                      # (geometry/resize.py), other kinds are the model's answer
-        "min_overlap": 0.0           # a model-written answer that keeps less of its source than
+        "min_overlap": 0.0,          # a model-written answer that keeps less of its source than
                                      # this (placement.best_shift_overlap) is refused (no_shape)
+        "min_confidence": 0.0        # with read_kind: an instruction the model reads less sure
+                                     # than this is refused as no shape edit it knows (no_shape)
       }
     }
 
@@ -87,13 +89,17 @@ class EditSettings:
     # the best small shift: placement.best_shift_overlap) is refused: the model gave another
     # shape, not this one edited (0: never refused)
     min_overlap: float = 0.0
+    # with read_kind: an instruction whose kind the model reads less sure than this is refused
+    # ("make it red" reads as some kind at 50-65%): no edit is better than a wrong one (0: never)
+    min_confidence: float = 0.0
 
     def problems(self) -> list[str]:
         found = [f"edit.{key} must be true or false, not {getattr(self, key)!r}"
                  for key in ("aligned_positions", "read_kind") if not isinstance(getattr(self, key), bool)]
-        value = self.min_overlap
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            found.append(f"edit.min_overlap must be a number in [0, 1), not {value!r}")
+        for key in ("min_overlap", "min_confidence"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                found.append(f"edit.{key} must be a number in [0, 1), not {value!r}")
         return found
 
 
