@@ -1,15 +1,17 @@
 """The edit policy: how an instruction becomes an edited shape (a preset's EditSettings).
 
-    read = read_instruction(llm, settings, instruction, cancelled)   # which kind, how sure
-    fill = read.fill                                                 # the frame the source is read in
+    read = read_instruction(llm, settings, instruction, vertices, up, cancelled)  # kind, how sure, amount
+    fill = read.fill                                  # the frame the source is read in
     answer = make_edit(settings, read, source, model_answer, codes_of, cancelled)
 
-A model that names edit kinds (settings.read_kind) is asked the kind first. Taller, shorter,
-wider and thinner then resize the source's own voxels (geometry/resize.py), where a small
-model's answer loses the shape. Every other instruction, and every instruction for a model
-that does not name kinds (the published one), is the model's own answer: it was normalised on
-its own, so its size comes from the sides the edit kept (placement.fit_edit_answer), and when
-it keeps too little of the source (settings.min_overlap) it is another shape, refused.
+A model that names edit kinds (settings.read_kind) is asked the kind first; a read less sure
+than settings.min_confidence is refused. Taller, shorter, wider and thinner are planned on the
+source's voxels (geometry/resize.py) by the amount the words ask (backend/amounts.py), and the
+plan's axis maps move the artist's own vertices (geometry/deform.py): a small model's answer
+would lose the shape. Every other instruction, and every instruction for a model that does not
+name kinds (the published one), is the model's own answer: it was normalised on its own, so its
+size comes from the sides the edit kept (placement.fit_edit_answer), and when it keeps too
+little of the source (settings.min_overlap) it is another shape, refused.
 """
 
 from __future__ import annotations
