@@ -1,7 +1,7 @@
 """The published model's size on this machine's CPU: random weights with the published shapes.
 
     .venv/bin/python bench/real_size.py --folder /big/disk/shapellm-random        # full size
-    .venv/bin/python bench/real_size.py --folder /tmp/rs --scale 0.02 --decode-tokens 4   # quick
+    .venv/bin/python bench/real_size.py --folder out/rs --scale 0.02 --decode-tokens 4   # quick
 
 Run by hand, not in CI: the full size writes ~16.7 GB (bf16 shards) and loads up to ~17 GB.
 
