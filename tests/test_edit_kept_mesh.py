@@ -22,7 +22,6 @@ from backend.geometry.meshio import load_mesh
 from backend.geometry.normalize import normalize
 from backend.geometry.resize import EDIT_FILL, resize, resize_with_map
 from backend.geometry.voxelize import voxelize_surface
-from backend.pipeline import Pipeline
 
 torch.set_num_threads(1)
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "meshes"
@@ -84,17 +83,10 @@ def test_a_y_up_mesh_is_moved_along_its_own_up_axis():
     assert moved[:, 1].min() == pytest.approx(y_up[:, 1].min())
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    p = Pipeline("embedded", device="cpu")
-    yield p
-    p.release()
-
-
-def test_a_twelve_triangle_box_comes_back_as_the_same_twelve_triangles(pipe):
+def test_a_twelve_triangle_box_comes_back_as_the_same_twelve_triangles(embedded_pipe):
     box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
     v, f = np.asarray(box.vertices, np.float32) + np.float32(3), np.asarray(box.faces, np.int32)
-    result = pipe.edit(v, f, "make it taller")
+    result = embedded_pipe.edit(v, f, "make it taller")
     assert result.edit_kind == "taller"
     assert np.array_equal(result.faces, f) and result.vertices.shape == v.shape
     assert np.array_equal(result.vertices[:, :2], v[:, :2])
@@ -103,21 +95,21 @@ def test_a_twelve_triangle_box_comes_back_as_the_same_twelve_triangles(pipe):
     assert result.deform and result.edit_summary.startswith("z x1.3")
 
 
-def test_a_real_mesh_keeps_its_topology(pipe):
+def test_a_real_mesh_keeps_its_topology(embedded_pipe):
     v, f = load_mesh(str(MESHES / "chair_model.obj"))
-    result = pipe.edit(v, f, "make it shorter")
+    result = embedded_pipe.edit(v, f, "make it shorter")
     assert result.edit_kind == "shorter"
     assert np.array_equal(result.faces, np.asarray(f, np.int32)) and len(result.vertices) == len(v)
     assert np.isfinite(result.vertices).all()
     assert np.ptp(result.vertices[:, 2]) < np.ptp(np.asarray(v)[:, 2])
 
 
-def test_a_model_written_edit_is_still_a_new_mesh_with_no_map(pipe):
+def test_a_model_written_edit_is_still_a_new_mesh_with_no_map(embedded_pipe):
     """Add and remove stay the model's answer (or its refusal): no deformation is claimed."""
     shape = sample_shape("chair", 500070)
     v, f = shape.mesh()
     try:
-        result = pipe.edit(v, f, "add armrests" if not shape.params["part"] else "remove the armrests")
+        result = embedded_pipe.edit(v, f, "add armrests" if not shape.params["part"] else "remove the armrests")
     except Exception as err:  # refused as another shape: the documented answer of this model
         assert "could not make this edit" in str(err)
         return
@@ -128,31 +120,31 @@ def test_a_model_written_edit_is_still_a_new_mesh_with_no_map(pipe):
     ("make it a little taller", 1.15), ("make it a lot taller", 1.8), ("make it twice as tall", 2.0),
     ("make it taller by 20 %", 1.2), ("make it 3 times shorter", 1 / 3), ("make it taller, to 1.2 m", 1.2 / 0.5),
 ])
-def test_amounts_are_obeyed_exactly(pipe, instruction, ratio):
+def test_amounts_are_obeyed_exactly(embedded_pipe, instruction, ratio):
     """The model reads the kind, the words give the amount (backend/amounts.py); the map makes
     exactly that ratio, the other sides and the floor kept to the bit."""
     box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
     v, f = np.asarray(box.vertices, np.float32) + np.float32(3), np.asarray(box.faces, np.int32)
-    result = pipe.edit(v, f, instruction)
+    result = embedded_pipe.edit(v, f, instruction)
     assert np.ptp(result.vertices[:, 2]) / np.ptp(v[:, 2]) == pytest.approx(ratio, rel=1e-4)
     assert np.array_equal(result.vertices[:, :2], v[:, :2]) and result.vertices[:, 2].min() == v[:, 2].min()
 
 
-def test_an_amount_out_of_bounds_is_refused_with_a_reason(pipe):
+def test_an_amount_out_of_bounds_is_refused_with_a_reason(embedded_pipe):
     box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
     v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
     with pytest.raises(TaskError) as err:
-        pipe.edit(v, f, "make it taller, to 40 m")
+        embedded_pipe.edit(v, f, "make it taller, to 40 m")
     assert err.value.code == "no_shape" and "0.1 to 10 times" in err.value.message
 
 
 @pytest.mark.parametrize("instruction", ["make it red", "add a tail", "make it shiny", "give it eyes"])
-def test_an_instruction_that_is_no_shape_edit_is_refused_with_what_the_tool_can_do(pipe, instruction):
+def test_an_instruction_that_is_no_shape_edit_is_refused_with_what_the_tool_can_do(embedded_pipe, instruction):
     """The issue's examples were read as shorter or thinner at 53-54% and applied; below the
     preset's edit.min_confidence they are refused, and the message says what works."""
     box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
     v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
     with pytest.raises(TaskError) as err:
-        pipe.edit(v, f, instruction)
+        embedded_pipe.edit(v, f, instruction)
     assert err.value.code == "no_shape" and "not an edit this model knows" in err.value.message
     assert "taller, shorter, wider or thinner" in err.value.message

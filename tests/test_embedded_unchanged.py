@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from backend.pipeline import Pipeline
 
 torch.set_num_threads(1)
 
@@ -25,23 +24,16 @@ def digest(codes) -> str:
     return hashlib.sha256(np.asarray(codes, np.int32).tobytes()).hexdigest()[:16]
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    p = Pipeline("embedded", device="cpu")
-    yield p
-    p.release()
+def test_the_default_load_keeps_the_embedded_model_in_float32(embedded_pipe):
+    embedded_pipe.text_to_3d("a chair")
+    assert embedded_pipe._llm.plan.dtype == torch.float32 and embedded_pipe._llm.model.lm_head.weight.dtype == torch.float32
+    assert embedded_pipe._llm.mesh_rows_head  # the new head is the one under test below
 
 
-def test_the_default_load_keeps_the_embedded_model_in_float32(pipe):
-    pipe.text_to_3d("a chair")
-    assert pipe._llm.plan.dtype == torch.float32 and pipe._llm.model.lm_head.weight.dtype == torch.float32
-    assert pipe._llm.mesh_rows_head  # the new head is the one under test below
-
-
-def test_greedy_answers_are_those_recorded_before(pipe):
+def test_greedy_answers_are_those_recorded_before(embedded_pipe):
     chair = None
     for prompt, expected in RECORDED.items():
-        result = pipe.text_to_3d(prompt)
+        result = embedded_pipe.text_to_3d(prompt)
         assert digest(result.codes) == expected, prompt
         chair = chair or result
-    assert pipe.describe(chair.vertices, chair.faces) == RECORDED_DESCRIPTION
+    assert embedded_pipe.describe(chair.vertices, chair.faces) == RECORDED_DESCRIPTION

@@ -100,17 +100,12 @@ def test_a_mesh_beyond_the_coordinate_limit_is_refused():
     assert info.value.code == "bad_mesh" and "scale" in info.value.message
 
 
-def test_a_jpeg_full_of_markers_is_refused_at_once():
-    data = jpeg_full_of_markers(10 * 2**20)
-    started = time.perf_counter()
-    with pytest.raises(ProtocolError) as info:
-        protocol.validate_image(data)
-    assert time.perf_counter() - started < 0.05
-    assert info.value.code == "bad_image"
-
-
-def test_a_png_full_of_chunks_is_refused_at_once():
-    data = png_with_empty_chunks(200_000)
+@pytest.mark.parametrize("make", [lambda: jpeg_full_of_markers(10 * 2**20), lambda: png_with_empty_chunks(200_000)],
+                         ids=["jpeg_full_of_markers", "png_full_of_chunks"])
+def test_an_image_full_of_markers_or_chunks_is_refused_at_once(make):
+    """The header walk is bounded: refused at once (the old walk took about 0.9 s for these
+    10 MiB of JPEG markers, longer for the PNG's chunks)."""
+    data = make()
     started = time.perf_counter()
     with pytest.raises(ProtocolError) as info:
         protocol.validate_image(data)
@@ -137,7 +132,7 @@ def test_the_worker_decode_refuses_a_bomb_before_decoding_it():
     started = time.perf_counter()
     with pytest.raises(TaskError) as info:
         decode_image(bomb)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 0.05
     assert info.value.code == "bad_image" and "pixels" in info.value.message
 
 
