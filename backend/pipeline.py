@@ -180,12 +180,22 @@ class Pipeline:
         opts = self._options(options)
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
+            if task == "text_to_3d" and self.preset.known_objects:
+                self._refuse_unknown_object(llm, inputs["text"], cancelled)
             codes = llm.generate_shape(**inputs, options=self._llm_options(opts),
                                        progress=progress, cancelled=cancelled)
             codes, logits = self._decode(vqvae, codes, progress, cancelled)
             voxels = logits > 0
             vertices, faces = self._surface(voxels, opts, progress, cancelled)
         return MeshResult(vertices, faces, codes, voxels=voxels)
+
+    def _refuse_unknown_object(self, llm, text: str, cancelled) -> None:
+        answer = llm.declines(text, cancelled)
+        if answer is not None:
+            known = ", ".join(self.preset.known_objects)
+            raise TaskError("no_shape", f"The {self.preset.name} model does not know what this prompt asks for "
+                                        f"(it answered: {answer!r}). It can make: {known}. Name one of those, "
+                                        "or load the published model for anything else.")
 
     def _models(self, progress: Progress, cancelled: CancelCheck):
         """The (llm, vqvae) pair, loaded on first use."""

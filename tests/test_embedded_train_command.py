@@ -1,6 +1,6 @@
 """The documented training command, every stage at a tiny size: it writes a preset the
-pipeline loads, the polish stage continues the llm stage's model and the kinds stage the polished
-one, and a rerun resumes."""
+pipeline loads, the polish stage continues the llm stage's model, the kinds stage the polished
+one and the artist stage the kinds one, and a rerun resumes."""
 
 import json
 import os
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow   # runs the training command end to end
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--per-category", "2", "--held-per-category", "1", "--fit-per-category", "2", "--llm-per-category", "2",
         "--edits-per-category", "1", "--llm-steps", "2", "--llm-hidden", "32", "--llm-layers", "1",
-        "--polish-steps", "3", "--kinds-steps", "2", "--decoder-steps", "2", "--threads", "1"]
+        "--polish-steps", "3", "--kinds-steps", "2", "--decoder-steps", "2", "--artist-steps", "2",
+        "--artist-unfamiliar", "4", "--threads", "1"]
 
 
 def _train(work, out, *extra):
@@ -33,8 +34,9 @@ def _train(work, out, *extra):
 
 
 def test_every_stage_runs_resumes_and_the_preset_edits(tmp_path):
-    """The default --stages end with the kinds stage (the model learns to name edit kinds): the
-    exported preset reads the kind and checks add/remove answers, and an edit through the
+    """The default --stages end with the kinds stage (the model learns to name edit kinds) and the
+    artist stage (artists' wordings, unknown objects declined): the exported preset reads the kind,
+    names the objects it knows and checks add/remove answers, and an edit through the
     pipeline is the source resized or the model's own answer, whichever kind the model names."""
     from backend.embedded.shape import sample_shape
     from backend.embedded.train import EMBEDDED_EDIT_MIN_OVERLAP
@@ -45,15 +47,19 @@ def test_every_stage_runs_resumes_and_the_preset_edits(tmp_path):
     note = json.loads((out / "training.json").read_text())
     assert note["polish_step"] == 3 and note["polish"]["made_up_frames"] > 0
     assert note["kinds_step"] == 2 and note["kinds"]["edit_resize"]
+    assert note["artist_step"] == 2 and "exported the preset at artist step 2" in log
     # each stage starts from the saved model of the one before and moves it (kinds adds rows)
     base = load_file(str(work / "llm_base" / "model.safetensors"))
     polished = load_file(str(work / "llm_polished" / "model.safetensors"))
-    kinds = load_file(str(out / "llm" / "model.safetensors"))
+    kinds_saved = load_file(str(work / "llm_kinds" / "model.safetensors"))
+    kinds = load_file(str(out / "llm" / "model.safetensors"))  # the artist stage's, the last
     assert base.keys() == polished.keys() == kinds.keys()
     assert any(not np.array_equal(base[k], polished[k]) for k in base)
-    assert any(not np.array_equal(polished[k], kinds[k]) for k in base)
+    assert any(not np.array_equal(polished[k], kinds_saved[k]) for k in base)
+    assert any(not np.array_equal(kinds_saved[k], kinds[k]) for k in base)
     assert "exported the preset at polish step 3" in log and "exported the preset at kinds step 2" in log
     preset = load_preset(out)
+    assert "chairs" in preset.known_objects
     assert preset.edit.read_kind and preset.edit.aligned_positions
     assert preset.edit.min_overlap == EMBEDDED_EDIT_MIN_OVERLAP > 0  # add/remove answers checked
     assert "{mesh}" not in preset.prompts["edit_kind"]
@@ -91,7 +97,7 @@ def test_every_stage_runs_resumes_and_the_preset_edits(tmp_path):
     # a rerun finds every stage done: it resumes at the end, trains nothing, writes the same model
     again = _train(work, out)[len(log):]
     assert "resumed llm at step 2" in again and "resumed polish at step 3" in again
-    assert "resumed kinds at step 2" in again
+    assert "resumed kinds at step 2" in again and "resumed artist at step 2" in again
     rewritten = load_file(str(out / "llm" / "model.safetensors"))
     assert all(np.array_equal(kinds[k], rewritten[k]) for k in kinds)
     # export alone writes the newest stage's checkpoint out again
@@ -104,7 +110,7 @@ def test_every_stage_runs_resumes_and_the_preset_edits(tmp_path):
     _train(work, out, "--stages", "llm,polish")
     note = json.loads((out / "training.json").read_text())
     assert "polish" in note and "kinds" not in note and "kinds_step" not in note
-    assert not load_preset(out).edit.read_kind
+    assert not load_preset(out).edit.read_kind and not load_preset(out).known_objects
 
 
 def test_codes_of_an_experiment_are_refused_clearly(tmp_path):

@@ -39,7 +39,8 @@ def build_chair(p):
     w, d, h, t = p["w"], p["d"], p["seat_h"], p["seat_t"]
     parts = _four_legs(w, d, h - t, p["leg_t"], 0.0, p["round_legs"])
     parts.append(box((0, 0, h - t / 2), (w, d, t)))
-    parts.append(box((0, d / 2 - 0.025, h + p["back_h"] / 2), (w, 0.05, p["back_h"])))
+    if p.get("back", True):  # absent from sampled params: only the artist stage's shapes lack a back
+        parts.append(box((0, d / 2 - 0.025, h + p["back_h"] / 2), (w, 0.05, p["back_h"])))
     if p["part"]:  # armrests
         for sx in (-1, 1):
             parts.append(box((sx * (w / 2 - 0.025), 0, h + 0.2), (0.05, d, 0.04)))
@@ -53,9 +54,20 @@ def sample_table(rng):
 
 
 def build_table(p):
+    """round_top and pedestal are absent from sampled params (square top on four legs); the
+    artist stage's shapes set them."""
     w, d, h, t = p["w"], p["d"], p["h"], p["top_t"]
-    parts = _four_legs(w, d, h - t, p["leg_t"], 0.03, p["round_legs"])
-    parts.append(box((0, 0, h - t / 2), (w, d, t)))
+    round_top = p.get("round_top", False)
+    if round_top:  # a disc as wide as the mean side; its legs stand inside it
+        w = d = (w + d) / 2
+    if p.get("pedestal", False):
+        foot = 0.3 * min(w, d)
+        parts = [cylinder((0, 0, (h - t) / 2), 1.2 * p["leg_t"], h - t), cylinder((0, 0, 0.02), foot, 0.04)]
+    else:
+        side = w / np.sqrt(2) if round_top else None
+        parts = (_four_legs(side, side, h - t, p["leg_t"], 0.0, p["round_legs"]) if round_top
+                 else _four_legs(w, d, h - t, p["leg_t"], 0.03, p["round_legs"]))
+    parts.append(cylinder((0, 0, h - t / 2), w / 2, t) if round_top else box((0, 0, h - t / 2), (w, d, t)))
     if p["part"]:  # a lower shelf between the legs
         parts.append(box((0, 0, 0.15 * h), (w - 0.1, d - 0.1, 0.03)))
     return parts

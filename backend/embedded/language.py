@@ -153,7 +153,13 @@ def part_phrases(shape: Shape) -> list[str]:
     part = CATEGORIES[c].part
     if part and "part" in p:
         out.append(f"with {with_article(part)}" if p["part"] else f"without {with_article(part)}")
-    if c in ("chair", "table") and p.get("round_legs"):
+    if c == "chair" and not p.get("back", True):
+        out.append("without a back")
+    if c == "table" and p.get("round_top"):
+        out.append("with a round top")
+    if c == "table" and p.get("pedestal"):
+        out.append("on a single pedestal")
+    elif c in ("chair", "table") and p.get("round_legs"):
         out.append("with round legs")
     if c == "stool":
         out.append("with three legs" if p["legs"] == 3 else "with four legs")

@@ -16,6 +16,8 @@ Stages (each resumes from its files in --workdir, so a rerun continues where it 
          (kind_probe.py); its preset reads the kind: the runtime makes taller/shorter/wider/thinner
          by resizing the source's voxels (backend/geometry/resize.py), add and remove stay the
          model's answer
+  artist a continuation of the kinds stage's model (or, with --artist-from, of the committed
+         weights) on artists' wordings, attributes and unknown objects (artist_stage.py)
   export the preset folder (preset.json, vqvae/, llm/), at every checkpoint of the LLM stages
 """
 
@@ -31,12 +33,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.models.checkpoints import save_vqvae
+from backend.models.checkpoints import load_vqvae, save_vqvae
 from backend.models.presets import EditSettings, Preset
 from backend.models.vqvae import VQVAE3D, VQVAEConfig
 
 from . import language as L
 from .splits import occupancy_array, split_shapes, unpack
+from .artist_stage import UNFAMILIAR_SHAPES, ArtistSampler
+from .artist_stage import build_data as build_artist_data
+from .artist_stage import load_data as load_artist_data
+from .artist_stage import save_data as save_artist_data
 from .train_llm import LLMTrainSettings, embedded_prompts, export_llm, shape_meta, train_llm
 from .metrics import round_trip_iou
 from .vqvae_fit import CONFIG as VQVAE_CONFIG
@@ -74,6 +80,15 @@ KINDS_QUESTIONS = 96  # kind questions per step (LLMTrainSettings.kind_questions
 KINDS_WORDING = "wide"  # the kinds stage's edit wording pool (--kinds-wording)
 KINDS_PROBE = True  # the kind tokens' rows start from a probe (LLMTrainSettings.kind_probe)
 DECODER_STEPS = 1600
+# The artist stage: long examples (text to 3D, describe) in batches of 3, short ones (kind
+# questions, unknown objects) alongside; capped at 50 minutes so the recipe stays under 3 hours.
+ARTIST_STEPS = 2400
+ARTIST_LR = 5e-4
+ARTIST_MINUTES = 50.0
+ARTIST_TASK_WEIGHTS = "0.65,0.35,0"
+ARTIST_SHORT = 24  # short examples per step
+KNOWN_OBJECTS = ("chairs", "tables", "stools", "benches", "shelves", "beds", "sofas", "cabinets", "ladders", "lamps",
+                 "mugs", "vases", "bowls", "bottles")
 
 
 def _logger(path: Path):
@@ -212,8 +227,10 @@ def load_codes(workdir: Path) -> dict:
 
 
 def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned_edit_positions: bool,
-                  edit_resize: bool) -> None:
-    """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/."""
+                  edit_resize: bool, declines: bool = False) -> None:
+    """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/. declines: the
+    model was trained to decline objects it cannot make (the artist stage), so the preset names
+    what it can make (Preset.known_objects)."""
     save_vqvae(out / "vqvae", vqvae)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
     edit = EditSettings(aligned_positions=aligned_edit_positions, read_kind=edit_resize,
@@ -221,7 +238,7 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned
                         min_confidence=EMBEDDED_EDIT_MIN_CONFIDENCE if edit_resize else 0.0)
     Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_resize),
            normalization=EMBEDDED_NORMALIZATION, up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS,
-           lowercase_text=True, edit=edit).save(out)
+           lowercase_text=True, edit=edit, known_objects=KNOWN_OBJECTS if declines else ()).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 
@@ -234,7 +251,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(".cache/embedded"))
     ap.add_argument("--out", type=Path, default=Path("backend/weights/embedded"))
-    ap.add_argument("--stages", default="data,vqvae,codes,decoder,llm,polish,kinds",
+    ap.add_argument("--stages", default="data,vqvae,codes,decoder,llm,polish,kinds,artist",
                     help="comma-separated subset of the stages")
     ap.add_argument("--per-category", type=int, default=PER_CATEGORY)
     ap.add_argument("--held-per-category", type=int, default=20)
@@ -271,6 +288,14 @@ def main(argv=None) -> None:
     ap.add_argument("--made-up-frames", type=float, default=POLISH_MADE_UP_FRAMES,
                     help="share of the polish stage's prompts and questions in made-up frames")
     ap.add_argument("--polish-task-weights", type=_weights, default=POLISH_TASK_WEIGHTS, help="text->3D, describe, edit")
+    ap.add_argument("--artist-steps", type=int, default=ARTIST_STEPS)
+    ap.add_argument("--artist-lr", type=float, default=ARTIST_LR)
+    ap.add_argument("--artist-minutes", type=float, default=ARTIST_MINUTES)
+    ap.add_argument("--artist-unfamiliar", type=int, default=UNFAMILIAR_SHAPES,
+                    help="random shapes describe learns to call unfamiliar")
+    ap.add_argument("--artist-from", type=Path, default=None,
+                    help="a preset folder (e.g. backend/weights/embedded) whose llm/ and vqvae/ the artist stage "
+                         "continues from, instead of the kinds stage's model: only the artist stage then runs")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -278,6 +303,8 @@ def main(argv=None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     log = _logger(args.workdir / "train.log")
     stages = args.stages.split(",")
+    if args.artist_from is not None:
+        return artist_from_preset(args, log)
     if "data" in stages:
         stage_data(args.workdir, args.per_category, args.held_per_category, log)
     if "vqvae" in stages:
@@ -286,7 +313,7 @@ def main(argv=None) -> None:
         stage_codes(args.workdir, args.per_category, args.llm_per_category, args.edits_per_category, log)
     if "decoder" in stages:
         stage_decoder(args.workdir, args.per_category, args.llm_per_category, args.decoder_steps, log)
-    if not {"llm", "polish", "kinds", "export"} & set(stages):
+    if not {"llm", "polish", "kinds", "artist", "export"} & set(stages):
         return
     vqvae = load_trained_vqvae(args.workdir)
     base = LLMTrainSettings(hidden=args.llm_hidden, layers=args.llm_layers, max_minutes=args.llm_minutes,
@@ -300,9 +327,11 @@ def main(argv=None) -> None:
     kinds = replace(polish, steps=args.kinds_steps, lr=args.kinds_lr, seed=3, edit_resize=True,
                     kind_questions=args.kinds_questions, edit_wording=args.kinds_wording,
                     kind_probe=bool(args.kinds_probe), task_weights=args.kinds_task_weights)
+    artist = artist_settings(kinds, args)
     # in order: each LLM stage starts from the model the one before it saved
-    settings = {"llm": base, "polish": polish, "kinds": kinds}
-    saves = {"llm": args.workdir / "llm_base", "polish": args.workdir / "llm_polished"}
+    settings = {"llm": base, "polish": polish, "kinds": kinds, "artist": artist}
+    saves = {"llm": args.workdir / "llm_base", "polish": args.workdir / "llm_polished",
+             "kinds": args.workdir / "llm_kinds"}
     order = list(settings)
     trained = [stage for stage in order if stage in stages]
     if trained:
@@ -315,12 +344,13 @@ def main(argv=None) -> None:
     note = {"vqvae": json.loads((args.workdir / "vqvae_metrics.json").read_text()),
             **{name: settings[name].__dict__ for name in order[: order.index(final) + 1]}}
     data = load_codes(args.workdir)
+    artist_data = None
 
     def snapshot(stage):
         def write(model, tokenizer, step):
             note[f"{stage}_step"] = step  # kept for the later stages' exports
             export_preset(args.out, vqvae, model, tokenizer, note, base.aligned_edit_positions,
-                          settings[stage].edit_resize)
+                          settings[stage].edit_resize, declines=stage == "artist")
             log(f"exported the preset at {stage} step {step} to {args.out}")
         return write
 
@@ -329,6 +359,11 @@ def main(argv=None) -> None:
         start = saves[order[before]] if before >= 0 else None
         if start is not None and not start.exists():
             raise SystemExit(f"{start} is missing: the {stage} stage starts from the model the stage before it saved")
+        if stage == "artist":
+            nonlocal artist_data
+            artist_data = artist_data or artist_codes(args.workdir, vqvae, log, args.per_category, args.artist_unfamiliar)
+            return train_llm(artist_data, args.workdir, settings_now, log, snapshot(stage), start_from=start,
+                             name=stage, sampler_factory=ArtistSampler)[0]
         return train_llm(data, args.workdir, settings_now, log, snapshot(stage), start_from=start, name=stage)[0]
 
     for stage in trained:
@@ -337,6 +372,38 @@ def main(argv=None) -> None:
             model.save_pretrained(str(saves[stage]))
     if not trained:
         run(final, replace(settings[final], max_minutes=0))
+
+
+def artist_settings(kinds: LLMTrainSettings, args) -> LLMTrainSettings:
+    return replace(kinds, steps=args.artist_steps, lr=args.artist_lr, max_minutes=args.artist_minutes, warmup=20,
+                   seed=5, kind_questions=ARTIST_SHORT, kind_probe=False, task_weights=_weights(ARTIST_TASK_WEIGHTS))
+
+
+def artist_codes(workdir: Path, vqvae: VQVAE3D, log, per_category: int, unfamiliar: int) -> dict:
+    """The artist stage's codes, made once (resumable like the other stages). per_category: the
+    data stage's, so the memorised shapes are the ones the llm stage learnt."""
+    path = workdir / "artist_codes.npz"
+    if not path.exists():
+        save_artist_data(build_artist_data(vqvae, log, per_category, unfamiliar), path)
+    return load_artist_data(path)
+
+
+def artist_from_preset(args, log) -> None:
+    """The artist stage alone, continuing from a preset folder's weights (its VQVAE unchanged)."""
+    source = args.artist_from
+    vqvae = load_vqvae(source / "vqvae")
+    note = json.loads((source / "training.json").read_text())
+    settings = artist_settings(LLMTrainSettings(edit_resize=True, task_weights=(0.7, 0.2, 0.1), device=args.device), args)
+    note["artist"] = {**settings.__dict__, "started_from": str(source)}
+    data = artist_codes(args.workdir, vqvae, log, args.per_category, args.artist_unfamiliar)
+
+    def snapshot(model, tokenizer, step):
+        note["artist_step"] = step
+        export_preset(args.out, vqvae, model, tokenizer, note, True, True, declines=True)
+        log(f"exported the preset at artist step {step} to {args.out}")
+
+    train_llm(data, args.workdir, settings, log, snapshot, start_from=source / "llm", name="artist",
+              sampler_factory=ArtistSampler)
 
 
 if __name__ == "__main__":

@@ -320,11 +320,12 @@ def learning_rate(settings: LLMTrainSettings, step: int, progress: float) -> flo
 
 
 def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, snapshot=None,
-              start_from: Path | None = None, name: str = "llm"):
+              start_from: Path | None = None, name: str = "llm", sampler_factory=None):
     """Trains (or resumes) and returns (model, tokenizer). `snapshot(model, tokenizer, step)` is
     called at every checkpoint so a usable preset exists early. start_from: a saved model
     (save_pretrained folder) to continue from instead of a fresh one; `name` keeps its
-    checkpoint apart."""
+    checkpoint apart. sampler_factory(tokenizer, data, prompts, seed): a stage's own example
+    sampler (the artist stage's) instead of ExampleSampler."""
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = workdir / f"{name}_resume.pt"
     names_kinds = settings.edit_resize  # kind tokens and kind questions
@@ -347,6 +348,8 @@ def train_llm(data: dict, workdir: Path, settings: LLMTrainSettings, log=print, 
     prompts = embedded_prompts(settings.edit_resize)
 
     def sampler_from(seed: int) -> ExampleSampler:
+        if sampler_factory is not None:
+            return sampler_factory(tokenizer, data, prompts, seed)
         return ExampleSampler(tokenizer, data, prompts, seed,
                               settings.text_shapes_per_category, settings.filler_chance, settings.made_up_frames,
                               answer_kinds, settings.edit_wording)

@@ -380,6 +380,25 @@ class ShapeLLMRuntime:
             pixels = None
         return self._mesh_answer(content, pixels, options, progress, cancelled)
 
+    @torch.inference_mode()
+    def declines(self, text: str, cancelled=None, max_words: int = 40) -> str | None:
+        """The model's own text answer when it would not start a shape for this prompt (its
+        most likely first token is not <mesh-start>), else None. One short prefill; the
+        answer is decoded greedily with mesh blocks banned."""
+        text = checked_text(text, "prompt")
+        content = [{"type": "text", "text": self.prompts["text_to_3d"].replace("{text}", text)}]
+        prompt = self._prompt_ids(content, None)
+        _check_cancel(cancelled)
+        from transformers import DynamicCache
+
+        logits, _ = self._prefill(prompt, None, DynamicCache(config=self._live().config.text_config))
+        if int(torch.argmax(logits)) == self.codec.start_id:
+            return None
+        greedy = Sampling(seed=0, temperature=0.0, top_p=1.0, top_k=1, max_new_tokens=max_words, greedy=True)
+        constraint = self._constraint(allow_blocks=False, in_block=False)
+        ids = self._decode(prompt, None, constraint, greedy, max_words, lambda done, token: None, cancelled)
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
     def describe(self, codes, options=None, progress=None, cancelled=None) -> str:
         """3D to text. options["question"], when given, replaces the preset's question."""
         question = (options or {}).get("question")

@@ -118,10 +118,15 @@ class Preset:
     edit: EditSettings = EditSettings()
     dtype: str = "auto"  # how the LLM loads (backend/models/memory.py)
     quantization: str = "none"
+    # The objects a model can make, for a model trained to decline others (the embedded one):
+    # when set, text to 3D first asks the model whether it starts a shape, and a decline is
+    # refused with a message naming these. Empty: every prompt gets a shape (the published model).
+    known_objects: tuple = ()
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
         self.tasks = tuple(self.tasks)
+        self.known_objects = tuple(self.known_objects)
         if isinstance(self.edit, dict):  # as read from preset.json
             unknown = set(self.edit) - {f.name for f in fields(EditSettings)}
             if unknown:
@@ -186,6 +191,7 @@ class Preset:
         d = asdict(self)
         d.pop("folder")
         d["tasks"] = list(self.tasks)
+        d["known_objects"] = list(self.known_objects)
         return d
 
     def save(self, folder: str | Path) -> Path:
