@@ -20,6 +20,7 @@ import numpy as np
 
 from addon.wire.protocol import ProtocolError, validate_options
 from backend import edit as edit_policy
+from backend.captions import consistent_caption
 from backend.checks import checked_text
 from backend.errors import CancelCheck, Cancelled, Progress, TaskError
 from backend.geometry import errors as geometry_errors
@@ -109,7 +110,7 @@ class Pipeline:
             llm, vqvae = self._models(progress, cancelled)
             codes, _, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
             text = llm.describe(codes, options=self._llm_options(opts), progress=progress, cancelled=cancelled)
-        return str(text)
+        return consistent_caption(str(text))
 
     def edit(self, vertices, faces, instruction: str, options=None, progress=None, cancelled=None) -> MeshResult:
         progress, cancelled = progress or _no_progress, cancelled or _never
