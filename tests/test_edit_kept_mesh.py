@@ -104,16 +104,14 @@ def test_a_real_mesh_keeps_its_topology(embedded_pipe):
     assert np.ptp(result.vertices[:, 2]) < np.ptp(np.asarray(v)[:, 2])
 
 
-def test_a_model_written_edit_is_still_a_new_mesh_with_no_map(embedded_pipe):
-    """Add and remove stay the model's answer (or its refusal): no deformation is claimed."""
+def test_add_and_remove_of_a_part_keep_the_mesh_too(embedded_pipe):
+    """Add and remove of a known part are part edits now (geometry/part_edit.py): the artist's
+    vertices as they were, no deformation map, and what was done in the summary."""
     shape = sample_shape("chair", 500070)
     v, f = shape.mesh()
-    try:
-        result = embedded_pipe.edit(v, f, "add armrests" if not shape.params["part"] else "remove the armrests")
-    except Exception as err:  # refused as another shape: the documented answer of this model
-        assert "could not make this edit" in str(err)
-        return
-    assert result.deform is None and result.edit_summary is None
+    result = embedded_pipe.edit(v, f, "add armrests" if not shape.params["part"] else "remove the armrests")
+    assert result.kept_mesh and result.deform is None and np.array_equal(result.vertices, v)
+    assert result.edit_summary.startswith(("added armrests", "removed the armrests"))
 
 
 @pytest.mark.parametrize("instruction, ratio", [

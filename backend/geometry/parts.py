@@ -181,7 +181,7 @@ def _label(layout: Layout, frame: np.ndarray, faces: np.ndarray, anything_above:
         in_band = (t >= layout.back_band[0]) & (t <= layout.back_band[1])
         labels[high & in_band] = PART_IDS["back"]
         rest = high & ~in_band
-        if rest.any() and np.ptp(z[rest]) > layout.voxel:
+        if rest.any() and z[rest].max() - top > layout.voxel:
             labels[rest] = PART_IDS["arms"]
             layout.has_arms = True
     layout.components = _components(frame, faces)
@@ -196,9 +196,9 @@ def _components(frame: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _by_component(layout: Layout) -> None:
-    """A loose part smaller than the whole takes the label of its bounding box's centre, when at
-    least half of its vertices have that label already (a leg reaching into the seat; not a
-    sofa's base and back made as one box)."""
+    """A loose part that is not most of the object takes the label of its bounding box's centre,
+    when at least a quarter of its vertices have that label already (a leg reaching into the
+    seat, an armrest standing on it; not two parts modelled as one box)."""
     frame, comp = layout.frame, layout.components
     count = int(comp.max()) + 1
     if count < 2:
@@ -207,12 +207,12 @@ def _by_component(layout: Layout) -> None:
     starts = np.searchsorted(comp[order], np.arange(count))
     low = np.minimum.reduceat(frame[order], starts, axis=0)
     high = np.maximum.reduceat(frame[order], starts, axis=0)
-    height = layout.ceiling - layout.floor
-    small = (high[:, 2] - low[:, 2]) < 0.9 * height
+    sizes = np.bincount(comp, minlength=count)
+    small = sizes < 0.5 * len(comp)
     centre = (low + high) / 2
     centre_labels = _labels_at(layout, centre)
     agree = np.bincount(comp, weights=layout.labels == centre_labels[comp], minlength=count)
-    take = (small & (agree >= 0.5 * np.bincount(comp, minlength=count)))[comp]
+    take = (small & (agree >= 0.25 * sizes))[comp]
     layout.labels[take] = centre_labels[comp[take]]
 
 
