@@ -138,11 +138,11 @@ def test_an_amount_out_of_bounds_is_refused_with_a_reason(embedded_pipe):
 
 @pytest.mark.parametrize("instruction", ["make it red", "add a tail", "make it shiny", "give it eyes"])
 def test_an_instruction_that_is_no_shape_edit_is_refused_with_what_the_tool_can_do(embedded_pipe, instruction):
-    """The issue's examples were read as shorter or thinner at 53-54% and applied; below the
-    preset's edit.min_confidence they are refused, and the message says what works."""
+    """The issue's examples were read as shorter or thinner at 53-54% and applied; now their
+    words say they are no shape edit (backend/edit_words.py), and the message says what works."""
     box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
     v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
     with pytest.raises(TaskError) as err:
         embedded_pipe.edit(v, f, instruction)
-    assert err.value.code == "no_shape" and "not an edit this model knows" in err.value.message
+    assert err.value.code == "no_shape" and "nothing was changed" in err.value.message
     assert "taller, shorter, wider or thinner" in err.value.message

@@ -196,7 +196,8 @@ def _components(frame: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _by_component(layout: Layout) -> None:
-    """A loose part that is not most of the object takes the label of its bounding box's centre,
+    """A loose part that is not most of the object, nor reaches from under the slab to above it,
+    takes the label of its bounding box's centre,
     when at least a quarter of its vertices have that label already (a leg reaching into the
     seat, an armrest standing on it; not two parts modelled as one box)."""
     frame, comp = layout.frame, layout.components
@@ -208,7 +209,8 @@ def _by_component(layout: Layout) -> None:
     low = np.minimum.reduceat(frame[order], starts, axis=0)
     high = np.maximum.reduceat(frame[order], starts, axis=0)
     sizes = np.bincount(comp, minlength=count)
-    small = sizes < 0.5 * len(comp)
+    # not most of the object, and not through the slab (a frame from the floor up into the arms)
+    small = (sizes < 0.5 * len(comp)) & ~((low[:, 2] < layout.slab[0]) & (high[:, 2] > layout.slab[1]))
     centre = (low + high) / 2
     centre_labels = _labels_at(layout, centre)
     agree = np.bincount(comp, weights=layout.labels == centre_labels[comp], minlength=count)
