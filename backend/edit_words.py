@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from backend.amounts import read_amount
+
 # part -> the words that name it (longest first where one contains another)
 PART_WORDS = {
     "back": ("backrest", "back rest", "back-rest", "backboard", "headboard", "back"),
@@ -40,7 +42,7 @@ CHANGE_WORDS = {
     "remove": ("remove", "delete", "take off", "take away", "take out", "get rid of", "without", "lose",
                "strip", "cut off", "detach", "eliminate", "no more", "ditch", "scrap", "rip off", "saw off",
                "no longer have", "leave out", "omit"),
-    "add": ("add", "give it", "give the", "attach", "include", "install", "extra", "another", "one more",
+    "add": ("add", "attach", "include", "install", "extra", "another", "one more",
             "insert", "mount", "needs a", "needs an", "needs some", "build", "fit a", "fit an", "fit some",
             "equip", "additional", "second", "new"),
     "longer": ("longer", "taller", "higher", "raise", "raised", "lengthen", "extend", "heighten", "elevate",
@@ -111,6 +113,8 @@ def _first(text: str, table: dict) -> tuple[str | None, int]:
 
 # verbs that add or remove only when no size word says otherwise ("drop the seat lower")
 _WEAK = {"remove": ("drop", "lose"), "add": ("put", "with a", "with an", "with some", "give")}
+# a verb and its particle apart: "take the backrest off"
+_SPLIT_REMOVE = re.compile(r"(?<![a-z])(?:take|cut|pull|saw|break|rip)\s+(?:\S+\s+){1,3}?(?:off|away|out)(?![a-z])")
 
 
 def _change_of(text: str) -> str | None:
@@ -119,8 +123,16 @@ def _change_of(text: str) -> str | None:
     for change in ("remove", "add"):
         if any(_has(text, w) for w in CHANGE_WORDS[change]):
             return change
+    if _SPLIT_REMOVE.search(text):
+        return "remove"
     sized = {k: v for k, v in CHANGE_WORDS.items() if k not in ("add", "remove")}
     change, _ = _first(text, sized)
+    if change is None:  # "half as long", "twice as thick": the amount says which way
+        amount = read_amount(text, grows=True)
+        if amount.said:
+            thick = any(_has(text, w) for w in ("thick", "thickness", "deep"))
+            grows = amount.factor is None or amount.factor > 1
+            change = ("thicker" if grows else "thinner") if thick else ("longer" if grows else "shorter")
     if change is None:
         change = next((c for c, words in _WEAK.items() if any(_has(text, w) for w in words)), None)
     return change
@@ -149,5 +161,5 @@ def read_words(instruction: str) -> Words:
                 elif any(_has(text, w) for w in _UP):
                     side = grow
                 break
-    sized = side is not None or any(h in text for h in _SIZE_HINTS)
+    sized = side is not None or any(_has(text, h) for h in _SIZE_HINTS)
     return Words(side=side, sized=sized)

@@ -154,7 +154,7 @@ def judge_move(shape, v, f, result, part, ratio) -> tuple[bool, bool, float, str
 
 
 def judge_remove(shape, v, f, result, part) -> tuple[bool, bool, float, str]:
-    from backend.embedded.part_truth import vertex_parts
+    from backend.embedded.part_truth import primitive_index, vertex_parts
 
     truth = vertex_parts(shape)
     gone = np.zeros(len(f), bool)
@@ -162,6 +162,10 @@ def judge_remove(shape, v, f, result, part) -> tuple[bool, bool, float, str]:
     kept = np.array_equal(result.vertices, v) and np.array_equal(result.faces, f[~gone])
     of_part = (truth[f] == truth_part(part)).all(axis=1)
     right = bool(np.array_equal(gone, of_part))
+    if part == "shelf" and shape.category == "shelf":  # "remove a shelf": exactly one of the boards
+        index = primitive_index(shape)
+        boards = np.unique(index[truth == "shelf"])
+        right = any(np.array_equal(gone, (index[f] == b).all(axis=1)) for b in boards)
     return kept, right, 0.0, f"{gone.sum()} faces removed, the part has {of_part.sum()}"
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from backend.amounts import Amount
 
-from .parts import Layout, find_layout
+from .parts import PART_IDS, Layout, find_layout
 
 PART_NAMES = {"legs": "legs", "seat": "seat", "top": "top", "back": "back", "arms": "armrests", "shelf": "shelf"}
 
@@ -58,8 +58,9 @@ def edit_part(vertices, faces, part: str, change: str, amount: Amount | None = N
     vertices = np.asarray(vertices, np.float32)
     faces = np.asarray(faces, np.int64)
     layout = layout or find_layout(vertices, faces, up)
-    if part in ("seat", "top"):
-        _need(layout.slab is not None, f"this shape has no {part} (a horizontal plate) to change")
+    if part in ("seat", "top"):  # a plate above the floor (a bowl's bottom is none)
+        _need(layout.slab is not None and layout.slab[0] > layout.floor + 2 * layout.voxel,
+              f"this shape has no {part} (a horizontal plate above the floor) to change")
         if change in ("longer", "shorter"):  # raise or lower the seat: the legs' edit
             _need(layout.has_legs, f"this shape has no legs under its {part} to raise or lower it by")
             part = "legs"
@@ -129,6 +130,14 @@ def _legs(vertices, layout: Layout, amount, grows: bool) -> PartEdit:
         target.append(target[-1] + (step if i % 2 == 0 else step * scale))  # even: a shelf, kept
     z = layout.frame[:, 2]
     new_z = np.where(z >= bottom, z + (target[-1] - bottom), np.interp(z, source, target))
+    # what stands between the legs without being one (a stretcher) moves whole, with its middle
+    between = (layout.labels == PART_IDS["other"]) & (z > floor) & (z < bottom)
+    for part in np.unique(layout.components[between]):
+        rows = layout.components == part
+        if z[rows].min() <= floor or z[rows].max() >= bottom:
+            continue  # reaches the floor or the slab: it stretches with the legs
+        middle = (z[rows].min() + z[rows].max()) / 2
+        new_z[rows] = z[rows] + (np.interp(middle, source, target) - middle)
     moved = _moved(vertices, layout, new_z)
     delta = target[-1] - bottom
     return PartEdit(moved, np.zeros(0, np.int32), None,
@@ -199,7 +208,8 @@ def _one_shelf(layout: Layout, mask: np.ndarray) -> np.ndarray:
 
 # -- add -------------------------------------------------------------------------------------
 def _add(vertices, faces, layout: Layout, part: str) -> PartEdit:
-    _need(layout.slab is not None, f"this shape has no seat or top to fit {PART_NAMES[part]} to")
+    _need(layout.slab is not None and layout.slab[0] > layout.floor + 2 * layout.voxel,
+          f"this shape has no seat or top to fit {PART_NAMES[part]} to")
     if part == "shelf":
         added, where = _new_shelf(layout, faces)
     elif part == "arms":

@@ -213,8 +213,12 @@ def _by_component(layout: Layout) -> None:
     small = (sizes < 0.5 * len(comp)) & ~((low[:, 2] < layout.slab[0]) & (high[:, 2] > layout.slab[1]))
     centre = (low + high) / 2
     centre_labels = _labels_at(layout, centre)
+    # a bar between the legs that does not reach the floor (a stretcher, a footrest) is no leg
+    flat = (high[:, 2] - low[:, 2]) < np.maximum(high[:, 0] - low[:, 0], high[:, 1] - low[:, 1])
+    stretcher = (centre_labels == PART_IDS["legs"]) & (low[:, 2] > layout.floor + layout.voxel) & flat
+    centre_labels[stretcher] = PART_IDS["other"]
     agree = np.bincount(comp, weights=layout.labels == centre_labels[comp], minlength=count)
-    take = (small & (agree >= 0.25 * sizes))[comp]
+    take = (small & ((agree >= 0.25 * sizes) | stretcher))[comp]
     layout.labels[take] = centre_labels[comp[take]]
 
 
