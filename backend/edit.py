@@ -54,7 +54,7 @@ class EditRead:
     part: str | None = None  # a part edit: the part (edit_words.PARTS) ...
     change: str | None = None  # ... and what to do with it (edit_words.CHANGES)
     part_amount: Amount | None = None  # how much, for a part's size change
-    width_axis: int = 0  # the voxel axis wider and thinner change (the object's own width)
+    width_axis: int = 0  # the voxel axis wider and thinner (or deeper and shallower) change
 
     @property
     def fill(self) -> float:
@@ -94,12 +94,12 @@ def _refuse(message: str) -> TaskError:
 
 
 def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np.ndarray, up: str,
-                     cancelled, width_axis: int = 0) -> EditRead:
+                     cancelled, width_axis: int = 0, depth_axis: int = 1) -> EditRead:
     """What the instruction asks: a part edit from its words (backend/edit_words.py), else a
     whole-object side from its words or, where they name none, the model's kind; the amount from
     the words (backend/amounts.py). `vertices`, the caller's mesh with `up` its up axis, size an
-    amount given as a length ("to 1.2 m"); `width_axis` is the caller's axis "wider" changes (the
-    object's own width: geometry/parts.py). A model that names no kinds (the published one)
+    amount given as a length ("to 1.2 m"); `width_axis` and `depth_axis` are the caller's axes
+    "wider" and "deeper" change (the object's own: geometry/parts.py). A model that names no kinds (the published one)
     writes every edit itself."""
     if not settings.read_kind:
         return EditRead()
@@ -121,8 +121,9 @@ def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np
         kind, confidence = llm.read_edit_kind(instruction, cancelled)
         if kind not in PROPORTION_KINDS or confidence < settings.min_confidence:
             raise _refuse(f'not an edit this model knows: read as "{kind}" only {confidence:.0%} sure')
-    amount = read_amount(instruction, grows=kind in ("taller", "wider"))
-    axis = width_axis if kind in ("wider", "thinner") else (2 if up == "z" else 1)
+    amount = read_amount(instruction, grows=kind in ("taller", "wider", "deeper"))
+    axis = {"wider": width_axis, "thinner": width_axis, "deeper": depth_axis, "shallower": depth_axis}.get(
+        kind, 2 if up == "z" else 1)
     ratio = amount.factor_for(float(np.ptp(vertices[:, axis])))
     if not LIMITS[0] <= ratio <= LIMITS[1]:
         raise TaskError("no_shape", f'read as "{kind}" by "{amount.said}": a side can be made {LIMITS[0]:g} to '
@@ -149,7 +150,8 @@ def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
         # The artist's own mesh is moved the way the grid's slices moved (the voxels stay for
         # the codes and for anyone comparing grids).
         try:
-            voxels, maps = resize_with_map(source, read.kind, read.ratio, read.width_axis)
+            grid_kind = {"deeper": "wider", "shallower": "thinner"}.get(read.kind, read.kind)  # along width_axis
+            voxels, maps = resize_with_map(source, grid_kind, read.ratio, read.width_axis)
         except NoRoom as err:
             raise TaskError("no_shape", f"cannot make this shape {read.kind}: {err}") from err
         if cancelled():

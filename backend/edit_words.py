@@ -28,9 +28,9 @@ from backend.amounts import read_amount
 
 # part -> the words that name it (longest first where one contains another)
 PART_WORDS = {
-    "back": ("backrest", "back rest", "back-rest", "backboard", "headboard", "back"),
-    "arms": ("armrests", "armrest", "arm rests", "arm rest", "arm-rests", "arms", "arm"),
-    "legs": ("legs", "leg", "feet", "foot", "supports", "posts"),
+    "back": ("backrest", "back rest", "back-rest", "backboard", "headboard", "backless", "back"),
+    "arms": ("armrests", "armrest", "arm rests", "arm rest", "arm-rests", "armless", "arms", "arm"),
+    "legs": ("legs", "leg", "feet", "foot", "supports", "posts", "legless"),
     "seat": ("seat", "cushion"),
     "top": ("tabletop", "table top", "table-top", "worktop", "countertop", "top", "surface", "slab", "desk top"),
     "shelf": ("shelves", "shelf", "boards", "board", "tier", "tiers", "level", "levels", "rack"),
@@ -41,14 +41,15 @@ PARTS = tuple(PART_WORDS)
 CHANGE_WORDS = {
     "remove": ("remove", "delete", "take off", "take away", "take out", "get rid of", "without", "lose",
                "strip", "cut off", "detach", "eliminate", "no more", "ditch", "scrap", "rip off", "saw off",
-               "no longer have", "leave out", "omit"),
+               "no longer have", "leave out", "omit", "chop off", "no", "don t want", "dont want", "do not want",
+               "backless", "legless", "armless", "get rid"),
     "add": ("add", "attach", "include", "install", "extra", "another", "one more",
             "insert", "mount", "needs a", "needs an", "needs some", "build", "fit a", "fit an", "fit some",
-            "equip", "additional", "second", "new"),
+            "equip", "additional", "second", "new", "needs", "should have", "want", "wants"),
     "longer": ("longer", "taller", "higher", "raise", "raised", "lengthen", "extend", "heighten", "elevate",
                "lift", "stretch", "up", "grow", "bigger", "more height", "tall"),
     "shorter": ("shorter", "lower", "lowered", "shorten", "cut down", "trim", "reduce", "smaller", "down",
-                "drop", "less tall", "shrink", "stubbier", "stumpier", "short"),
+                "less tall", "shrink", "stubbier", "stumpier", "short"),
     "thicker": ("thicker", "thicken", "chunkier", "beefier", "fatter", "heavier", "sturdier", "bulkier",
                 "more solid", "deeper", "thick", "beef up"),
     "thinner": ("thinner", "thin", "slimmer", "skinnier", "slender", "more slender", "leaner", "finer",
@@ -68,11 +69,14 @@ SIDE_WORDS = {
     "thinner": ("thinner", "narrower", "narrow", "slimmer", "skinnier", "slim", "thin", "slender", "less wide",
                 "less width", "squeeze", "leaner"),
 }
-SIDES = tuple(SIDE_WORDS)
+# the object's depth (front to back): "deeper" and "shallower" are the depth's wider and thinner
+_DEPTH = re.compile(r"(?<![a-z])(?:front[\s-]to[\s-]back|back[\s-]to[\s-]front|depth|deep|deeper|shallower|shallow)(?![a-z])")
+_FRONT_TO_BACK = re.compile(r"(?<![a-z])(?:from\s+)?(?:front[\s-]to[\s-]back|back[\s-]to[\s-]front)(?![a-z])")
+SIDES = tuple(SIDE_WORDS) + ("deeper", "shallower")
 # words that say the instruction is about size, but not which way
 _SIZE_NOUNS = {"height": ("taller", "shorter"), "tall": ("taller", "shorter"), "width": ("wider", "thinner"),
                "wide": ("wider", "thinner")}
-_UP = ("increase", "more", "up", "bump up", "boost", "raise", "extend", "grow", "add to", "double", "bigger")
+_UP = ("increase", "more", "up", "bump up", "bump", "boost", "raise", "extend", "grow", "add to", "double", "bigger")
 _DOWN = ("decrease", "less", "down", "reduce", "cut", "lower", "bring down", "shrink", "halve", "smaller")
 _SIZE_HINTS = ("height", "width", "tall", "wide", "size", "proportion", "stretch", "scale", "%", "percent",
                "twice", "half", "times", " m ", "cm", "mm")
@@ -114,7 +118,7 @@ def _first(text: str, table: dict) -> tuple[str | None, int]:
 # verbs that add or remove only when no size word says otherwise ("drop the seat lower")
 _WEAK = {"remove": ("drop", "lose"), "add": ("put", "with a", "with an", "with some", "give")}
 # a verb and its particle apart: "take the backrest off"
-_SPLIT_REMOVE = re.compile(r"(?<![a-z])(?:take|cut|pull|saw|break|rip)\s+(?:\S+\s+){1,3}?(?:off|away|out)(?![a-z])")
+_SPLIT_REMOVE = re.compile(r"(?<![a-z])(?:take|cut|pull|saw|break|rip|chop)\s+(?:\S+\s+){1,3}?(?:off|away|out)(?![a-z])")
 
 
 def _change_of(text: str) -> str | None:
@@ -140,6 +144,8 @@ def _change_of(text: str) -> str | None:
 
 def read_words(instruction: str) -> Words:
     text = _text(instruction)
+    depth = _DEPTH.search(text) is not None
+    text = _FRONT_TO_BACK.sub(" depth ", text)  # "front to back" names a side, not the backrest
     part, _ = _first(text, PART_WORDS)
     # "the back of the chair taller": "back" as a place, not the backrest, only with "of"
     if part == "back" and re.search(r"(?<![a-z])back of(?![a-z])", text):
@@ -153,6 +159,12 @@ def read_words(instruction: str) -> Words:
                           r"(?:an?\s+|the\s+|some\s+|its\s+)?([a-z]+)", text)
         return Words(change=change, unknown_thing=thing.group(1) if thing else "")
     side, _ = _first(text, SIDE_WORDS)
+    if depth:  # the depth's side: deeper or shallower, by the side words or the size ones
+        grows = side in ("taller", "wider") or _has(text, "deeper") or (_has(text, "deep") and not _has(text, "less"))
+        shrinks = side in ("shorter", "thinner") or _has(text, "shallower") or _has(text, "shallow") \
+            or any(_has(text, w) for w in ("compact", "less", "reduce", "decrease"))
+        if grows != shrinks:
+            return Words(side="deeper" if grows else "shallower", sized=True)
     if side is None:
         for noun, (grow, shrink) in _SIZE_NOUNS.items():
             if _has(text, noun):

@@ -130,12 +130,12 @@ class Pipeline:
             llm, vqvae = self._models(progress, cancelled)
             # the object's own frame: its parts, and which side is its width (a sofa's back says)
             layout = find_layout(*own, opts["up"]) if settings.read_kind else None
-            width = 0 if layout is None else int(np.argmax(np.abs(layout.rotation[layout.width_axis])))
-            read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled, width)
+            width, depth = (0, 1) if layout is None else (layout.width_axis, 1 - layout.width_axis)
+            caller = [0, 1] if layout is None else [int(np.argmax(np.abs(layout.rotation[a]))) for a in (width, depth)]
+            read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled, *caller)
             if read.part:  # one part changed on the artist's own mesh
                 return self._part_edit(vqvae, read, own, layout, opts, progress, cancelled)
-            if layout is not None:
-                read = replace(read, width_axis=layout.width_axis)
+            read = replace(read, width_axis=depth if read.kind in ("deeper", "shallower") else width)
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=read.fill, to_codes=not read.resize)
 

@@ -193,7 +193,7 @@ def test_instructions_that_are_no_shape_edit_are_refused_with_what_it_can_do(emb
 
 @pytest.mark.parametrize("category, instruction, says", [
     ("bowl", "remove the legs", "no legs"), ("vase", "make the backrest taller", "no back"),
-    ("table", "add armrests", "no back"), ("chair", "remove the top", "holds the rest together"),
+    ("table", "add armrests", "no back"), ("bowl", "make the seat thicker", "no seat"),
 ])
 def test_a_part_the_shape_does_not_have_is_refused(embedded_pipe, category, instruction, says):
     v, f = held_out(category, 0).mesh()
@@ -226,3 +226,27 @@ def test_wider_is_the_objects_own_width_even_when_its_long_side_is_y(embedded_pi
     result = embedded_pipe.edit(quarter, f, "make it wider")
     assert np.ptp(result.vertices[:, 1]) / np.ptp(quarter[:, 1]) == pytest.approx(1.35, rel=1e-4)
     np.testing.assert_array_equal(result.vertices[:, [0, 2]], quarter[:, [0, 2]])
+
+
+def test_thicker_legs_grow_each_about_its_own_middle():
+    shape = held_out("table", 1)
+    v, f = shape.mesh()
+    truth, index = vertex_parts(shape), primitive_index(shape)
+    edit = edit_part(v, f, "legs", "thicker", read_amount("make the legs thicker", grows=True))
+    legs = truth == "legs"
+    for leg in np.unique(index[legs]):
+        rows = index == leg
+        for axis in (0, 1):
+            assert np.ptp(edit.vertices[rows, axis]) / np.ptp(v[rows, axis]) == pytest.approx(1.35, rel=1e-5)
+            assert edit.vertices[rows, axis].mean() == pytest.approx(v[rows, axis].mean(), abs=1e-6)
+    np.testing.assert_array_equal(edit.vertices[~legs], v[~legs])
+    np.testing.assert_array_equal(edit.vertices[:, 2], v[:, 2])
+
+
+def test_deeper_is_the_objects_own_depth(embedded_pipe):
+    """'Deeper' and 'front to back' change the depth: Y for a chair whose back is at +Y."""
+    v, f = held_out("chair", 1).mesh()
+    result = embedded_pipe.edit(v, f, "make it 20 % deeper")
+    assert np.ptp(result.vertices[:, 1]) / np.ptp(v[:, 1]) == pytest.approx(1.2, rel=1e-4)
+    np.testing.assert_array_equal(result.vertices[:, [0, 2]], v[:, [0, 2]])
+    assert result.edit_kind == "deeper"

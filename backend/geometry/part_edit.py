@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from backend.amounts import Amount
 
@@ -75,9 +77,11 @@ def edit_part(vertices, faces, part: str, change: str, amount: Amount | None = N
         return _slab(vertices, layout, amount, grows, part)
     if part in ("back", "arms") and change in ("longer", "shorter"):
         return _above(vertices, layout, amount, grows, part)
-    what = {"legs": "longer or shorter, or removed", "seat": "thicker, thinner, raised or lowered",
-            "top": "thicker, thinner, raised or lowered", "back": "taller, shorter, removed or added",
-            "arms": "higher, lower, removed or added", "shelf": "added or removed"}[part]
+    if part in ("legs", "arms") and change in ("thicker", "thinner"):
+        return _thickness(vertices, faces, layout, amount, grows, part)
+    what = {"legs": "longer, shorter, thicker or thinner, or removed", "seat": "thicker, thinner, raised, lowered or removed",
+            "top": "thicker, thinner, raised, lowered or removed", "back": "taller, shorter, removed or added",
+            "arms": "higher, lower, thicker, thinner, removed or added", "shelf": "added or removed"}[part]
     raise PartAbsent(f"the {PART_NAMES[part]} can be made {what}, not {change}")
 
 
@@ -174,18 +178,50 @@ def _above(vertices, layout: Layout, amount, grows: bool, part: str) -> PartEdit
                     "everything else kept", mask, ratio)
 
 
+def _thickness(vertices, faces, layout: Layout, amount, grows: bool, part: str) -> PartEdit:
+    """Each leg (or armrest) made thicker or thinner about its own middle: legs across both
+    horizontal axes, armrests across the width. A piece is a connected run of the part's faces."""
+    has = layout.has_legs if part == "legs" else layout.has_arms
+    mask = layout.mask(part)
+    _need(has and mask.any(), f"this shape has no {PART_NAMES[part]} to change")
+    axes = (0, 1) if part == "legs" else (layout.width_axis,)
+    inner = faces[mask[faces].all(axis=1)]
+    n = len(vertices)
+    graph = coo_matrix((np.ones(2 * len(inner)), (np.r_[inner[:, 0], inner[:, 1]], np.r_[inner[:, 1], inner[:, 2]])),
+                       shape=(n, n))
+    piece = connected_components(graph, directed=False)[1]
+    frame = layout.frame.copy()
+    pieces = np.unique(piece[mask])
+    sizes = [float(np.ptp(layout.frame[mask & (piece == p)][:, axes[0]])) for p in pieces]
+    ratio = _ratio(amount, grows, float(np.median(sizes)))
+    for p in pieces:
+        rows = mask & (piece == p)
+        for axis in axes:
+            column = layout.frame[rows, axis]
+            middle = (column.min() + column.max()) / 2
+            frame[rows, axis] = middle + (column - middle) * ratio
+    moved = vertices.copy()
+    for axis in axes:  # back to the caller's axes, only where a coordinate changed
+        caller = int(np.argmax(np.abs(layout.rotation[axis])))
+        sign = float(layout.rotation[axis, caller])
+        change = frame[:, axis] != layout.frame[:, axis]
+        moved[change, caller] = (sign * frame[change, axis]).astype(np.float32)
+    return PartEdit(moved, np.zeros(0, np.int32), None,
+                    f"{PART_NAMES[part]} x{ratio:.2f} in thickness ({len(pieces)} pieces, each about its middle); "
+                    "everything else kept", mask, ratio)
+
+
 # -- remove ----------------------------------------------------------------------------------
 def _remove(vertices, faces, layout: Layout, part: str) -> PartEdit:
-    if part in ("seat", "top"):
-        raise PartAbsent(f"the {part} holds the rest together, so it is not removed; the tool can remove "
-                         "legs, a back, armrests or a shelf")
     has = {"legs": layout.has_legs, "back": layout.back_axis is not None, "arms": layout.has_arms,
-           "shelf": bool(layout.shelves)}[part]
-    mask = layout.mask(part)
+           "shelf": bool(layout.shelves), "seat": True, "top": True}[part]
+    mask = layout.mask("slab" if part in ("seat", "top") else part)
     _need(has and mask.any(), f"this shape has no {PART_NAMES[part]} to remove")
     z = layout.frame[:, 2]
     plane = layout.slab[0] if part == "legs" else layout.slab[1]
     boundary = ~mask & (np.abs(z - plane) <= 1e-7 * max(1.0, abs(plane)))
+    if part in ("seat", "top"):  # what touches it from below or above stays whole
+        boundary = np.zeros_like(mask)
     if part == "shelf":
         mask = _one_shelf(layout, mask)
         boundary = np.zeros_like(mask)

@@ -214,7 +214,10 @@ def _by_component(layout: Layout) -> None:
     centre = (low + high) / 2
     centre_labels = _labels_at(layout, centre)
     # a bar between the legs that does not reach the floor (a stretcher, a footrest) is no leg
-    flat = (high[:, 2] - low[:, 2]) < np.maximum(high[:, 0] - low[:, 0], high[:, 1] - low[:, 1])
+    across = np.maximum(high[:, 0] - low[:, 0], high[:, 1] - low[:, 1])
+    plan = layout.frame[:, :2]
+    # it spans between legs (a quarter of the plan's narrow side), not a scrap of a leg's surface
+    flat = ((high[:, 2] - low[:, 2]) < across) & (across >= 0.25 * np.ptp(plan, axis=0).min()) & (sizes >= 8)
     stretcher = (centre_labels == PART_IDS["legs"]) & (low[:, 2] > layout.floor + layout.voxel) & flat
     centre_labels[stretcher] = PART_IDS["other"]
     agree = np.bincount(comp, weights=layout.labels == centre_labels[comp], minlength=count)
