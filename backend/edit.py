@@ -83,10 +83,11 @@ def source_fill(settings: EditSettings, kind: str | None) -> float:
     return EditRead(kind, resize=settings.read_kind and kind in PROPORTION_KINDS).fill
 
 
-CAN_DO = ('it can make the whole shape taller, shorter, wider or thinner (by "a little", "a lot", "twice", '
-          '"20 %" or "to 1.2 m"), make legs longer or shorter, a seat or top thicker or thinner, a back or '
-          'armrests higher or lower, remove legs, a back, armrests or a shelf, and add a shelf, armrests or a '
-          'backrest: say it like "make the legs longer" or "remove the armrests", or use the buttons')
+CAN_DO = ('it can make the whole shape taller, shorter, wider, thinner or deeper (by "a little", "a lot", '
+          '"twice", "20 %" or "to 1.2 m"), make legs longer, shorter, thicker or thinner, a seat or top thicker '
+          'or thinner, a back or armrests higher or lower, remove legs, a back, armrests, a shelf or the seat, '
+          'and add a shelf, armrests or a backrest: say it like "make the legs longer" or "remove the '
+          'armrests", or use the buttons')
 
 
 def _refuse(message: str) -> TaskError:

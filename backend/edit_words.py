@@ -45,7 +45,7 @@ CHANGE_WORDS = {
                "backless", "legless", "armless", "get rid"),
     "add": ("add", "attach", "include", "install", "extra", "another", "one more",
             "insert", "mount", "needs a", "needs an", "needs some", "build", "fit a", "fit an", "fit some",
-            "equip", "additional", "second", "new", "needs", "should have", "want", "wants"),
+            "equip", "additional", "second", "new"),
     "longer": ("longer", "taller", "higher", "raise", "raised", "lengthen", "extend", "heighten", "elevate",
                "lift", "stretch", "up", "grow", "bigger", "more height", "tall"),
     "shorter": ("shorter", "lower", "lowered", "shorten", "cut down", "trim", "reduce", "smaller", "down",
@@ -116,7 +116,8 @@ def _first(text: str, table: dict) -> tuple[str | None, int]:
 
 
 # verbs that add or remove only when no size word says otherwise ("drop the seat lower")
-_WEAK = {"remove": ("drop", "lose"), "add": ("put", "with a", "with an", "with some", "give")}
+_WEAK = {"remove": ("drop", "lose"),
+         "add": ("put", "with a", "with an", "with some", "give", "needs", "should have", "want", "wants")}
 # a verb and its particle apart: "take the backrest off"
 _SPLIT_REMOVE = re.compile(r"(?<![a-z])(?:take|cut|pull|saw|break|rip|chop)\s+(?:\S+\s+){1,3}?(?:off|away|out)(?![a-z])")
 

@@ -145,4 +145,4 @@ def test_an_instruction_that_is_no_shape_edit_is_refused_with_what_the_tool_can_
     with pytest.raises(TaskError) as err:
         embedded_pipe.edit(v, f, instruction)
     assert err.value.code == "no_shape" and "nothing was changed" in err.value.message
-    assert "taller, shorter, wider or thinner" in err.value.message
+    assert "taller, shorter, wider, thinner or deeper" in err.value.message
