@@ -100,8 +100,8 @@ def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np
     whole-object side from its words or, where they name none, the model's kind; the amount from
     the words (backend/amounts.py). `vertices`, the caller's mesh with `up` its up axis, size an
     amount given as a length ("to 1.2 m"); `width_axis` and `depth_axis` are the caller's axes
-    "wider" and "deeper" change (the object's own: geometry/parts.py). A model that names no kinds (the published one)
-    writes every edit itself."""
+    "wider" and "deeper" change (the object's own: geometry/parts.py). A model that names no
+    kinds (the published one) writes every edit itself."""
     if not settings.read_kind:
         return EditRead()
     words = read_words(instruction)
