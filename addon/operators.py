@@ -87,7 +87,7 @@ def selected_mesh(context, operator):
     return obj, world, faces, matrix
 
 
-def object_own_mesh(context):
+def object_own_mesh(context, operator):
     """The active object's own mesh (before modifiers, vertex for vertex as its copy will have
     them) in its own coordinates, and its world matrix, or Refused. An edit reads width, depth
     and height in the object's own frame, and the result lands on a copy of this very mesh."""
@@ -100,6 +100,8 @@ def object_own_mesh(context):
         local, faces, matrix = read_object_triangles(obj, context.evaluated_depsgraph_get(), evaluated=False)
     except MeshInputError as exc:
         raise Refused(str(exc)) from None
+    if len(faces) > LARGE_MESH_TRIANGLES:
+        operator.report({"WARNING"}, f'"{obj.name}" has {len(faces):,} triangles: sending it takes a moment')
     return obj, local, faces, matrix
 
 
@@ -304,7 +306,7 @@ class SHAPELLM_OT_edit(ShapeLLMOperator):
         instruction = (self.instruction or context.scene.shapellm.instruction).strip()
         if not instruction:
             raise Refused("Type an instruction first")
-        obj, local, faces, matrix = object_own_mesh(context)
+        obj, local, faces, matrix = object_own_mesh(context, self)
         session = ready_session(context)
         context.scene.shapellm.instruction = instruction
         placement = Placement.over(obj.name, matrix, preferences.get(context).hide_source_on_edit, local=True)
