@@ -26,7 +26,9 @@ class Placement:
     A new shape (no `matrix`) stands on `location`, its largest side `size`, moved aside by
     `variation` widths when several come from one click. An edit's answer comes back in world
     space and is put in the frame `matrix` (rows of the world matrix of `source`, the object
-    edited), hiding `source` when `hide_source`. Describe only names its `source`.
+    edited), hiding `source` when `hide_source`; with `local` the answer is in `source`'s own
+    coordinates (edits send the object's own mesh and frame: the add-on's rule since issue 29).
+    Describe only names its `source`.
     """
 
     location: tuple = (0.0, 0.0, 0.0)
@@ -35,6 +37,7 @@ class Placement:
     source: str = ""
     matrix: tuple | None = None
     hide_source: bool = False
+    local: bool = False
 
     @classmethod
     def at_cursor(cls, location, size: float, variation: int = 0) -> "Placement":
@@ -47,15 +50,15 @@ class Placement:
         return cls(source=source)
 
     @classmethod
-    def over(cls, source: str, matrix, hide_source: bool) -> "Placement":
+    def over(cls, source: str, matrix, hide_source: bool, local: bool = False) -> "Placement":
         """Edit (and re-import of an edit): the answer in `source`'s frame."""
-        return cls(source=source, matrix=_matrix(matrix), hide_source=bool(hide_source))
+        return cls(source=source, matrix=_matrix(matrix), hide_source=bool(hide_source), local=bool(local))
 
     def to_dict(self) -> dict:
         """The JSON form kept in the history file."""
         return {"location": list(self.location), "size": self.size, "variation": self.variation,
                 "source": self.source, "matrix": None if self.matrix is None else [list(r) for r in self.matrix],
-                "hide_source": self.hide_source}
+                "hide_source": self.hide_source, "local": self.local}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Placement":
@@ -64,7 +67,7 @@ class Placement:
         return cls(location=tuple(float(x) for x in data.get("location", (0.0, 0.0, 0.0))),
                    size=float(data.get("size", 2.0)), variation=int(data.get("variation", 0)),
                    source=str(data.get("source", "")), matrix=None if matrix is None else _matrix(matrix),
-                   hide_source=bool(data.get("hide_source", False)))
+                   hide_source=bool(data.get("hide_source", False)), local=bool(data.get("local", False)))
 
 
 @dataclass

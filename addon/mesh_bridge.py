@@ -18,8 +18,9 @@ class MeshInputError(ValueError):
     """The object cannot be read as a mesh; the message is meant for the artist."""
 
 
-def read_object_triangles(obj, depsgraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluated, triangulated geometry of obj in its own coordinates.
+def read_object_triangles(obj, depsgraph, evaluated: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluated (modifiers applied), or with `evaluated` False the object's own mesh data,
+    triangulated, in its own coordinates.
 
     Returns vertices float32 [N,3], triangles int32 [M,3] and the 4x4 world matrix (float32).
     """
@@ -27,8 +28,8 @@ def read_object_triangles(obj, depsgraph) -> tuple[np.ndarray, np.ndarray, np.nd
         raise MeshInputError("Select a mesh object first")
     if obj.type != "MESH":
         raise MeshInputError(f'"{obj.name}" is a {obj.type.lower()}, not a mesh')
-    evaluated = obj.evaluated_get(depsgraph)
-    mesh = evaluated.to_mesh()
+    source = obj.evaluated_get(depsgraph) if evaluated else None
+    mesh = source.to_mesh() if evaluated else obj.data
     try:
         if len(mesh.polygons) == 0:
             raise MeshInputError(f'"{obj.name}" has no faces to read')
@@ -44,7 +45,8 @@ def read_object_triangles(obj, depsgraph) -> tuple[np.ndarray, np.ndarray, np.nd
             mesh.attributes[".corner_vert"].data.foreach_get("value", corner_vert)
         triangles = corner_vert[corners]
     finally:
-        evaluated.to_mesh_clear()
+        if source is not None:
+            source.to_mesh_clear()
     if len(triangles) == 0:
         raise MeshInputError(f'"{obj.name}" has no faces to read')
     matrix = np.array(obj.matrix_world, dtype=np.float32)

@@ -87,6 +87,31 @@ def selected_mesh(context, operator):
     return obj, world, faces, matrix
 
 
+def object_own_mesh(context, operator):
+    """The active object's own mesh (before modifiers, vertex for vertex as its copy will have
+    them) in its own coordinates, and its world matrix, or Refused. An edit reads width, depth
+    and height in the object's own frame, and the result lands on a copy of this very mesh."""
+    obj = context.active_object
+    if obj is None or not obj.select_get():
+        raise Refused("Select a mesh object first")
+    if obj.mode == "EDIT":
+        obj.update_from_editmode()  # the mesh as the artist sees it in Edit Mode
+    try:
+        local, faces, matrix = read_object_triangles(obj, context.evaluated_depsgraph_get(), evaluated=False)
+    except MeshInputError as exc:
+        raise Refused(str(exc)) from None
+    if len(faces) > LARGE_MESH_TRIANGLES:
+        operator.report({"WARNING"}, f'"{obj.name}" has {len(faces):,} triangles: sending it takes a moment')
+    return obj, local, faces, matrix
+
+
+def up_axis(matrix) -> str:
+    """The object's own axis that stands up in the world: "y" when its +Y points up most (a
+    Y-up import turned upright by its object rotation), else "z"."""
+    column = int(np.argmax(np.abs(np.asarray(matrix)[2, :3])))
+    return "y" if column == 1 and np.asarray(matrix)[2, 1] > 0 else "z"
+
+
 def image_bytes(settings) -> tuple[bytes, str]:
     """PNG/JPEG bytes of the chosen image and a label for it."""
     if settings.image_source == "FILE":
@@ -281,12 +306,13 @@ class SHAPELLM_OT_edit(ShapeLLMOperator):
         instruction = (self.instruction or context.scene.shapellm.instruction).strip()
         if not instruction:
             raise Refused("Type an instruction first")
-        obj, world, faces, matrix = selected_mesh(context, self)
+        obj, local, faces, matrix = object_own_mesh(context, self)
         session = ready_session(context)
         context.scene.shapellm.instruction = instruction
-        placement = Placement.over(obj.name, matrix, preferences.get(context).hide_source_on_edit)
-        session.submit("edit", instruction, {"instruction": instruction, "options": job_options(context)},
-                       arrays={"vertices": world, "faces": faces}, placement=placement)
+        placement = Placement.over(obj.name, matrix, preferences.get(context).hide_source_on_edit, local=True)
+        options = {**job_options(context), "up": up_axis(matrix)}
+        session.submit("edit", instruction, {"instruction": instruction, "options": options},
+                       arrays={"vertices": local, "faces": faces}, placement=placement)
         return {"FINISHED"}
 
 
@@ -348,7 +374,7 @@ class SHAPELLM_OT_reimport(ShapeLLMOperator):
         prefs = preferences.get(context)
         # An edit comes back in its source's old frame, the original left alone; a new shape at the cursor.
         if task == "edit":
-            placement = Placement.over(saved.source, saved.matrix or IDENTITY, hide_source=False)
+            placement = Placement.over(saved.source, saved.matrix or IDENTITY, hide_source=False, local=saved.local)
         else:
             placement = Placement.at_cursor(context.scene.cursor.location, prefs.object_size)
         obj = results.place_mesh(context, placement, vertices, faces, results.shape_name(task, label, placement),

@@ -11,7 +11,7 @@ import time
 
 import bpy
 
-from . import preferences, results, session as session_mod
+from . import mesh_bridge, preferences, results, session as session_mod
 
 TICK_BUDGET_S = 0.002
 BUSY_INTERVAL_S = 0.05    # while jobs run: smooth progress bars
@@ -61,8 +61,12 @@ def _apply_result(context, session, job, event) -> None:
         vertices, faces = event.arrays["vertices"], event.arrays["faces"]
         name = results.shape_name(job.task, job.label, job.placement)
         obj = None
-        if "deform" in event.fields:  # the artist's own mesh, moved: keep everything it carries
-            obj = results.moved_copy(context, job.placement, event.fields["deform"], name)
+        if event.fields.get("kept_mesh") is True:  # the artist's own mesh edited: keep everything it carries
+            added = None
+            if "added_vertices" in event.arrays and "added_faces" in event.arrays:
+                added = mesh_bridge.check_arrays(event.arrays["added_vertices"], event.arrays["added_faces"])
+            obj = results.edited_copy(context, job.placement, vertices, event.arrays.get("removed_faces"),
+                                      added, name)
         if obj is None:
             obj = results.place_mesh(context, job.placement, vertices, faces, name,
                                      smooth=prefs.mesh_style == "smooth")

@@ -10,7 +10,6 @@ from mathutils import Matrix
 
 from .jobs import Placement
 from .mesh_bridge import build_mesh, check_arrays
-from .wire import protocol
 
 COLLECTION_NAME = "ShapeLLM"
 VARIATION_GAP = 1.25  # side-by-side spacing, in object sizes
@@ -80,11 +79,13 @@ def place_mesh(context, placement: Placement, vertices, faces, name: str, smooth
     matrix = None
     if placement.matrix is not None:
         matrix = np.array(placement.matrix, dtype=np.float32)
-        # We sent world-space geometry, so the edit comes back in world space.
-        try:
-            local = world_to_local(vertices, matrix)
-        except np.linalg.LinAlgError:
-            local, matrix = vertices, np.eye(4, dtype=np.float32)
+        if placement.local:  # sent in the object's own coordinates: back in them
+            local = vertices
+        else:  # sent in world space, so the edit comes back in world space
+            try:
+                local = world_to_local(vertices, matrix)
+            except np.linalg.LinAlgError:
+                local, matrix = vertices, np.eye(4, dtype=np.float32)
     else:
         local = fit_unit_mesh(vertices, placement.size)
     mesh = build_mesh(name, local, faces, smooth=smooth)
@@ -104,45 +105,77 @@ def place_mesh(context, placement: Placement, vertices, faces, name: str, smooth
     return obj
 
 
-def moved_copy(context, placement: Placement, deform: list, name: str):
-    """A proportion edit of the artist's own object: a full copy of it (mesh data with its UVs,
-    materials, custom normals and attributes; modifiers and the rest of the object) whose
-    vertices move by the edit's maps of world axes (protocol.move_along). None when the source
-    is gone or is not a mesh: then the result's arrays are placed instead."""
-    maps = protocol.checked_deform(deform)  # a broken map fails the job before anything is made
+ADDED_GROUP = "ShapeLLM added"  # the vertex group that selects a part an edit added
+
+
+def edited_copy(context, placement: Placement, vertices, removed, added, name: str):
+    """An edit of the artist's own object: a full copy of it (mesh data with its UVs, materials,
+    custom normals and attributes; modifiers and the rest of the object) with the result's
+    vertices (the sent ones, in order, moved), the removed triangles' polygons deleted and an
+    added part joined as a separate loose part in the vertex group ADDED_GROUP. None when the
+    source is gone, is not a mesh or no longer has the vertices that were sent: then the
+    result's arrays are placed instead."""
     source = bpy.data.objects.get(placement.source or "")
-    if source is None or source.type != "MESH" or placement.matrix is None:
+    vertices = np.ascontiguousarray(vertices, np.float32)
+    if source is None or source.type != "MESH" or not placement.local or len(source.data.vertices) != len(vertices):
         return None
-    matrix = np.array(placement.matrix, dtype=np.float64)  # the frame the edit was sent in
     obj = source.copy()
     obj.data = source.data.copy()
     obj.name = name
     for key in [k for k in obj.keys() if k.startswith("shapellm_")]:  # the copy's provenance is its own
         del obj[key]
     mesh = obj.data
-    local = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", local)
-    local = local.reshape(-1, 3)
-    world = local.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
-    moved = world.copy()
-    for axis, knots_from, knots_to in maps:
-        moved[:, axis] = protocol.move_along(moved[:, axis], knots_from, knots_to)
-    try:
-        new_local = world_to_local(moved, matrix)
-    except np.linalg.LinAlgError:
-        bpy.data.objects.remove(obj)
-        return None
-    still = (moved == world).all(axis=1)
-    new_local[still] = local[still]  # what the edit did not move keeps its exact coordinates
-    mesh.vertices.foreach_set("co", new_local.ravel())
+    old = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", old)
+    if not np.array_equal(old, vertices.ravel()):
+        mesh.vertices.foreach_set("co", vertices.ravel())  # what the edit did not move is equal already
+    if (removed is not None and len(removed)) or added is not None:
+        _remove_and_add(obj, removed, added)
     mesh.update()
     result_collection(context.scene).objects.link(obj)
-    obj.matrix_world = Matrix(matrix.tolist())
+    obj.matrix_world = source.matrix_world.copy()
     if placement.hide_source and source.name in context.view_layer.objects:
         source.hide_set(True)
         source.hide_render = True
     make_active(context, obj)
     return obj
+
+
+def _remove_and_add(obj, removed, added) -> None:
+    """Delete the polygons all of whose triangles were removed; join the added part."""
+    import bmesh
+
+    mesh = obj.data
+    gone = []
+    if removed is not None and len(removed):
+        mesh.calc_loop_triangles()
+        polygon_of = np.empty(len(mesh.loop_triangles), np.int32)
+        mesh.loop_triangles.foreach_get("polygon_index", polygon_of)
+        removed = np.asarray(removed, np.int64)
+        removed = removed[(removed >= 0) & (removed < len(polygon_of))]
+        total = np.bincount(polygon_of, minlength=len(mesh.polygons))
+        taken = np.bincount(polygon_of[removed], minlength=len(mesh.polygons))
+        gone = np.flatnonzero((taken == total) & (total > 0)).tolist()
+    bm = bmesh.new()
+    bm.from_mesh(mesh)
+    bm.faces.ensure_lookup_table()
+    if gone:
+        bmesh.ops.delete(bm, geom=[bm.faces[i] for i in gone], context="FACES")
+    first = len(bm.verts)
+    if added is not None:
+        new_vertices, new_faces = added
+        made = [bm.verts.new(tuple(float(x) for x in co)) for co in new_vertices]
+        for face in np.asarray(new_faces, np.int64):
+            try:
+                bm.faces.new([made[i] for i in face])
+            except ValueError:  # a face repeated in the answer: once is enough
+                pass
+    bm.to_mesh(mesh)
+    count = len(bm.verts) - first
+    bm.free()
+    if count:
+        group = obj.vertex_groups.get(ADDED_GROUP) or obj.vertex_groups.new(name=ADDED_GROUP)
+        group.add(list(range(first, first + count)), 1.0, "REPLACE")
 
 
 def make_active(context, obj) -> None:

@@ -334,11 +334,18 @@ def _run_edit(args) -> int:
         return pipe.edit(*inputs, progress, cancelled)
 
     def finish(result):
-        _save_mesh(args.output, result.vertices, result.faces)
-        if result.edit_kind:  # how the model read the instruction (presets that name edit kinds)
-            print(f'read as "{result.edit_kind}" ({result.edit_kind_confidence:.0%} sure)')
-        if result.edit_summary:  # a proportion edit moved the file's own vertices
-            print(f"kept the mesh and moved its vertices: {result.edit_summary}")
+        import numpy as np
+
+        vertices, faces = result.vertices, result.faces
+        if result.added is not None:  # a new part: in the same file, a loose part of its own
+            vertices = np.concatenate([vertices, result.added[0]])
+            faces = np.concatenate([faces, result.added[1] + len(result.vertices)])
+        _save_mesh(args.output, vertices, faces)
+        if result.edit_kind:  # how the instruction was read (and how sure the model was)
+            sure = f" ({result.edit_kind_confidence:.0%} sure)" if result.edit_kind_confidence is not None else ""
+            print(f'read as "{result.edit_kind}"{sure}')
+        if result.edit_summary:  # the file's own mesh kept: what the edit did to it
+            print(f"kept the mesh: {result.edit_summary}")
         print(f"wrote {args.output}: {len(result.vertices)} vertices, {len(result.faces)} triangles")
 
     return _run_task(args, prepare, task, finish)

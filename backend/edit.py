@@ -1,11 +1,17 @@
 """The edit policy: how an instruction becomes an edited shape (a preset's EditSettings).
 
-    read = read_instruction(llm, settings, instruction, vertices, up, cancelled)  # kind, how sure, amount
+    read = read_instruction(llm, settings, instruction, vertices, up, cancelled)  # part or kind, amount
+    edit = part_edit(read, vertices, faces, layout)   # read.part: one part changed on the own mesh
     fill = read.fill                                  # the frame the source is read in
     answer = make_edit(settings, read, source, model_answer, codes_of, cancelled)
 
-A model that names edit kinds (settings.read_kind) is asked the kind first; a read less sure
-than settings.min_confidence is refused. Taller, shorter, wider and thinner are planned on the
+With a model that names edit kinds (settings.read_kind) the words come first
+(backend/edit_words.py): a part and a change ("make the legs longer") is a part edit on the
+artist's own mesh (geometry/part_edit.py); words about size with a side ("taller") are that
+proportion edit; size words without one are the model's kind question, and a read less sure
+than settings.min_confidence is refused, as is an instruction with no size or part words at all
+("make it red"), an add or remove of a part the tool does not know ("add a tail") and a part the
+shape does not have, each with what the tool can do instead. Taller, shorter, wider and thinner are planned on the
 source's voxels (geometry/resize.py) by the amount the words ask (backend/amounts.py), and the
 plan's axis maps move the artist's own vertices (geometry/deform.py): a small model's answer
 would lose the shape. Every other instruction, and every instruction for a model that does not
@@ -21,8 +27,12 @@ from typing import Callable
 
 import numpy as np
 
-from backend.amounts import LIMITS, read_amount
+from backend.amounts import LIMITS, Amount, read_amount
+from backend.edit_words import read_words
 from backend.errors import CancelCheck, Cancelled, TaskError
+from backend.geometry.part_edit import NoRoom as PartNoRoom
+from backend.geometry.part_edit import PartAbsent, PartEdit, edit_part
+from backend.geometry.parts import Layout
 from backend.geometry.placement import best_shift_overlap, fit_edit_answer, placed_grid
 from backend.geometry.resize import EDIT_FACTOR
 from backend.geometry.resize import EDIT_FILL as RESIZE_FILL
@@ -41,6 +51,10 @@ class EditRead:
     resize: bool = False  # a proportion kind: the source's voxels are resized
     ratio: float = EDIT_FACTOR  # a resize: the changed side's new length over its old one
     amount: str = ""  # the words that asked for the ratio ("" for the default)
+    part: str | None = None  # a part edit: the part (edit_words.PARTS) ...
+    change: str | None = None  # ... and what to do with it (edit_words.CHANGES)
+    part_amount: Amount | None = None  # how much, for a part's size change
+    width_axis: int = 0  # the voxel axis wider and thinner (or deeper and shallower) change
 
     @property
     def fill(self) -> float:
@@ -69,27 +83,63 @@ def source_fill(settings: EditSettings, kind: str | None) -> float:
     return EditRead(kind, resize=settings.read_kind and kind in PROPORTION_KINDS).fill
 
 
+CAN_DO = ('it can make the whole shape taller, shorter, wider, thinner or deeper (by "a little", "a lot", '
+          '"twice", "20 %" or "to 1.2 m"), make legs longer, shorter, thicker or thinner, a seat or top thicker '
+          'or thinner, a back or armrests higher or lower, remove legs, a back, armrests, a shelf or the seat, '
+          'and add a shelf, armrests or a backrest: say it like "make the legs longer" or "remove the '
+          'armrests", or use the buttons')
+
+
+def _refuse(message: str) -> TaskError:
+    return TaskError("no_shape", f"{message}, so nothing was changed. {CAN_DO[0].upper()}{CAN_DO[1:]}")
+
+
 def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np.ndarray, up: str,
-                     cancelled) -> EditRead:
-    """The kind from the model, the amount from the words (backend/amounts.py); `vertices`, the
-    caller's mesh with `up` its up axis, size an amount given as a length ("to 1.2 m")."""
+                     cancelled, width_axis: int = 0, depth_axis: int = 1) -> EditRead:
+    """What the instruction asks: a part edit from its words (backend/edit_words.py), else a
+    whole-object side from its words or, where they name none, the model's kind; the amount from
+    the words (backend/amounts.py). `vertices`, the caller's mesh with `up` its up axis, size an
+    amount given as a length ("to 1.2 m"); `width_axis` and `depth_axis` are the caller's axes
+    "wider" and "deeper" change (the object's own: geometry/parts.py). A model that names no
+    kinds (the published one) writes every edit itself."""
     if not settings.read_kind:
         return EditRead()
-    kind, confidence = llm.read_edit_kind(instruction, cancelled)
-    if confidence < settings.min_confidence:
-        raise TaskError("no_shape", f'not an edit this model knows: read as "{kind}" only {confidence:.0%} sure, so '
-                                    "nothing was changed. It can make a shape taller, shorter, wider or thinner "
-                                    '(by "a little", "a lot", "twice", "20 %" or "to 1.2 m"), or add or remove a '
-                                    'part: say it like "make it taller", or use the buttons')
-    if kind not in PROPORTION_KINDS:
-        return EditRead(kind, confidence)
-    amount = read_amount(instruction, grows=kind in ("taller", "wider"))
-    axis = 0 if kind in ("wider", "thinner") else (2 if up == "z" else 1)
+    words = read_words(instruction)
+    if words.is_part_edit:
+        grows = words.change in ("longer", "thicker")
+        amount = read_amount(instruction, grows=grows) if words.change not in ("add", "remove") else None
+        return EditRead(f"{words.part} {words.change}", part=words.part, change=words.change,
+                        part_amount=amount, amount=amount.said if amount else "")
+    if words.part:
+        raise _refuse(f'"{instruction}" names the {words.part} but not how to change them')
+    if words.change in ("add", "remove"):
+        thing = f' "{words.unknown_thing}"' if words.unknown_thing else " that"
+        raise _refuse(f"the tool cannot {words.change}{thing}")
+    if not words.sized:
+        raise _refuse(f'"{instruction}" is not a change of shape this tool makes')
+    kind, confidence = words.side, None
+    if kind is None:  # size words without a side ("change the height"): the model's read
+        kind, confidence = llm.read_edit_kind(instruction, cancelled)
+        if kind not in PROPORTION_KINDS or confidence < settings.min_confidence:
+            raise _refuse(f'not an edit this model knows: read as "{kind}" only {confidence:.0%} sure')
+    amount = read_amount(instruction, grows=kind in ("taller", "wider", "deeper"))
+    axis = {"wider": width_axis, "thinner": width_axis, "deeper": depth_axis, "shallower": depth_axis}.get(
+        kind, 2 if up == "z" else 1)
     ratio = amount.factor_for(float(np.ptp(vertices[:, axis])))
     if not LIMITS[0] <= ratio <= LIMITS[1]:
         raise TaskError("no_shape", f'read as "{kind}" by "{amount.said}": a side can be made {LIMITS[0]:g} to '
                                     f"{LIMITS[1]:g} times as long, not {ratio:.3g} times")
     return EditRead(kind, confidence, resize=True, ratio=ratio, amount=amount.said)
+
+
+def part_edit(read: EditRead, vertices: np.ndarray, faces: np.ndarray, layout: Layout) -> PartEdit:
+    """A part edit on the caller's own mesh (geometry/part_edit.py), or a refusal saying why."""
+    try:
+        return edit_part(vertices, faces, read.part, read.change, read.part_amount, layout=layout)
+    except PartAbsent as err:
+        raise _refuse(str(err)) from err
+    except PartNoRoom as err:
+        raise TaskError("no_shape", f"cannot make this edit: {err}; nothing was changed") from err
 
 
 def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
@@ -101,7 +151,8 @@ def make_edit(settings: EditSettings, read: EditRead, source: np.ndarray,
         # The artist's own mesh is moved the way the grid's slices moved (the voxels stay for
         # the codes and for anyone comparing grids).
         try:
-            voxels, maps = resize_with_map(source, read.kind, read.ratio)
+            grid_kind = {"deeper": "wider", "shallower": "thinner"}.get(read.kind, read.kind)  # along width_axis
+            voxels, maps = resize_with_map(source, grid_kind, read.ratio, read.width_axis)
         except NoRoom as err:
             raise TaskError("no_shape", f"cannot make this shape {read.kind}: {err}") from err
         if cancelled():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from backend.captions import consistent_caption
 from backend.checks import checked_text
 from backend.errors import CancelCheck, Cancelled, Progress, TaskError
 from backend.geometry import errors as geometry_errors
+from backend.geometry.parts import find_layout
 from backend.geometry.deform import caller_maps, deform, edit_summary, exact_ratio
 from backend.geometry.errors import GeometryError
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
@@ -54,6 +55,11 @@ class MeshResult:
     # caller's coordinates); vertices and faces are then the caller's, moved, not a remesh
     deform: list | None = None
     edit_summary: str | None = None  # what an edit did, for the artist ("height x1.35: 0.8 -> 1.08")
+    # the artist's own mesh kept: vertices are the caller's, in order (moved), faces the caller's
+    # less `removed_faces` (their indices); `added` a new part (vertices, faces), or None
+    kept_mesh: bool = False
+    removed_faces: np.ndarray | None = None
+    added: tuple | None = None
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -123,7 +129,14 @@ class Pipeline:
         settings = self.preset.edit
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
-            read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled)
+            # the object's own frame: its parts, and which side is its width (a sofa's back says)
+            layout = find_layout(*own, opts["up"]) if settings.read_kind else None
+            width, depth = (0, 1) if layout is None else (layout.width_axis, 1 - layout.width_axis)
+            caller = [0, 1] if layout is None else [int(np.argmax(np.abs(layout.rotation[a]))) for a in (width, depth)]
+            read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled, *caller)
+            if read.part:  # one part changed on the artist's own mesh
+                return self._part_edit(vqvae, read, own, layout, opts, progress, cancelled)
+            read = replace(read, width_axis=depth if read.kind in ("deeper", "shallower") else width)
             codes, normalization, source = self._encode(vqvae, vertices, faces, opts, progress, cancelled,
                                                         fill=read.fill, to_codes=not read.resize)
 
@@ -139,11 +152,23 @@ class Pipeline:
                 maps = exact_ratio(caller_maps(answer.maps, normalization, source.shape[0]), own[0], read.ratio)
                 moved = deform(own[0], maps)
                 return MeshResult(moved, own[1], answer.codes, read.kind, read.confidence, answer.voxels, maps,
-                                  edit_summary(own[0], moved, maps, read.amount))
+                                  edit_summary(own[0], moved, maps, read.amount), kept_mesh=True)
             vertices_unit, faces_out = self._surface(answer.voxels, opts, progress, cancelled)
         # Back through the normalisation: the edit lands where the original stood.
         return MeshResult(normalization.from_unit(answer.placed(vertices_unit)), faces_out, answer.codes,
                           read.kind, read.confidence, answer.voxels)
+
+    def _part_edit(self, vqvae, read, own, layout, opts, progress, cancelled) -> MeshResult:
+        """The part edit on the caller's mesh; the codes are the edited shape's, added part included."""
+        edit = edit_policy.part_edit(read, own[0], own[1], layout)
+        faces = np.delete(own[1], edit.removed, axis=0)
+        shape_v, shape_f = edit.vertices, faces
+        if edit.added is not None:
+            shape_v = np.concatenate([edit.vertices, edit.added[0]])
+            shape_f = np.concatenate([faces, edit.added[1] + len(edit.vertices)])
+        codes, _, voxels = self._encode(vqvae, *_cleaned(shape_v, shape_f), opts, progress, cancelled)
+        return MeshResult(edit.vertices, faces, codes, read.kind, None, voxels, edit_summary=edit.summary,
+                          kept_mesh=True, removed_faces=edit.removed, added=edit.added)
 
     @staticmethod
     def _codes_of(vqvae, grid: np.ndarray) -> np.ndarray:

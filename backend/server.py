@@ -582,13 +582,22 @@ class Server:
             raise TaskError("no_shape", "the shape's coordinates overflow 32-bit floats; "
                                         "scale the object down and try again")
         fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
-        if result.edit_kind:  # what the model read the instruction as, and how sure, for the artist
+        if result.edit_kind:  # how the instruction was read (and how sure the model was), for the artist
             fields["edit_kind"] = result.edit_kind
-            fields["edit_kind_confidence"] = round(float(result.edit_kind_confidence), 3)
+            if result.edit_kind_confidence is not None:
+                fields["edit_kind_confidence"] = round(float(result.edit_kind_confidence), 3)
         if result.deform:  # the sender's own mesh moved: a client may move its own copy the same way
             fields["deform"] = [{"axis": m.axis, "source": [float(x) for x in m.source],
                                  "target": [float(x) for x in m.target]} for m in result.deform]
+        if result.edit_summary:
             fields["edit_summary"] = result.edit_summary
+        if result.kept_mesh:  # vertices: the sender's, in order; faces: the sender's less removed_faces
+            fields["kept_mesh"] = True
+            if result.removed_faces is not None and len(result.removed_faces):
+                arrays["removed_faces"] = np.asarray(result.removed_faces, dtype=np.int32)
+            if result.added is not None:  # a new part, for the client to join as a separate part
+                arrays["added_vertices"] = np.asarray(result.added[0], dtype=np.float32)
+                arrays["added_faces"] = np.asarray(result.added[1], dtype=np.int32)
         return protocol.event("result", job.id, fields, arrays)
 
 

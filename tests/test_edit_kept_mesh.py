@@ -104,16 +104,14 @@ def test_a_real_mesh_keeps_its_topology(embedded_pipe):
     assert np.ptp(result.vertices[:, 2]) < np.ptp(np.asarray(v)[:, 2])
 
 
-def test_a_model_written_edit_is_still_a_new_mesh_with_no_map(embedded_pipe):
-    """Add and remove stay the model's answer (or its refusal): no deformation is claimed."""
+def test_add_and_remove_of_a_part_keep_the_mesh_too(embedded_pipe):
+    """Add and remove of a known part are part edits now (geometry/part_edit.py): the artist's
+    vertices as they were, no deformation map, and what was done in the summary."""
     shape = sample_shape("chair", 500070)
     v, f = shape.mesh()
-    try:
-        result = embedded_pipe.edit(v, f, "add armrests" if not shape.params["part"] else "remove the armrests")
-    except Exception as err:  # refused as another shape: the documented answer of this model
-        assert "could not make this edit" in str(err)
-        return
-    assert result.deform is None and result.edit_summary is None
+    result = embedded_pipe.edit(v, f, "add armrests" if not shape.params["part"] else "remove the armrests")
+    assert result.kept_mesh and result.deform is None and np.array_equal(result.vertices, v)
+    assert result.edit_summary.startswith(("added armrests", "removed the armrests"))
 
 
 @pytest.mark.parametrize("instruction, ratio", [
@@ -140,11 +138,11 @@ def test_an_amount_out_of_bounds_is_refused_with_a_reason(embedded_pipe):
 
 @pytest.mark.parametrize("instruction", ["make it red", "add a tail", "make it shiny", "give it eyes"])
 def test_an_instruction_that_is_no_shape_edit_is_refused_with_what_the_tool_can_do(embedded_pipe, instruction):
-    """The issue's examples were read as shorter or thinner at 53-54% and applied; below the
-    preset's edit.min_confidence they are refused, and the message says what works."""
+    """The issue's examples were read as shorter or thinner at 53-54% and applied; now their
+    words say they are no shape edit (backend/edit_words.py), and the message says what works."""
     box = trimesh.creation.box(extents=(0.4, 0.6, 0.5))
     v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
     with pytest.raises(TaskError) as err:
         embedded_pipe.edit(v, f, instruction)
-    assert err.value.code == "no_shape" and "not an edit this model knows" in err.value.message
-    assert "taller, shorter, wider or thinner" in err.value.message
+    assert err.value.code == "no_shape" and "nothing was changed" in err.value.message
+    assert "taller, shorter, wider, thinner or deeper" in err.value.message

@@ -110,10 +110,12 @@ def test_a_proportion_edit_changes_that_side_and_keeps_the_rest(embedded_pipe, i
     assert np.allclose(new_low, low, atol=0.08 * size.max()), (new_low, low)
 
 
-def test_a_part_edit_that_comes_back_as_another_shape_is_refused(embedded_pipe):
+def test_a_model_written_edit_that_comes_back_as_another_shape_is_refused(embedded_pipe):
     """The committed model's own add/remove answers are rarely the shape edited (docs, "Add and
-    remove"); the preset's edit.min_overlap turns such an answer into a clear error, not a stray
-    object. Without the guard the same answer keeps under half of the chair."""
+    remove"), so the preset makes them part edits on the artist's mesh; where the model writes
+    the answer (read_kind off, as for the published preset) edit.min_overlap turns such an
+    answer into a clear error, not a stray object. Without the guard the same answer keeps
+    under half of the chair."""
     from dataclasses import replace
 
     from backend.embedded.shape import sample_shape
@@ -123,10 +125,11 @@ def test_a_part_edit_that_comes_back_as_another_shape_is_refused(embedded_pipe):
     v, f = chair.mesh()
     instruction = "remove the armrests" if chair.params["part"] else "add armrests"
     assert embedded_pipe.preset.edit.min_overlap > 0
+    written = replace(embedded_pipe.preset, edit=replace(embedded_pipe.preset.edit, read_kind=False))
     with pytest.raises(TaskError) as err:
-        embedded_pipe.edit(v, f, instruction)
+        Pipeline(written, device="cpu").edit(v, f, instruction)
     assert err.value.code == "no_shape" and "could not make this edit" in err.value.message
-    unguarded = Pipeline(replace(embedded_pipe.preset, edit=replace(embedded_pipe.preset.edit, min_overlap=0.0)), device="cpu")
+    unguarded = Pipeline(replace(written, edit=replace(written.edit, min_overlap=0.0)), device="cpu")
     answer = unguarded.edit(v, f, instruction).voxels
     source = chair.occupancy()
     scale, offset = fit_edit_answer(source, answer)
@@ -135,7 +138,8 @@ def test_a_part_edit_that_comes_back_as_another_shape_is_refused(embedded_pipe):
 
 def test_the_backend_tells_the_client_how_the_model_read_an_edit():
     """Over the wire (a real backend process on the embedded preset, real sockets): the edit's
-    result says which kind the model read, for the add-on to show the artist."""
+    result says how the instruction was read, for the add-on to show the artist, and that the
+    sender's own mesh was kept."""
     from addon.wire.client import run_job
     from backend.embedded.shape import sample_shape
     from tests.backend_process import backend_process
@@ -146,4 +150,5 @@ def test_the_backend_tells_the_client_how_the_model_read_an_edit():
         edited = run_job(backend.client(), "edit", {"instruction": "make it taller"}, mesh, timeout=120)
     assert edited.type == "result", edited.fields
     assert edited.fields["edit_kind"] == "taller" and edited.fields["vertex_count"] > 0
-    assert 0.9 < edited.fields["edit_kind_confidence"] <= 1.0  # a training wording: the model is sure
+    assert edited.fields["kept_mesh"] is True and edited.fields["vertex_count"] == len(v)
+    assert "edit_kind_confidence" not in edited.fields  # its words said taller: no model guess

@@ -30,15 +30,17 @@ def resize(occupancy: np.ndarray, kind: str, factor: float = EDIT_FACTOR) -> np.
     return resize_with_map(occupancy, kind, factor if kind in ("taller", "wider") else 1 / factor)[0]
 
 
-def resize_with_map(occupancy: np.ndarray, kind: str, ratio: float | None = None) -> tuple[np.ndarray, list[AxisMap]]:
+def resize_with_map(occupancy: np.ndarray, kind: str, ratio: float | None = None,
+                    width_axis: int = 0) -> tuple[np.ndarray, list[AxisMap]]:
     """The grid resized the way `kind` asks, to `ratio` times the changed side's length (by
     default EDIT_FACTOR longer or shorter), and the same change as a map of coordinates along
     each changed axis (AxisMap), which moves a mesh's own vertices the way the grid's slices
-    moved and makes exactly `ratio`."""
+    moved and makes exactly `ratio`. `width_axis`: the axis wider and thinner change (the object's
+    own width, geometry/parts.py; both horizontal axes for a round plan)."""
     if kind not in PROPORTION_KINDS:
         raise ValueError(f"not a proportion edit: {kind!r}")
     scale = ratio if ratio is not None else (EDIT_FACTOR if kind in ("taller", "wider") else 1 / EDIT_FACTOR)
-    axes = (2,) if kind in ("taller", "shorter") else ((0, 1) if is_round_plan(occupancy) else (0,))
+    axes = (2,) if kind in ("taller", "shorter") else ((0, 1) if is_round_plan(occupancy) else (width_axis,))
     out, maps = np.asarray(occupancy, bool), []
     for axis in axes:
         out, knots = _resize_along(out, axis, scale)

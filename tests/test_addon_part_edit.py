@@ -1,0 +1,124 @@
+"""Part edits and local axes through the add-on under the real bpy module, its backend
+auto-started on the committed embedded preset over real sockets (as tests/test_addon_embedded_edit.py):
+the edit is a copy of the artist's object with its UVs and materials; remove deletes only the
+part's polygons; add joins a separate part in a vertex group; wider is the object's own width
+on a rotated object; a non-edit is refused with nothing added."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import tests.addon_harness as harness  # noqa: E402
+
+pytestmark = pytest.mark.slow   # real Blender and a backend on the embedded model
+
+TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def bpy():
+    bpy = harness.installed_blender()
+    harness.clear_scene(bpy)
+    harness.auto_start_backend(bpy, "-m backend serve --preset embedded --bind {address}")
+    yield bpy
+    harness.stop_backend()
+
+
+def mesh_object(bpy, name: str, shape, rotation_z: float = 0.0):
+    """A held-out procedural shape as an artist's object: a UV layer, a material, turned about Z."""
+    v, f = shape.mesh()
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([tuple(map(float, p)) for p in v], [], [tuple(map(int, t)) for t in f])
+    mesh.uv_layers.new(name="UVMap")
+    mesh.materials.append(bpy.data.materials.new(f"{name} paint"))
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = (1.0, -2.0, 0.0)
+    obj.rotation_euler = (0.0, 0.0, rotation_z)
+    bpy.context.view_layer.update()
+    bpy.ops.object.select_all(action="DESELECT")
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def held_out(category: str, k: int, **params):
+    from backend.embedded.shape import sample_shape
+    from backend.embedded.splits import shape_seed
+
+    shape = sample_shape(category, shape_seed(category, 450 + k, held_out=True))
+    return shape.with_params(**params) if params else shape
+
+
+def run_edit(bpy, instruction: str):
+    session = harness.module("session").get
+    bpy.context.scene.shapellm.instruction = instruction
+    assert bpy.ops.shapellm.edit() == {"FINISHED"}
+    job = list(session().book.jobs.values())[-1]
+    assert harness.pump_until(lambda: not job.active and not session().results, TIMEOUT_S), job.state
+    return job
+
+
+def coordinates(obj) -> np.ndarray:
+    return np.array([list(v.co) for v in obj.data.vertices])
+
+
+def test_remove_deletes_only_the_parts_polygons_and_keeps_uvs_and_materials(bpy, capfd):
+    from backend.embedded.part_truth import vertex_parts
+
+    shape = held_out("chair", 0, part=True)
+    chair = mesh_object(bpy, "Armchair", shape)
+    before = coordinates(chair)
+    polygons = len(chair.data.polygons)
+    job = run_edit(bpy, "remove the armrests")
+    assert job.state == "done", job.message
+    edited = bpy.data.objects[job.result_name]
+    arms = vertex_parts(shape) == "arms"
+    # the arms' polygons (12 triangles a box, 4 boxes) gone, every other vertex bit for bit
+    assert len(edited.data.polygons) == polygons - 48
+    np.testing.assert_array_equal(coordinates(edited), before[~arms])
+    assert [layer.name for layer in edited.data.uv_layers] == ["UVMap"]
+    assert [slot.material.name for slot in edited.material_slots] == ["Armchair paint"]
+    np.testing.assert_array_equal(coordinates(chair), before)  # the original as it was
+    assert "removed the armrests" in capfd.readouterr().out
+
+
+def test_add_joins_a_separate_part_in_a_vertex_group(bpy):
+    chair = mesh_object(bpy, "Plain chair", held_out("chair", 1, part=False))
+    before = coordinates(chair)
+    job = run_edit(bpy, "add armrests")
+    assert job.state == "done", job.message
+    edited = bpy.data.objects[job.result_name]
+    after = coordinates(edited)
+    np.testing.assert_array_equal(after[: len(before)], before)  # the artist's vertices first, as they were
+    group = edited.vertex_groups["ShapeLLM added"]
+    members = [v.index for v in edited.data.vertices if any(g.group == group.index for g in v.groups)]
+    assert members == list(range(len(before), len(after))) and len(members) == 32  # two bars, two posts
+    # a separate part: no polygon joins an added vertex to an original one
+    for polygon in edited.data.polygons:
+        added = [i >= len(before) for i in polygon.vertices]
+        assert all(added) or not any(added)
+
+
+def test_wider_is_the_objects_own_width_when_it_is_rotated(bpy):
+    table = mesh_object(bpy, "Turned table", held_out("table", 0), rotation_z=math.pi / 2)
+    before = coordinates(table)
+    job = run_edit(bpy, "make it wider")
+    assert job.state == "done", job.message
+    after = coordinates(bpy.data.objects[job.result_name])
+    # the table's own X (world Y here) grows; its own depth and height are kept to the bit
+    assert np.ptp(after[:, 0]) / np.ptp(before[:, 0]) == pytest.approx(1.35, rel=1e-4)
+    np.testing.assert_array_equal(after[:, 1:], before[:, 1:])
+
+
+def test_a_non_edit_is_refused_and_nothing_is_added(bpy):
+    chair = mesh_object(bpy, "Red chair", held_out("chair", 2))
+    objects = sorted(o.name for o in bpy.data.objects)
+    job = run_edit(bpy, "make it red")
+    assert job.state == "failed" and "not a change of shape" in job.message
+    assert sorted(o.name for o in bpy.data.objects) == objects and not chair.hide_get()
