@@ -342,8 +342,15 @@ def fixtures(pipe, folder: Path, quick: bool) -> list[dict]:
     return rows
 
 
+# a blind set's (dimension, way) of a whole-object change -> how the pipeline reports it
+PROPORTION_READS = {("height", "more"): "taller", ("height", "less"): "shorter", ("width", "more"): "wider",
+                    ("width", "less"): "thinner", ("depth", "more"): "deeper", ("depth", "less"): "shallower"}
+
+
 def blind(pipe, path: Path) -> list[dict]:
-    """Each row of someone else's instructions on a shape that fits its kind and part."""
+    """Each row of someone else's instructions on a shape that fits its kind and part. A set
+    with a `change` column (bench/blind2) is scored on the way too: the part's change
+    (higher/lower of a back or arms = longer/shorter) or the whole object's dimension and way."""
     from backend.edit_words import PART_WORDS, read_words
     from backend.errors import TaskError
 
@@ -365,10 +372,17 @@ def blind(pipe, path: Path) -> list[dict]:
                 result = pipe.edit(v, f, text)
                 read = result.edit_kind or ""
                 read_part, _, read_change = read.partition(" ")
+                expected = row.get("change", "").strip()
                 if kind == "none":
                     right = False
+                elif kind == "proportion" and expected in ("more", "less"):  # a set that says which way
+                    right = read == PROPORTION_READS[(part_text, expected)]
                 elif kind == "proportion":
                     right = result.deform is not None
+                elif kind == "part" and expected:
+                    want = {"higher": "longer", "lower": "shorter"}.get(expected, expected)
+                    right = read == f"{part} {want}"
+                    right |= part in ("seat", "top") and read == f"legs {want}"  # "raise the seat"
                 elif kind in ("remove", "add"):
                     right = read_change == kind and read_part == part
                 else:
