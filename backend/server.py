@@ -563,24 +563,22 @@ class Server:
                 options["question"] = msg.fields["question"]
             caption = pipe.describe(vertices, faces, options, progress, cancelled)
             return protocol.event("result", job.id, {"task": "describe", "caption": str(caption)})
-        if msg.type == "text_to_3d":
-            result = pipe.text_to_3d(msg.fields["prompt"], options, progress, cancelled)
-        elif msg.type == "image_to_3d":
-            result = pipe.image_to_3d(msg.blobs["image"], options, progress, cancelled)
+        if msg.type in protocol.VARIATION_TASKS:
+            if msg.type == "text_to_3d":
+                made = pipe.text_to_3d_variations(msg.fields["prompt"], options, progress, cancelled)
+            else:
+                made = pipe.image_to_3d_variations(msg.blobs["image"], options, progress, cancelled)
+            if "variations" in options:  # asked for: all of them in one result (protocol.join_variations)
+                return self._variations_result(job, made)
+            (result,) = made  # not asked for: today's result of one shape, unchanged
         else:
             vertices, faces = np.array(msg.arrays["vertices"]), np.array(msg.arrays["faces"])
             result = pipe.edit(vertices, faces, msg.fields["instruction"], options, progress, cancelled)
-        with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
-            vertices = np.asarray(result.vertices, dtype=np.float32)
         arrays = {
-            "vertices": vertices,
+            "vertices": _finite_vertices(result.vertices),
             "faces": np.asarray(result.faces, dtype=np.int32),
             "codes": np.asarray(result.codes, dtype=np.int32),
         }
-        # float32 ends at 3.4e38: a shape mapped back to a huge input's frame may overflow.
-        if not np.isfinite(arrays["vertices"]).all():
-            raise TaskError("no_shape", "the shape's coordinates overflow 32-bit floats; "
-                                        "scale the object down and try again")
         fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
         if result.edit_kind:  # what the model read the instruction as, and how sure, for the artist
             fields["edit_kind"] = result.edit_kind
@@ -590,6 +588,25 @@ class Server:
                                  "target": [float(x) for x in m.target]} for m in result.deform]
             fields["edit_summary"] = result.edit_summary
         return protocol.event("result", job.id, fields, arrays)
+
+    @staticmethod
+    def _variations_result(job: Job, results: list) -> Message:
+        infos, arrays = protocol.join_variations(
+            [({"index": r.index, "seed": r.seed}, _finite_vertices(r.vertices), r.faces, r.codes) for r in results])
+        fields = {"task": job.task, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"]),
+                  "variations": infos}
+        return protocol.event("result", job.id, fields, arrays)
+
+
+def _finite_vertices(vertices) -> np.ndarray:
+    """float32 vertices, or no_shape: float32 ends at 3.4e38, and a shape mapped back to a huge
+    input's frame may overflow."""
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        vertices = np.asarray(vertices, dtype=np.float32)
+    if not np.isfinite(vertices).all():
+        raise TaskError("no_shape", "the shape's coordinates overflow 32-bit floats; "
+                                    "scale the object down and try again")
+    return vertices
 
 
 def _for_log(text: str, limit: int = 300) -> str:
