@@ -420,6 +420,7 @@ class Server:
             "preset": pipeline.get("preset", self.config.preset),
             "device": pipeline.get("device", self.config.device),
             "supports": pipeline.get("supports"),
+            "greedy": pipeline.get("greedy"),  # decodes greedily by default: variations need a temperature
             "ready": self._pipeline_info is not None,
             "load_error": self._pipeline_error,
             "model_loaded": self._pipeline is not None and self._pipeline.loaded,  # loads lazily
