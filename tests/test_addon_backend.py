@@ -77,7 +77,8 @@ def test_generate_auto_starts_the_backend_and_places_the_result(bpy):
         settings.variations = 1
     assert session().backend_running
     (job,) = newest_jobs(1)   # one job for both variations: one batch on the backend
-    assert job.options["variations"] == 2 and "temperature" not in job.options  # the tiny model samples
+    # sent before the backend said whether its model samples: the panel's temperature goes along
+    assert job.options["variations"] == 2 and job.options["temperature"] == pytest.approx(settings.temperature)
     seen = set()
     assert harness.pump_until(lambda: seen.add((job.stage, job.total)) or not job.active, FULL_GENERATION_S)
     wait_done(job)
