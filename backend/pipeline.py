@@ -305,7 +305,7 @@ class Pipeline:
         if not self.preset.supports(task):
             raise TaskError("unsupported", f"preset {self.preset.name} does not support {task}")
 
-    def _options(self, options, task: str) -> dict:
+    def _options(self, options, task: str | None = None) -> dict:
         """Preset generation defaults, overridden by the caller's options, which are checked by
         the wire's own rules (protocol.validate_options); `question` is describe's own."""
         options = dict(options or {})
