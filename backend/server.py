@@ -564,14 +564,14 @@ class Server:
                 options["question"] = msg.fields["question"]
             caption = pipe.describe(vertices, faces, options, progress, cancelled)
             return protocol.event("result", job.id, {"task": "describe", "caption": str(caption)})
-        if msg.type in protocol.VARIATION_TASKS:
-            if msg.type == "text_to_3d":
-                made = pipe.text_to_3d_variations(msg.fields["prompt"], options, progress, cancelled)
-            else:
-                made = pipe.image_to_3d_variations(msg.blobs["image"], options, progress, cancelled)
-            if "variations" in options:  # asked for: all of them in one result (protocol.join_variations)
-                return self._variations_result(job, made)
-            (result,) = made  # not asked for: today's result of one shape, unchanged
+        source = msg.fields.get("prompt") if msg.type == "text_to_3d" else msg.blobs.get("image")
+        if msg.type in protocol.VARIATION_TASKS and "variations" in options:  # all K in one result
+            many = pipe.text_to_3d_variations if msg.type == "text_to_3d" else pipe.image_to_3d_variations
+            return self._variations_result(job, many(source, options, progress, cancelled))
+        if msg.type == "text_to_3d":
+            result = pipe.text_to_3d(source, options, progress, cancelled)
+        elif msg.type == "image_to_3d":
+            result = pipe.image_to_3d(source, options, progress, cancelled)
         else:
             vertices, faces = np.array(msg.arrays["vertices"]), np.array(msg.arrays["faces"])
             result = pipe.edit(vertices, faces, msg.fields["instruction"], options, progress, cancelled)
