@@ -24,9 +24,10 @@ class Placement:
     """Where a job's result goes in the scene.
 
     A new shape (no `matrix`) stands on `location`, its largest side `size`; `variation` is
-    which shape of its job it is (the others of one job stand beside the first). An edit's answer comes back in world
-    space and is put in the frame `matrix` (rows of the world matrix of `source`, the object
-    edited), hiding `source` when `hide_source`. Describe only names its `source`.
+    which shape of its job it is (the others of one job stand beside the first). An edit's
+    answer comes back in world space and is put in the frame `matrix` (rows of the world matrix
+    of `source`, the object edited), hiding `source` when `hide_source`. Describe only names
+    its `source`.
     """
 
     location: tuple = (0.0, 0.0, 0.0)
