@@ -23,12 +23,12 @@ def _matrix(rows) -> tuple:
 class Placement:
     """Where a job's result goes in the scene.
 
-    A new shape (no `matrix`) stands on `location`, its largest side `size`, moved aside by
-    `variation` widths when several come from one click. An edit's answer comes back in world
-    space and is put in the frame `matrix` (rows of the world matrix of `source`, the object
-    edited), hiding `source` when `hide_source`; with `local` the answer is in `source`'s own
-    coordinates (edits send the object's own mesh and frame: the add-on's rule since issue 29).
-    Describe only names its `source`.
+    A new shape (no `matrix`) stands on `location`, its largest side `size`; `variation` is
+    which shape of its job it is (the others of one job stand beside the first). An edit's
+    answer comes back in world space and is put in the frame `matrix` (rows of the world matrix
+    of `source`, the object edited), hiding `source` when `hide_source`; with `local` the answer
+    is in `source`'s own coordinates (edits send the object's own mesh and frame: the add-on's
+    rule since issue 29). Describe only names its `source`.
     """
 
     location: tuple = (0.0, 0.0, 0.0)
@@ -85,7 +85,8 @@ class Job:
     submitted: float = field(default_factory=time.time)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
-    result_name: str = ""     # the object created (or described) by this job
+    result_name: str = ""     # the object created (or described) by this job; the first of several
+    result_names: list = field(default_factory=list)   # every object it created (variations)
 
     @property
     def active(self) -> bool:

@@ -63,11 +63,25 @@ def ready_session(context):
     raise Refused(f"{session.message}. No backend running: press Start in the ShapeLLM panel")
 
 
-def job_options(context, seed_offset: int = 0) -> dict:
+def job_options(context) -> dict:
     settings, prefs = context.scene.shapellm, preferences.get(context)
-    options = {"seed": int(settings.seed) + seed_offset, "mesh_style": prefs.mesh_style}
+    options = {"seed": int(settings.seed), "mesh_style": prefs.mesh_style}
     if settings.custom_temperature:
         options["temperature"] = float(settings.temperature)
+    return options
+
+
+def variation_options(context) -> dict:
+    """A generate job's options: with Variations > 1, one job for all of them. Variations need
+    sampling, so the panel's temperature goes along unless the backend said that its model
+    samples by itself (a greedy model would make K equal shapes; not yet connected: unknown)."""
+    options, settings = job_options(context), context.scene.shapellm
+    if settings.variations > 1:
+        options["variations"] = int(settings.variations)  # only then: older backends refuse the option
+        session = session_mod.get()
+        model_samples = session is not None and session.server_info.get("greedy") is False
+        if not model_samples:
+            options.setdefault("temperature", float(settings.temperature))
     return options
 
 
@@ -260,16 +274,12 @@ class SHAPELLM_OT_generate_image(ShapeLLMOperator):
         return {"FINISHED"}
 
 
-def submit_variations(context, task, label, fields, blobs=None) -> list:
-    settings = context.scene.shapellm
+def submit_variations(context, task, label, fields, blobs=None):
+    """One job for the panel's Variations: K shapes come back in its one result."""
     session = ready_session(context)
-    prefs = preferences.get(context)
-    jobs = []
-    for i in range(settings.variations):
-        placement = Placement.at_cursor(context.scene.cursor.location, prefs.object_size, i)
-        jobs.append(session.submit(task, label, {**fields, "options": job_options(context, i)},
-                                   blobs=blobs, placement=placement))
-    return jobs
+    placement = Placement.at_cursor(context.scene.cursor.location, preferences.get(context).object_size)
+    return session.submit(task, label, {**fields, "options": variation_options(context)},
+                          blobs=blobs, placement=placement)
 
 
 class SHAPELLM_OT_describe(ShapeLLMOperator):

@@ -7,11 +7,13 @@ the client without blocking, and stops taking new work once its time budget is s
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import bpy
 
 from . import mesh_bridge, preferences, results, session as session_mod
+from .wire import protocol
 
 TICK_BUDGET_S = 0.002
 BUSY_INTERVAL_S = 0.05    # while jobs run: smooth progress bars
@@ -58,28 +60,32 @@ def _apply_result(context, session, job, event) -> None:
             session.notices.append(("INFO", f'{job.label}: "{caption}"'))
             results.push_undo("ShapeLLM describe")
             return
-        vertices, faces = event.arrays["vertices"], event.arrays["faces"]
+        # One shape, or the K variations of one job (split before anything is made)
+        shapes = protocol.split_variations(event.fields, event.arrays)
+        several = "variations" in event.fields
         name = results.shape_name(job.task, job.label, job.placement)
         obj = None
         if event.fields.get("kept_mesh") is True:  # the artist's own mesh edited: keep everything it carries
             added = None
             if "added_vertices" in event.arrays and "added_faces" in event.arrays:
                 added = mesh_bridge.check_arrays(event.arrays["added_vertices"], event.arrays["added_faces"])
-            obj = results.edited_copy(context, job.placement, vertices, event.arrays.get("removed_faces"),
+            obj = results.edited_copy(context, job.placement, shapes[0][1], event.arrays.get("removed_faces"),
                                       added, name)
-        if obj is None:
-            obj = results.place_mesh(context, job.placement, vertices, faces, name,
-                                     smooth=prefs.mesh_style == "smooth")
-        results.set_job_provenance(obj, job, preset)
-        job.result_name = obj.name
+        objects = [obj] if obj is not None else results.place_side_by_side(
+            context, job.placement, [(v, f) for _, v, f, _ in shapes], name, smooth=prefs.mesh_style == "smooth")
+        for obj, (info, vertices, faces, _) in zip(objects, shapes):
+            results.set_job_provenance(obj, job, preset, info if several else None)
+            placement = dataclasses.replace(job.placement, variation=int(info.get("index", 0)))
+            session.history.add(job.task, job.label, obj.name, vertices, faces, placement)
+        obj = objects[0]
+        job.result_name, job.result_names = obj.name, [o.name for o in objects]
         kind = event.fields.get("edit_kind")
         if isinstance(kind, str) and kind:  # how the model read the instruction: wrong reads show
             obj["shapellm_edit_kind"] = kind
             done = event.fields.get("edit_summary")
             done = f"; {done}" if isinstance(done, str) and done else ""
             session.notices.append(("INFO", f'{job.label}: read as "{kind}"{_how_sure(event.fields)}{done}'))
-        session.history.add(job.task, job.label, obj.name, vertices, faces, job.placement)
-        results.push_undo(f"ShapeLLM {job.task}")
+        results.push_undo(f"ShapeLLM {job.task}")  # one undo step, however many shapes
     except (KeyError, ValueError) as exc:
         # A result we cannot use loses nothing in the scene: the job fails with the reason.
         job.finish("failed", f"unusable result: {exc}")

@@ -12,7 +12,7 @@ from .jobs import Placement
 from .mesh_bridge import build_mesh, check_arrays
 
 COLLECTION_NAME = "ShapeLLM"
-VARIATION_GAP = 1.25  # side-by-side spacing, in object sizes
+VARIATION_GAP = 0.25  # free space between variations side by side, in object sizes
 
 
 def object_name(text: str, fallback: str = "Shape") -> str:
@@ -62,8 +62,12 @@ def set_provenance(obj, task: str, label: str, preset: str, seed=None, duration:
     obj["shapellm_duration_s"] = round(duration, 3)
 
 
-def set_job_provenance(obj, job, preset: str) -> None:
-    set_provenance(obj, job.task, job.label, preset, job.options.get("seed"), job.duration)
+def set_job_provenance(obj, job, preset: str, variation: dict | None = None) -> None:
+    """`variation`: the result's entry for this shape of several ({"index", "seed"})."""
+    seed = job.options.get("seed") if variation is None else variation.get("seed")
+    set_provenance(obj, job.task, job.label, preset, seed, job.duration)
+    if variation is not None:
+        obj["shapellm_variation"] = int(variation["index"])
 
 
 def shape_name(task: str, label: str, placement: Placement) -> str:
@@ -98,11 +102,32 @@ def place_mesh(context, placement: Placement, vertices, faces, name: str, smooth
             source.hide_set(True)
             source.hide_render = True  # else a render would show both, one inside the other
     else:
-        x, y, z = placement.location
-        offset = placement.variation * placement.size * VARIATION_GAP
-        obj.location = (x + offset, y, z)
+        obj.location = placement.location
     make_active(context, obj)
     return obj
+
+
+def place_side_by_side(context, placement: Placement, meshes: list, name: str, smooth: bool) -> list:
+    """New objects from several shapes of one job [(vertices, faces), ...]: the first at the
+    cursor as a single shape would stand, each next one to its +X side, a gap beyond the one
+    before it (by their bounding boxes, so wide and narrow shapes never overlap). All are left
+    selected, the first active. Returns them in order."""
+    objects, right = [], None
+    gap = placement.size * VARIATION_GAP
+    for vertices, faces in meshes:
+        obj = place_mesh(context, placement, vertices, faces, name, smooth)
+        xs = np.empty(len(obj.data.vertices) * 3, np.float32)
+        obj.data.vertices.foreach_get("co", xs)
+        low, high = float(xs[0::3].min()), float(xs[0::3].max())
+        if right is not None:  # its left side a gap right of the previous one's right side
+            obj.location.x = right + gap - low
+        right = obj.location.x + high
+        objects.append(obj)
+    make_active(context, objects[0])
+    for obj in objects[1:]:  # in object mode, as make_active leaves the first
+        if context.mode == "OBJECT" and obj.name in context.view_layer.objects:
+            obj.select_set(True)
+    return objects
 
 
 ADDED_GROUP = "ShapeLLM added"  # the vertex group that selects a part an edit added

@@ -79,10 +79,10 @@ class SHAPELLM_PT_generate(ShapeLLMPanel, bpy.types.Panel):
         sub.prop(settings, "temperature")
         col.prop(settings, "variations")
         session = session_mod.get()
-        greedy = bool(session and session.connected and session.server_info.get("greedy"))
-        if greedy and not settings.custom_temperature and settings.variations > 1:
-            # the seed changes nothing under greedy decoding: say so instead of N equal copies
-            col.label(text="This model gives one shape per prompt: set a temperature to vary it", icon="INFO")
+        samples = bool(session and session.connected and session.server_info.get("greedy") is False)
+        if settings.variations > 1 and not settings.custom_temperature and not samples:
+            # variations need sampling; a greedy model would make N equal shapes (operators.variation_options)
+            col.label(text=f"Variations sample at temperature {settings.temperature:.2f}", icon="INFO")
 
 
 QUICK_EDITS = protocol.PROPORTION_KINDS

@@ -251,6 +251,9 @@ def _configure_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="mesh file to write (.glb, .obj, .ply, .stl)")
     _add_mesh_style(p)
     p.add_argument("--codes", help="also write the 1024 shape codes to this .npy file")
+    p.add_argument("--variations", type=int, metavar="K",
+                   help="make K shapes of the prompt (1-8) as one batch, seeds --seed, --seed+1, ...; they "
+                        "need sampling (--temperature > 0 with a greedy model); writes NAME-1.EXT ... NAME-K.EXT")
     _add_model_arguments(p)
 
 
@@ -259,25 +262,39 @@ def _run_generate(args) -> int:
 
     def prepare():
         _check_output(args.output)
-        _options(args)
+        options()
         if args.prompt is not None:
             return {"prompt": protocol.validate_prompt(args.prompt)}
         image = _read_file(args.image)
         protocol.validate_image(image)
         return {"image": image}
 
+    count = args.variations or 1
+
+    def options():  # --variations is checked by the wire's rule, before any model loads
+        extra = {"variations": args.variations} if args.variations is not None else {}
+        return protocol.validate_options({**_options(args), **extra}, "text_to_3d")
+
     def task(pipe, inputs, progress, cancelled):
         if "prompt" in inputs:
-            return pipe.text_to_3d(inputs["prompt"], _options(args), progress, cancelled)
-        return pipe.image_to_3d(inputs["image"], _options(args), progress, cancelled)
+            return pipe.text_to_3d_variations(inputs["prompt"], options(), progress, cancelled)
+        return pipe.image_to_3d_variations(inputs["image"], options(), progress, cancelled)
 
-    def finish(result):
-        _save_mesh(args.output, result.vertices, result.faces)
-        if args.codes:
-            import numpy as np
+    def finish(results):
+        import numpy as np
 
-            np.save(args.codes, np.asarray(result.codes, dtype=np.int32))
-        print(f"wrote {args.output}: {len(result.vertices)} vertices, {len(result.faces)} triangles")
+        for result in results:
+            output, codes = args.output, args.codes
+            if count > 1:
+                output, codes = variation_path(output, result.index), codes and variation_path(codes, result.index)
+            _save_mesh(output, result.vertices, result.faces)
+            if codes:
+                np.save(codes, np.asarray(result.codes, dtype=np.int32))
+            seed = f" (seed {result.seed})" if count > 1 else ""
+            print(f"wrote {output}: {len(result.vertices)} vertices, {len(result.faces)} triangles{seed}")
+        missing = sorted(set(range(count)) - {r.index for r in results})
+        if missing:
+            print(f"variations {', '.join(str(i + 1) for i in missing)} made no shape", file=sys.stderr)
 
     return _run_task(args, prepare, task, finish)
 
@@ -424,6 +441,12 @@ def z_up_to_y_up(vertices):
 
     v = np.asarray(vertices)
     return np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1)
+
+
+def variation_path(path: str, index: int) -> str:
+    """chair.glb, variation 0 -> chair-1.glb (variations are numbered from 1 in file names)."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{index + 1}{p.suffix}"))
 
 
 def _check_output(path: str) -> None:

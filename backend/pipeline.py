@@ -60,6 +60,8 @@ class MeshResult:
     kept_mesh: bool = False
     removed_faces: np.ndarray | None = None
     added: tuple | None = None
+    seed: int | None = None  # a generated shape's sampling seed (variation i of a job: seed + i)
+    index: int = 0  # which variation of its job this is
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -96,11 +98,20 @@ class Pipeline:
         }
 
     def text_to_3d(self, prompt: str, options=None, progress=None, cancelled=None) -> MeshResult:
+        return _one(self.text_to_3d_variations(prompt, options, progress, cancelled))
+
+    def image_to_3d(self, image_bytes: bytes, options=None, progress=None, cancelled=None) -> MeshResult:
+        return _one(self.image_to_3d_variations(image_bytes, options, progress, cancelled))
+
+    def text_to_3d_variations(self, prompt: str, options=None, progress=None, cancelled=None) -> list[MeshResult]:
+        """options["variations"] = K shapes of one prompt (default 1), decoded as one batch;
+        variation i samples with seed + i. A variation that makes no shape is left out (its
+        index is missing); none at all is no_shape."""
         self._require("text_to_3d")
         prompt = self.preset.model_text(checked_text(prompt, "prompt"))
         return self._generate("text_to_3d", dict(text=prompt), options, progress, cancelled)
 
-    def image_to_3d(self, image_bytes: bytes, options=None, progress=None, cancelled=None) -> MeshResult:
+    def image_to_3d_variations(self, image_bytes: bytes, options=None, progress=None, cancelled=None) -> list[MeshResult]:
         self._require("image_to_3d")
         image = decode_image(image_bytes)
         return self._generate("image_to_3d", dict(image=image), options, progress, cancelled)
@@ -108,7 +119,7 @@ class Pipeline:
     def describe(self, vertices, faces, options=None, progress=None, cancelled=None) -> str:
         progress, cancelled = progress or _no_progress, cancelled or _never
         self._require("describe")
-        opts = self._options(options)
+        opts = self._options(options, "describe")
         if "question" in opts:
             opts["question"] = self.preset.model_text(checked_text(opts["question"], "question"))
         vertices, faces = _cleaned(vertices, faces)  # a broken mesh is refused before any model loads
@@ -122,7 +133,7 @@ class Pipeline:
         progress, cancelled = progress or _no_progress, cancelled or _never
         self._require("edit")
         instruction = self.preset.model_text(checked_text(instruction, "instruction"))
-        opts = self._options(options)
+        opts = self._options(options, "edit")
         cleaned = _cleaned(vertices, faces)  # refused before any model loads or runs
         own = np.asarray(vertices, np.float32), np.asarray(faces, np.int32)
         vertices, faces = cleaned
@@ -200,20 +211,38 @@ class Pipeline:
             _empty_cuda_cache()
 
     # -- steps -----------------------------------------------------------------------------
-    def _generate(self, task: str, inputs: dict, options, progress, cancelled) -> MeshResult:
+    def _generate(self, task: str, inputs: dict, options, progress, cancelled) -> list[MeshResult]:
         progress, cancelled = progress or _no_progress, cancelled or _never
         self._require(task)
-        opts = self._options(options)
+        opts = self._options(options, task)
+        count = int(opts.get("variations", 1))
+        if count > 1 and float(opts["temperature"]) == 0:
+            raise TaskError("bad_field", f"{count} variations need sampling, but the temperature is 0 (greedy "
+                                         "decoding, this model's default): every variation would be the same "
+                                         "shape; set a temperature in [0.01, 5]")
         with self._lock:
             llm, vqvae = self._models(progress, cancelled)
             if task == "text_to_3d" and self.preset.known_objects:
                 self._refuse_unknown_object(llm, inputs["text"], cancelled)
-            codes = llm.generate_shape(**inputs, options=self._llm_options(opts),
+            rows = llm.generate_shapes(**inputs, options=self._llm_options(opts), count=count,
                                        progress=progress, cancelled=cancelled)
-            codes, logits = self._decode(vqvae, codes, progress, cancelled)
-            voxels = logits > 0
-            vertices, faces = self._surface(voxels, opts, progress, cancelled)
-        return MeshResult(vertices, faces, codes, voxels=voxels)
+            # One shape at a time through the VQVAE: its decoder's memory grows with the batch.
+            grids = [self._decode(vqvae, codes, _part(progress, index, count), cancelled)
+                     for index, codes in enumerate(rows)]
+            made = []
+            for index, (codes, logits) in enumerate(grids):
+                voxels = logits > 0
+                try:
+                    vertices, faces = self._surface(voxels, opts, _part(progress, index, count), cancelled)
+                except TaskError as err:
+                    if err.code != "no_shape" or count == 1:
+                        raise
+                    continue  # left out; the others are still worth having
+                made.append(MeshResult(vertices, faces, codes, voxels=voxels, seed=int(opts["seed"]) + index,
+                                       index=index))
+        if not made:
+            raise TaskError("no_shape", f"none of the {count} variations has an occupied voxel")
+        return made
 
     def _refuse_unknown_object(self, llm, text: str, cancelled) -> None:
         answer = llm.declines(text, cancelled)
@@ -312,13 +341,13 @@ class Pipeline:
         if not self.preset.supports(task):
             raise TaskError("unsupported", f"preset {self.preset.name} does not support {task}")
 
-    def _options(self, options) -> dict:
+    def _options(self, options, task: str | None = None) -> dict:
         """Preset generation defaults, overridden by the caller's options, which are checked by
         the wire's own rules (protocol.validate_options); `question` is describe's own."""
         options = dict(options or {})
         question = options.pop("question", None)
         try:
-            validate_options(options)
+            validate_options(options, task)
         except ProtocolError as err:
             raise TaskError(err.code, err.message) from None
         opts = {**self.preset.generation, "mesh_style": "smooth", "up": "z", **options}
@@ -369,6 +398,20 @@ def _cleaned(vertices, faces):
         return clean_mesh(vertices, faces)
     except GeometryError as err:
         raise TaskError(_INPUT_MESH_CODES.get(err.code, "bad_mesh"), err.message) from err
+
+
+def _one(results: list[MeshResult]) -> MeshResult:
+    if len(results) != 1:
+        raise TaskError("bad_field", "this call returns one shape: ask the *_variations call for several")
+    return results[0]
+
+
+def _part(progress: Progress, index: int, count: int) -> Progress:
+    """Progress of variation `index` of `count` in a per-shape stage (decode, surface): the
+    stage counts shapes done of `count`; one shape reports the stage's own 0/1, 1/1."""
+    if count == 1:
+        return progress
+    return lambda stage, done, total: progress(stage, index + (done >= total), count)
 
 
 def _check(cancelled: CancelCheck) -> None:

@@ -420,6 +420,7 @@ class Server:
             "preset": pipeline.get("preset", self.config.preset),
             "device": pipeline.get("device", self.config.device),
             "supports": pipeline.get("supports"),
+            "greedy": pipeline.get("greedy"),  # decodes greedily by default: variations need a temperature
             "ready": self._pipeline_info is not None,
             "load_error": self._pipeline_error,
             "model_loaded": self._pipeline is not None and self._pipeline.loaded,  # loads lazily
@@ -563,24 +564,22 @@ class Server:
                 options["question"] = msg.fields["question"]
             caption = pipe.describe(vertices, faces, options, progress, cancelled)
             return protocol.event("result", job.id, {"task": "describe", "caption": str(caption)})
+        source = msg.fields.get("prompt") if msg.type == "text_to_3d" else msg.blobs.get("image")
+        if msg.type in protocol.VARIATION_TASKS and "variations" in options:  # all K in one result
+            many = pipe.text_to_3d_variations if msg.type == "text_to_3d" else pipe.image_to_3d_variations
+            return self._variations_result(job, many(source, options, progress, cancelled))
         if msg.type == "text_to_3d":
-            result = pipe.text_to_3d(msg.fields["prompt"], options, progress, cancelled)
+            result = pipe.text_to_3d(source, options, progress, cancelled)
         elif msg.type == "image_to_3d":
-            result = pipe.image_to_3d(msg.blobs["image"], options, progress, cancelled)
+            result = pipe.image_to_3d(source, options, progress, cancelled)
         else:
             vertices, faces = np.array(msg.arrays["vertices"]), np.array(msg.arrays["faces"])
             result = pipe.edit(vertices, faces, msg.fields["instruction"], options, progress, cancelled)
-        with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
-            vertices = np.asarray(result.vertices, dtype=np.float32)
         arrays = {
-            "vertices": vertices,
+            "vertices": _finite_vertices(result.vertices),
             "faces": np.asarray(result.faces, dtype=np.int32),
             "codes": np.asarray(result.codes, dtype=np.int32),
         }
-        # float32 ends at 3.4e38: a shape mapped back to a huge input's frame may overflow.
-        if not np.isfinite(arrays["vertices"]).all():
-            raise TaskError("no_shape", "the shape's coordinates overflow 32-bit floats; "
-                                        "scale the object down and try again")
         fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
         if result.edit_kind:  # how the instruction was read (and how sure the model was), for the artist
             fields["edit_kind"] = result.edit_kind
@@ -599,6 +598,25 @@ class Server:
                 arrays["added_vertices"] = np.asarray(result.added[0], dtype=np.float32)
                 arrays["added_faces"] = np.asarray(result.added[1], dtype=np.int32)
         return protocol.event("result", job.id, fields, arrays)
+
+    @staticmethod
+    def _variations_result(job: Job, results: list) -> Message:
+        infos, arrays = protocol.join_variations(
+            [({"index": r.index, "seed": r.seed}, _finite_vertices(r.vertices), r.faces, r.codes) for r in results])
+        fields = {"task": job.task, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"]),
+                  "variations": infos}
+        return protocol.event("result", job.id, fields, arrays)
+
+
+def _finite_vertices(vertices) -> np.ndarray:
+    """float32 vertices, or no_shape: float32 ends at 3.4e38, and a shape mapped back to a huge
+    input's frame may overflow."""
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        vertices = np.asarray(vertices, dtype=np.float32)
+    if not np.isfinite(vertices).all():
+        raise TaskError("no_shape", "the shape's coordinates overflow 32-bit floats; "
+                                    "scale the object down and try again")
+    return vertices
 
 
 def _for_log(text: str, limit: int = 300) -> str:

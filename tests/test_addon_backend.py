@@ -76,11 +76,12 @@ def test_generate_auto_starts_the_backend_and_places_the_result(bpy):
     finally:
         settings.variations = 1
     assert session().backend_running
-    job, second = newest_jobs(2)
+    (job,) = newest_jobs(1)   # one job for both variations: one batch on the backend
+    # sent before the backend said whether its model samples: the panel's temperature goes along
+    assert job.options["variations"] == 2 and job.options["temperature"] == pytest.approx(settings.temperature)
     seen = set()
     assert harness.pump_until(lambda: seen.add((job.stage, job.total)) or not job.active, FULL_GENERATION_S)
-    wait_done(second)
-    assert job.state == "done", job.message
+    wait_done(job)
     assert ("tokens", 1024) in seen                    # real progress, tokens of 1024
     assert session().connected and session().server_info["preset"] == "tiny"
     obj = bpy.data.objects[job.result_name]
@@ -91,11 +92,15 @@ def test_generate_auto_starts_the_backend_and_places_the_result(bpy):
     assert len(obj.data.polygons) > 100
     assert obj["shapellm_prompt"] == "a chair with four legs" and obj["shapellm_seed"] == 3
     assert obj["shapellm_preset"] == "tiny" and obj["shapellm_task"] == "text_to_3d"
+    assert obj["shapellm_variation"] == 0
     assert session().history.entries[1]["result"] == obj.name
-    # The second variation: next seed, laid out beside the first.
-    other = bpy.data.objects[second.result_name]
-    assert other["shapellm_seed"] == 4 and other.location.y == obj.location.y
-    assert other.location.x - obj.location.x == pytest.approx(prefs(bpy).object_size * 1.25)
+    # The second variation: next seed, laid out beside the first (a gap between their boxes).
+    other = bpy.data.objects[job.result_names[1]]
+    assert other["shapellm_seed"] == 4 and other["shapellm_variation"] == 1 and other.location.y == obj.location.y
+    bpy.context.view_layer.update()
+    right = max((obj.matrix_world @ v.co).x for v in obj.data.vertices)
+    left = min((other.matrix_world @ v.co).x for v in other.data.vertices)
+    assert left - right == pytest.approx(prefs(bpy).object_size * 0.25, abs=1e-4)
 
 
 def test_describe_puts_the_caption_in_the_panel_the_report_and_the_object(bpy, capfd):

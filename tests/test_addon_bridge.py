@@ -234,20 +234,55 @@ def test_generated_result_lands_at_the_cursor_at_the_preferred_size(bpy):
     # A unit-frame box as the backend sends it: [-0.5, 0.5] wide, half as tall.
     box = trimesh.creation.box(extents=(1.0, 0.5, 0.5))
     v, f = np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.int32)
-    for i in range(2):
-        job = _job("text_to_3d", "a wooden chair!", placement().at_cursor((1.0, 2.0, 3.0), 4.0, i))
-        obj = _place(bpy, job, v, f, "tiny", smooth=True)
+    job = _job("text_to_3d", "a wooden chair!", placement().at_cursor((1.0, 2.0, 3.0), 4.0))
+    _place(bpy, job, v, f, "tiny", smooth=True)
     bpy.context.view_layer.update()
-    first, second = bpy.data.objects["Wooden chair"], obj
+    first = bpy.data.objects["Wooden chair"]
     assert first.users_collection[0].name == "ShapeLLM"
     assert tuple(first.location) == pytest.approx((1.0, 2.0, 3.0))
     assert tuple(first.dimensions) == pytest.approx((4.0, 2.0, 2.0), rel=1e-5)
     world_z = [(first.matrix_world @ vert.co).z for vert in first.data.vertices]
     assert min(world_z) == pytest.approx(3.0)   # standing on the cursor
-    assert second.location.x - first.location.x == pytest.approx(4.0 * results.VARIATION_GAP)
     assert first["shapellm_task"] == "text_to_3d" and first["shapellm_prompt"] == "a wooden chair!"
     assert first["shapellm_seed"] == 7 and first["shapellm_preset"] == "tiny"
     assert first["shapellm_duration_s"] >= 0
+
+
+def test_variations_of_one_result_stand_side_by_side_each_with_its_provenance(bpy, tmp_path, monkeypatch):
+    """One result of K shapes (as the backend sends it, through the real wire encoder) becomes K
+    objects: the first where a single shape would stand, each next one a gap to the +X side of
+    the one before by their bounding boxes, each with its prompt, seed and variation index, all
+    in one undo step, all selected and the first active."""
+    pump, protocol, results = harness.module("pump"), harness.module("wire.protocol"), harness.module("results")
+    session = harness.module("session").Session(tmp_path)
+    undo_steps = []
+    monkeypatch.setattr(results, "push_undo", undo_steps.append)
+    made = []
+    for i, extents in enumerate([(1.0, 0.5, 0.5), (0.3, 1.0, 0.4), (1.0, 1.0, 1.0)]):  # wide, narrow, cube
+        box = trimesh.creation.box(extents=extents)
+        made.append(({"index": i, "seed": 7 + i}, np.asarray(box.vertices, np.float32),
+                      np.asarray(box.faces, np.int32), np.full(1024, i, np.int32)))
+    infos, arrays = protocol.join_variations(made)
+    event = protocol.decode(protocol.encode(protocol.event(
+        "result", "k", {"task": "text_to_3d", "variations": infos}, arrays)))
+    job = _job("text_to_3d", "a wooden chair", placement().at_cursor((1.0, 2.0, 0.0), 2.0))
+    job.options["variations"] = 3
+    pump._apply_result(bpy.context, session, job, event)
+    objects = [bpy.data.objects[name] for name in job.result_names]
+    assert len(objects) == 3 and job.result_name == objects[0].name and undo_steps == ["ShapeLLM text_to_3d"]
+    bpy.context.view_layer.update()
+    boxes = [(min(x), max(x)) for x in ([(o.matrix_world @ v.co).x for v in o.data.vertices] for o in objects)]
+    assert tuple(objects[0].location) == pytest.approx((1.0, 2.0, 0.0))   # the first at the cursor
+    for (_, right), (left, _) in zip(boxes, boxes[1:]):
+        assert left - right == pytest.approx(2.0 * results.VARIATION_GAP, abs=1e-5)   # gap between boxes
+    assert all(o.location.y == pytest.approx(2.0) for o in objects)
+    for i, obj in enumerate(objects):
+        assert obj["shapellm_prompt"] == "a wooden chair" and obj["shapellm_task"] == "text_to_3d"
+        assert obj["shapellm_seed"] == 7 + i and obj["shapellm_variation"] == i
+        assert max(obj.dimensions) == pytest.approx(2.0, rel=1e-5) and obj.select_get()
+    assert bpy.context.view_layer.objects.active == objects[0]
+    assert [e["result"] for e in session.history.entries] == [o.name for o in reversed(objects)]
+    assert [e["place"]["variation"] for e in session.history.entries] == [2, 1, 0]
 
 
 def test_edit_result_takes_the_source_transform_and_keeps_the_source(bpy):

@@ -128,18 +128,27 @@ def test_connected_panel_shows_model_jobs_progress_and_cancel(bpy):
     assert status[0][0] == "progress" and "tokens 512/1024" in status[0][2]["text"]
 
 
-def test_variations_of_a_greedy_model_say_that_they_would_be_equal(bpy):
+def test_variations_of_a_greedy_model_sample_at_the_panels_temperature(bpy):
+    """Variations need sampling: with a greedy model (or before the backend said) the panel's
+    temperature goes with the one job and the panel says so; a model that samples keeps its own."""
     session = harness.module("session").get()
+    operators = harness.module("operators")
     settings = bpy.context.scene.shapellm
     session.state, session.message = "connected", "Connected"
     session.server_info = {"preset": "embedded", "device": "cpu", "greedy": True}
-    settings.variations, settings.custom_temperature = 3, False
+    settings.variations, settings.custom_temperature, settings.temperature = 3, False, 0.6
+    told = "Variations sample at temperature 0.60"
     try:
-        assert "one shape per prompt" in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+        assert told in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+        options = operators.variation_options(bpy.context)
+        assert options["variations"] == 3 and options["temperature"] == pytest.approx(0.6)
         settings.custom_temperature = True
-        assert "one shape per prompt" not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+        assert told not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
         settings.custom_temperature, session.server_info["greedy"] = False, False
-        assert "one shape per prompt" not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+        assert told not in texts(draw(bpy, bpy.types.SHAPELLM_PT_generate.draw))
+        assert "temperature" not in operators.variation_options(bpy.context)   # the model's own sampling
+        settings.variations = 1
+        assert "variations" not in operators.variation_options(bpy.context)   # today's request exactly
     finally:
         settings.variations, settings.custom_temperature = 1, False
 

@@ -127,6 +127,7 @@ MAX_COORDINATE = 1e15
 MAX_DIMENSION = 2**31 - 1  # of any buffer axis: numpy cannot reshape to more
 MAX_ID_CHARS = 64
 MAX_RANK = 2
+MAX_VARIATIONS = 8  # shapes of one prompt in one job
 
 # Heartbeats. The client pings at most this often from poll(); the server cancels the jobs of a
 # client it has heard nothing from (no ping, no request) for CLIENT_TIMEOUT_S, so a client that
@@ -355,7 +356,11 @@ OPTION_RULES = {
     "max_new_tokens": (lambda v: _is_int(v), lambda v: 1 <= v <= 8192, "an integer in [1, 8192]"),
     "mesh_style": (lambda v: isinstance(v, str), lambda v: v in MESH_STYLES, "'smooth' or 'blocky'"),
     "up": (lambda v: isinstance(v, str), lambda v: v in UP_AXES, "'z' or 'y'"),
+    # K shapes of one prompt in one job (seeds seed, seed+1, ...); they need sampling
+    "variations": (lambda v: _is_int(v), lambda v: 1 <= v <= MAX_VARIATIONS, f"an integer in [1, {MAX_VARIATIONS}]"),
 }
+# Tasks that make new shapes and so may ask for several (option "variations").
+VARIATION_TASKS = ("text_to_3d", "image_to_3d")
 
 # request type -> (required fields, optional fields, required arrays, required blobs)
 REQUEST_SCHEMA = {
@@ -390,7 +395,7 @@ def validate_request(msg: Message) -> None:
         if "target" in msg.fields and not is_job_id(msg.fields["target"]):
             raise ProtocolError("bad_field", "field 'target' must be a job id")
         if "options" in msg.fields:
-            validate_options(msg.fields["options"])
+            validate_options(msg.fields["options"], msg.type)
         if arrays:
             validate_mesh(msg.arrays["vertices"], msg.arrays["faces"])
         if "image" in blobs:
@@ -436,7 +441,8 @@ def prompt_problem(text: str, name: str) -> str | None:
     return None
 
 
-def validate_options(options) -> dict:
+def validate_options(options, task: str | None = None) -> dict:
+    """The options' names and values; with `task`, also that the task takes them."""
     if not isinstance(options, dict):
         raise ProtocolError("bad_field", "field 'options' must be an object")
     for key, value in options.items():
@@ -445,7 +451,63 @@ def validate_options(options) -> dict:
         type_ok, range_ok, description = OPTION_RULES[key]
         if not (type_ok(value) and range_ok(value)):
             raise ProtocolError("bad_field", f"option {key!r} must be {description}, got {_shown(value)}")
+    if task is not None and "variations" in options and task not in VARIATION_TASKS:
+        raise ProtocolError("bad_field", f"option 'variations' is for {' and '.join(VARIATION_TASKS)}, not {task}")
     return options
+
+
+# ---------------------------------------------------------------------------------------------
+# A result of several variations (a request whose options hold "variations"): the K meshes in
+# the usual three buffers, one after another. `vertices` [sum N, 3], `faces` [sum M, 3] with
+# indices into the whole `vertices` (so the message is one valid mesh under every check),
+# `codes` [K, 1024]; the field "variations" lists each one's {"index", "seed", "vertex_count",
+# "face_count"} in buffer order.
+
+
+def join_variations(meshes: list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[list, dict]:
+    """[(info {"index", "seed"}, vertices, faces, codes), ...] -> (the "variations" field, arrays)."""
+    infos, vertices, faces, offset = [], [], [], 0
+    for info, v, f, _ in meshes:
+        infos.append({"index": int(info["index"]), "seed": int(info["seed"]), "vertex_count": len(v),
+                      "face_count": len(f)})
+        vertices.append(np.asarray(v, np.float32))
+        faces.append(np.asarray(f, np.int64) + offset)
+        offset += len(v)
+    arrays = {"vertices": np.concatenate(vertices).astype(np.float32), "faces": np.concatenate(faces).astype(np.int32),
+              "codes": np.stack([np.asarray(c, np.int32) for *_, c in meshes])}
+    return infos, arrays
+
+
+def split_variations(fields: dict, arrays: dict) -> list[tuple[dict, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """A mesh result -> [(info, vertices, faces with their own indices, codes or None), ...]: the
+    K variations of a result that lists them, else the one mesh (info {"index": 0}). ValueError
+    when the list and the buffers disagree."""
+    vertices, faces = arrays["vertices"], arrays["faces"]
+    codes = arrays.get("codes")
+    listed = fields.get("variations")
+    if listed is None:
+        return [({"index": 0}, vertices, faces, codes)]
+    if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_VARIATIONS:
+        raise ValueError(f"'variations' must list 1-{MAX_VARIATIONS} shapes")
+    if codes is not None and (codes.ndim != 2 or len(codes) != len(listed)):
+        raise ValueError(f"'codes' must hold one row per variation, got shape {list(codes.shape)}")
+    out, v_at, f_at = [], 0, 0
+    for k, info in enumerate(listed):
+        counts = (info.get("vertex_count"), info.get("face_count")) if isinstance(info, dict) else (None, None)
+        if not all(_is_int(c) and c >= 0 for c in counts):
+            raise ValueError("each variation needs a vertex_count and a face_count")
+        n, m = counts
+        v, f = vertices[v_at:v_at + n], faces[f_at:f_at + m]
+        if len(v) != n or len(f) != m:
+            raise ValueError("the variations' counts run past the buffers")
+        own = f.astype(np.int64) - v_at
+        if m and (own.min() < 0 or own.max() >= n):
+            raise ValueError(f"variation {k}: triangle indices outside its own vertices")
+        out.append((info, v, own.astype(np.int32), None if codes is None else codes[k]))
+        v_at, f_at = v_at + n, f_at + m
+    if v_at != len(vertices) or f_at != len(faces):
+        raise ValueError("the buffers hold more than the variations list")
+    return out
 
 
 def validate_mesh(vertices, faces) -> None:

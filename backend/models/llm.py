@@ -2,6 +2,7 @@
 
     rt = ShapeLLMRuntime.load(llm_source, prompts, device="auto")   # folder or hub repo id
     rt.generate_shape(text=..., image=...) -> np.int32[1024]      # text/image to 3D
+    rt.generate_shapes(text=..., count=K) -> np.int32[K, 1024]     # K variations, one batch
     rt.describe(codes) -> str                                      # 3D to text
     rt.edit(codes, instruction) -> np.int32[1024]                  # 3D + text to 3D
     rt.release()
@@ -28,6 +29,13 @@ penalty on every token seen so far (prompt included), then temperature, top-k, t
 `temperature` 0 means greedy (the published generation_config samples; we do not read its
 do_sample, so a model saved with a default config still honours the seed and temperature).
 `max_new_tokens` bounds describe; a mesh answer is always exactly one block (1026 tokens).
+
+Variations: K answers to one prompt are decoded as one batch (prefill once, the KV cache
+copied to K rows, one forward pass per step for all rows; every mesh answer is 1024 codes, so
+the rows never differ in length). Row i draws with its own generator seeded seed + i, so
+variation i is (up to float summation order in the batched matmuls) the shape a single run
+with seed + i gives; K = 1 is the single loop itself. Under greedy decoding the K rows would be
+equal: the pipeline refuses variations then.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from backend.models.presets import REFERENCE_GENERATION, TASKS, EditSettings
 
 # Files of a Qwen2.5-VL repo that the runtime needs (no remote code, no pickles).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja"]
+MAX_VARIATIONS = 8  # shapes of one prompt decoded as one batch (the wire's `variations` limit)
 
 log = logging.getLogger(__name__)
 
@@ -98,26 +107,28 @@ class Sampling:
         return s
 
 
-def choose_token(logits: torch.Tensor, seen: torch.Tensor | None, s: Sampling, generator) -> int:
-    """One token index from 1-D logits (already restricted to the allowed candidates; banned
-    entries are -inf). Same processing order as generate(): penalty, temperature, top-k, top-p."""
+def choose_tokens(logits: torch.Tensor, seen: torch.Tensor | None, s: Sampling, generators: list) -> list[int]:
+    """One token index per row from logits [rows, n] (already restricted to the allowed
+    candidates; banned entries are -inf). Same processing order as generate(): penalty,
+    temperature, top-k, top-p; then each row draws with its own generator, so a row's draws
+    depend on its seed alone, not on the other rows."""
     logits = logits.float()
     if seen is not None and s.repetition_penalty != 1.0:
         penalised = torch.where(logits < 0, logits * s.repetition_penalty, logits / s.repetition_penalty)
         logits = torch.where(seen, penalised, logits)
     if s.greedy:
-        return int(torch.argmax(logits))
+        return torch.argmax(logits, dim=-1).tolist()
     logits = logits / s.temperature
-    if s.top_k < logits.numel():
-        kth = torch.topk(logits, s.top_k).values[-1]
+    if s.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if s.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits)  # ascending: drop the low tail of mass 1-top_p
+        sorted_logits, order = torch.sort(logits, dim=-1)  # ascending: drop the low tail of mass 1-top_p
         drop = sorted_logits.softmax(-1).cumsum(-1) <= 1 - s.top_p
-        drop[-1] = False  # always keep the most likely token
-        logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
+        drop[:, -1] = False  # always keep the most likely token
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     probs = logits.softmax(-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return [int(torch.multinomial(row, 1, generator=g)) for row, g in zip(probs, generators)]
 
 
 # ------------------------------------------------------------------------------------------
@@ -371,6 +382,14 @@ class ShapeLLMRuntime:
 
     def generate_shape(self, text=None, image=None, options=None, progress=None, cancelled=None) -> np.ndarray:
         """Text to 3D, or image to 3D when `image` (a PIL image) is given."""
+        return self.generate_shapes(text, image, options, 1, progress, cancelled)[0]
+
+    def generate_shapes(self, text=None, image=None, options=None, count: int = 1, progress=None,
+                        cancelled=None) -> np.ndarray:
+        """`count` variations of one prompt as one batch: int32 [count, 1024]; variation i
+        samples with seed + i (count 1 is generate_shape exactly)."""
+        if not (isinstance(count, int) and 1 <= count <= MAX_VARIATIONS):
+            raise TaskError("bad_field", f"variations must be an integer in [1, {MAX_VARIATIONS}], got {count!r}")
         if image is not None:
             content = [{"type": "image"}, {"type": "text", "text": self.prompts["image_to_3d"]}]
             pixels = self.image_processor(images=[prepare_image(image)], return_tensors="pt")
@@ -378,7 +397,7 @@ class ShapeLLMRuntime:
             text = checked_text(text, "prompt")
             content = [{"type": "text", "text": self.prompts["text_to_3d"].replace("{text}", text)}]
             pixels = None
-        return self._mesh_answer(content, pixels, options, progress, cancelled)
+        return self._mesh_answers(content, pixels, options, progress, cancelled, count=count)
 
     @torch.inference_mode()
     def declines(self, text: str, cancelled=None, max_words: int = 40) -> str | None:
@@ -418,7 +437,7 @@ class ShapeLLMRuntime:
     def edit(self, codes, instruction, options=None, progress=None, cancelled=None) -> np.ndarray:
         instruction = checked_text(instruction, "instruction")
         content = [{"type": "text", "text": self._edit_text(codes, instruction)}]
-        return self._mesh_answer(content, None, options, progress, cancelled, self.edit_settings.aligned_positions)
+        return self._mesh_answers(content, None, options, progress, cancelled, self.edit_settings.aligned_positions)[0]
 
     # -- prompt building ---------------------------------------------------------------------
 
@@ -453,22 +472,27 @@ class ShapeLLMRuntime:
             stop_after_block=True,
         )
 
-    def _mesh_answer(self, content, pixels, options, progress, cancelled, aligned=False) -> np.ndarray:
-        """aligned: the answer positioned like the prompt's mesh block (an edit)."""
+    def _mesh_answers(self, content, pixels, options, progress, cancelled, aligned=False, count=1) -> np.ndarray:
+        """int32 [count, 1024]: `count` answers to one prompt, decoded as one batch.
+        aligned: the answer positioned like the prompt's mesh block (an edit)."""
         sampling = Sampling.from_options(options, self._live().generation_config)
         prompt = self._prompt_ids(content, pixels) + [self.codec.start_id]  # the forced opening
         positions = self._edit_positions(prompt) if aligned else None
-        constraint = self._constraint(allow_blocks=True, in_block=True)
+        constraints = [self._constraint(allow_blocks=True, in_block=True) for _ in range(count)]
 
-        def on_token(done: int, token: int):
-            if progress and constraint.in_block:
-                progress("tokens", constraint.count, NUM_CODES)
+        def on_token(done: int, tokens: list[int]):
+            # the rows move in step: every row holds the same number of codes
+            if progress and constraints[0].in_block:
+                progress("tokens", constraints[0].count, NUM_CODES)
 
-        ids = self._decode(prompt, pixels, constraint, sampling, NUM_CODES + 1, on_token, cancelled, positions)
-        parsed = self.codec.parse_ids([self.codec.start_id, *ids])
-        if not parsed.exact:  # the grammar makes this impossible; fail loudly if it ever is
-            raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
-        return parsed.codes
+        rows = self._decode_rows(prompt, pixels, constraints, sampling, NUM_CODES + 1, on_token, cancelled, positions)
+        answers = []
+        for ids in rows:
+            parsed = self.codec.parse_ids([self.codec.start_id, *ids])
+            if not parsed.exact:  # the grammar makes this impossible; fail loudly if it ever is
+                raise TaskError("internal", f"mesh block grammar broken: {parsed.found} codes read")
+            answers.append(parsed.codes)
+        return np.stack(answers).astype(np.int32)
 
     @torch.inference_mode()
     def read_edit_kind(self, instruction: str, cancelled=None) -> tuple[str, float]:
@@ -501,75 +525,102 @@ class ShapeLLMRuntime:
             raise TaskError("model_error", "the LLM was released; load it again")
         return self.model
 
-    @torch.inference_mode()
     def _decode(self, prompt: list[int], pixels, constraint, sampling, max_new, on_token, cancelled,
                 positions: np.ndarray | None = None) -> list[int]:
-        """Prefill once, then one token per step with the KV cache; returns the answer ids.
-        positions: [3, len(prompt) + max_new] rope positions of the prompt and the answer when
-        not sequential."""
+        """One answer (a batch of one row): its ids. on_token(done, token)."""
+        rows = self._decode_rows(prompt, pixels, [constraint], sampling, max_new,
+                                 lambda done, tokens: on_token(done, tokens[0]), cancelled, positions)
+        return rows[0]
+
+    @torch.inference_mode()
+    def _decode_rows(self, prompt: list[int], pixels, constraints: list, sampling, max_new, on_token, cancelled,
+                     positions: np.ndarray | None = None) -> list[list[int]]:
+        """Answers to one prompt, one row per constraint, decoded as one batch: prefill once,
+        copy the cache to every row, then one forward pass per step for all rows; returns each
+        row's answer ids. Row i samples with seed + i. The rows must move in step (mesh answers
+        are all one 1024-code block; a text answer is decoded alone). on_token(done, tokens)
+        after each step. positions: [3, len(prompt) + max_new] rope positions of the prompt
+        and the answer when not sequential (the same for every row)."""
         from transformers import DynamicCache
 
         model = self._live()
         dev = self._device
-        generator = torch.Generator(device=dev).manual_seed(sampling.seed)
+        count = len(constraints)
+        generators = [torch.Generator(device=dev).manual_seed(sampling.seed + i) for i in range(count)]
         seen = None
         if sampling.repetition_penalty != 1.0:
-            seen = torch.zeros(self.vocab_size, dtype=torch.bool, device=dev)
-            seen[torch.as_tensor(prompt, device=dev)] = True
+            seen = torch.zeros(count, self.vocab_size, dtype=torch.bool, device=dev)
+            seen[:, torch.as_tensor(prompt, device=dev)] = True
 
         _check_cancel(cancelled)
         cache = DynamicCache(config=model.config.text_config)
         logits, position = self._prefill(prompt, pixels, cache, None if positions is None else positions[:, : len(prompt)])
+        logits = logits.expand(count, -1)  # every row starts from the same prompt
+        if count > 1:
+            cache.batch_repeat_interleave(count)
         if positions is None:  # the answer continues after the prompt
             steps = torch.arange(position, position + max_new, device=dev).expand(3, -1)
         else:
             steps = torch.as_tensor(np.ascontiguousarray(positions[:, len(prompt) : len(prompt) + max_new]), device=dev)
         rope = self._rope_table(steps) if self._direct_step else None
-        answer: list[int] = []
-        hidden = None  # after a decode step: its last hidden state; logits are computed from it on demand
+        answers: list[list[int]] = [[] for _ in range(count)]
+        hidden = None  # after a decode step: the rows' last hidden states; logits come from them on demand
         while True:
             _check_cancel(cancelled)
-            kind, allowed = constraint.choices()
-            if kind == "force":
-                token = int(allowed)
-            elif kind == "ids":
-                if self.codec.contiguous:  # a slice is a view: cheaper than gathering 8192 ids
-                    first = self.codec.first_code_id
-                    picked = slice(first, first + CODEBOOK_SIZE)
-                    sub = logits[picked] if logits is not None else self._head(hidden, picked)
-                else:
-                    picked = allowed
-                    sub = (logits if logits is not None else self._head(hidden))[picked]
-                sub_seen = seen[picked] if seen is not None else None
-                token = int(allowed[choose_token(sub, sub_seen, sampling, generator)])
-            else:
-                full = logits if logits is not None else self._head(hidden)
-                token = choose_token(full.masked_fill(allowed, float("-inf")), seen, sampling, generator)
-            answer.append(token)
-            done = constraint.advance(token)
-            on_token(len(answer), token)
-            if done or len(answer) >= max_new:
-                return answer
-            closing = constraint.final_forced()
+            tokens = self._choose(constraints, logits, hidden, seen, sampling, generators)
+            finished = [c.advance(t) for c, t in zip(constraints, tokens)]
+            for answer, token in zip(answers, tokens):
+                answer.append(token)
+            on_token(len(answers[0]), tokens)
+            if any(finished) != all(finished):
+                raise TaskError("internal", "the answers of one batch ended at different steps")
+            if finished[0] or len(answers[0]) >= max_new:
+                return answers
+            closing = constraints[0].final_forced()
             if closing is not None:  # nothing left to choose: no forward pass needed
-                constraint.advance(closing)
-                answer.append(closing)
-                on_token(len(answer), closing)
-                return answer
+                for constraint, answer in zip(constraints, answers):
+                    constraint.advance(closing)
+                    answer.append(closing)
+                on_token(len(answers[0]), [closing] * count)
+                return answers
+            ids = torch.tensor(tokens, device=dev)
             if seen is not None:
-                seen[token] = True
-            step = len(answer) - 1  # the token's index in the answer, its row in the rope table
-            hidden = self._step(token, steps[:, step], step, cache, rope)
+                seen[torch.arange(count, device=dev), ids] = True
+            step = len(answers[0]) - 1  # the tokens' index in the answer, their row in the rope table
+            hidden = self._step(ids, steps[:, step], step, cache, rope)
             logits = None if self.mesh_rows_head else self._head(hidden)
 
+    def _choose(self, constraints, logits, hidden, seen, sampling, generators) -> list[int]:
+        """The next token of every row under its grammar; logits [rows, vocab] or None (then
+        computed from hidden [rows, hidden], inside a mesh block for the mesh rows only)."""
+        kinds = [c.choices() for c in constraints]
+        kind, allowed = kinds[0]
+        if any(k != kind for k, _ in kinds):
+            raise TaskError("internal", "the answers of one batch left step")
+        if kind == "force":
+            return [int(a) for _, a in kinds]
+        if kind == "ids":
+            if self.codec.contiguous:  # a slice is a view: cheaper than gathering 8192 ids
+                first = self.codec.first_code_id
+                picked = slice(first, first + CODEBOOK_SIZE)
+                sub = logits[:, picked] if logits is not None else self._head(hidden, picked)
+            else:
+                picked = allowed
+                sub = (logits if logits is not None else self._head(hidden))[:, picked]
+            sub_seen = seen[:, picked] if seen is not None else None
+            return [int(allowed[i]) for i in choose_tokens(sub, sub_seen, sampling, generators)]
+        full = logits if logits is not None else self._head(hidden)
+        banned = torch.stack([ban for _, ban in kinds])
+        return choose_tokens(full.masked_fill(banned, float("-inf")), seen, sampling, generators)
+
     def _head(self, hidden: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
-        """Logits of the final hidden state [hidden]: all of lm_head, or only its `rows` (a
+        """Logits of final hidden states [..., hidden]: all of lm_head, or only its `rows` (a
         contiguous slice: inside a mesh block only the 8192 mesh rows can win, so the other
         ~95% of the head's multiply-adds and weight reads are skipped)."""
         head = self.model.lm_head
         if rows is None or not self.mesh_rows_head or type(head) is not torch.nn.Linear:
             logits = head(hidden)
-            return logits if rows is None else logits[rows]
+            return logits if rows is None else logits[..., rows]
         # The same products as the whole head's rows; in float32 the CPU kernel may sum them in
         # another order (a last-bit difference, ~1e-7 relative: only an exact near-tie could
         # change a greedy token; none did in the tests, tests/test_embedded_unchanged.py).
@@ -606,23 +657,26 @@ class ShapeLLMRuntime:
         probe = torch.zeros(1, dtype=text.embed_tokens.weight.dtype, device=self._device)
         return text.rotary_emb(probe, positions)
 
-    def _step(self, token: int, position: torch.Tensor, row: int, cache, rope_table) -> torch.Tensor:
-        """One decode step at `position` [3] (row `row` of the rope table): the new token's final
-        hidden state [hidden] (normed; _head turns it into logits). Calls the decoder layers
-        directly (no mask building, no output wrappers) with precomputed rotary tables, which is
-        what makes this loop faster than generate(). `cache=` is transformers' name since 5.x
-        (`past_key_values` is deprecated, removed in 5.40); tests/test_llm_cache.py fails if the
-        cache is not used."""
+    def _step(self, tokens, position: torch.Tensor, row: int, cache, rope_table) -> torch.Tensor:
+        """One decode step at `position` [3] (row `row` of the rope table) for every row of the
+        batch: tokens, a LongTensor [rows] (or one int: then the result is that row's alone),
+        -> the new tokens' final hidden states [rows, hidden] (normed; _head turns them into
+        logits). Calls the decoder layers directly (no mask building, no output wrappers) with
+        precomputed rotary tables, which is what makes this loop faster than generate().
+        `cache=` is transformers' name since 5.x (`past_key_values` is deprecated, removed in
+        5.40); tests/test_llm_cache.py fails if the cache is not used."""
+        single = isinstance(tokens, int)
         model = self.model
         text = model.model.language_model
-        ids = torch.tensor([[token]], device=self._device)
+        ids = torch.as_tensor([tokens] if single else tokens, device=self._device).view(-1, 1)
         hidden = text.embed_tokens(ids)
         if rope_table is None:
-            positions = position.view(3, 1, 1)
-            return text(inputs_embeds=hidden, position_ids=positions, cache=cache, use_cache=True)[0][0, -1]
-        rope = tuple(t[:, row : row + 1] for t in rope_table)
+            positions = position.view(3, 1, 1).expand(3, ids.shape[0], 1)
+            out = text(inputs_embeds=hidden, position_ids=positions, cache=cache, use_cache=True)[0][:, -1]
+            return out[0] if single else out
+        rope = tuple(t[:, row : row + 1] for t in rope_table)  # [1, 1, dim]: broadcast over the rows
         for layer in text.layers:
-            # A single query token attends to the whole cache: no mask is needed.
+            # Single query tokens attend to their row's whole cache, all rows equally long: no mask.
             hidden = layer(
                 hidden,
                 attention_mask=None,
@@ -631,7 +685,8 @@ class ShapeLLMRuntime:
                 cache=cache,
                 use_cache=True,
             )
-        return text.norm(hidden)[0, -1]
+        out = text.norm(hidden)[:, -1]
+        return out[0] if single else out
 
 
 def _edit_kind_ids(tokenizer) -> list[int]:
