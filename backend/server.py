@@ -240,6 +240,8 @@ class Server:
             self._loop(router, events)
         finally:
             worker_done = self._shutdown(router, events)
+            if worker_done and self._pipeline is not None:
+                self._pipeline.release()  # stops a vLLM engine this backend started
             if authenticator:
                 authenticator.stop()
             if worker_done:

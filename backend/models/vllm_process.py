@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO_ROOT / ".venv-vllm"
 SERVED_NAME = "shapellm"
+TEXT_ONLY_NAME = "shapellm-text"  # the name of a text-only export: clients know images cannot go there
 START_TIMEOUT_S = 600.0   # a 7B loads in minutes; the embedded model in ~40 s on 2 CPU cores
 STOP_GRACE_S = 10.0
 MAX_MODEL_LEN = 8192      # a mesh block is 1026 tokens; an edit prompt ~1100; describe answers 2048
@@ -96,7 +97,7 @@ class LocalVllmEngine:
         positions = int((config.get("text_config") or config).get("max_position_embeddings", MAX_MODEL_LEN))
         port = _free_port()
         command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                   "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
+                   "--served-model-name", TEXT_ONLY_NAME if text_only else SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
                    "--dtype", dtype, "--max-model-len", str(min(positions, MAX_MODEL_LEN)),
                    "--max-num-seqs", str(max_jobs), "--max-logprobs", "8", "--generation-config", "auto"]
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),

@@ -117,8 +117,10 @@ class VllmRuntime:
             generation_file = folder / "generation_config.json"
             generation = json.loads(generation_file.read_text()) if generation_file.is_file() else {}
             served = client.model  # also checks that the engine answers
-            if text_only is None:  # a studio's engine: the text-only export names itself Qwen2
-                text_only = False
+            if text_only is None:  # another's engine: our text-only export has its own name
+                from backend.models.vllm_process import TEXT_ONLY_NAME
+
+                text_only = served == TEXT_ONLY_NAME
             log.info("vLLM engine at %s serves %s", client.url, served)
             return cls(client, tokenizer, _read_chat_template(folder, tokenizer), dict(prompts), edit, config,
                        generation, text_only, max_jobs, engine)
