@@ -84,7 +84,7 @@ def agreement(engine_url: str, prompts: list[str]) -> int:
 
     own = Pipeline("embedded", device="cpu")
     vllm = Pipeline("embedded", device="cpu", engine="vllm", engine_url=engine_url, max_jobs=len(prompts))
-    with ThreadPoolExecutor(len(prompts)) as pool:  # all at once: vLLM batches them
+    with ThreadPoolExecutor(min(8, len(prompts))) as pool:  # 8 at once: vLLM batches them
         theirs = list(pool.map(lambda p: vllm.text_to_3d(p).codes, prompts))
     same = 0
     for prompt, codes in zip(prompts, theirs):
