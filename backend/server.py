@@ -241,7 +241,10 @@ class Server:
         finally:
             worker_done = self._shutdown(router, events)
             if worker_done and self._pipeline is not None:
-                self._pipeline.release()  # stops a vLLM engine this backend started
+                try:
+                    self._pipeline.release()  # stops a vLLM engine this backend started
+                except Exception:
+                    log.exception("releasing the models at shutdown failed")
             if authenticator:
                 authenticator.stop()
             if worker_done:

@@ -69,7 +69,8 @@ def _free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the backend dies, even by SIGKILL (Linux)."""
+    """In the child before exec: SIGTERM when the backend dies, even by SIGKILL (Linux). The
+    signal comes when the starting THREAD ends: the server's workers live as long as it does."""
     if sys.platform.startswith("linux"):
         import ctypes
 
