@@ -28,7 +28,8 @@ def test_every_bench_is_covered():
         "a bench is neither run in quick mode here nor listed in NOT_YET or OWN_TEST"
 
 
-@pytest.mark.parametrize("name", QUICK)
+# engines.py starts a vLLM engine (~1 min) and two backends: with the slow tests, not the fast set.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "engines.py" else n for n in QUICK])
 def test_bench_runs_in_quick_mode(name):
     if name in ("geometry.py", "vqvae.py") and not FIXTURES.is_dir():
         pytest.skip(f"needs the shared mesh fixtures in {FIXTURES}")

@@ -178,3 +178,29 @@ def test_images_need_the_vision_model(backend):
     with pytest.raises(TaskError) as err:
         runtime.generate_shape(image=Image.new("RGB", (64, 64), "white"))
     assert err.value.code == "unsupported" and "torchvision" in err.value.message
+
+
+def test_a_model_written_edit_matches_our_loop(backend, embedded_pipe):
+    """Edit answers at plain positions (the published preset's way) go through vLLM and give our
+    loop's greedy codes; at the input block's positions (the embedded preset) they are refused."""
+    from dataclasses import replace
+
+    from backend.errors import TaskError
+    from backend.models.presets import load_preset
+    from backend.models.vllm_runtime import VllmRuntime
+
+    preset = load_preset("embedded")
+    source = embedded_pipe.text_to_3d("a round table").codes
+    aligned = VllmRuntime.load(preset.llm_source(), preset.prompts, preset.edit, url=backend.engine_url)
+    with pytest.raises(TaskError) as err:
+        aligned.edit(source, "add a shelf")
+    assert err.value.code == "unsupported" and "--engine own" in err.value.message
+    plain = replace(preset.edit, aligned_positions=False)
+    theirs = VllmRuntime.load(preset.llm_source(), preset.prompts, plain, url=backend.engine_url)
+    ours = embedded_pipe._models(lambda *a: None, lambda: False)[0]
+    ours.edit_settings = plain  # our loop, the same settings (restored below)
+    try:
+        expected = ours.edit(source, "add a shelf", options={"temperature": 0})
+    finally:
+        ours.edit_settings = preset.edit
+    assert np.array_equal(theirs.edit(source, "add a shelf", options={"temperature": 0}), expected)
