@@ -70,7 +70,11 @@ def throughput(engine_url: str, prompts: list[str]) -> dict:
             client = backend.client()
             warm = run_job(client, "text_to_3d", {"prompt": "a chair"}, timeout=600)  # loads the models
             assert warm.type == "result", warm.fields
-            wall, events = concurrent_jobs(backend.address, prompts)
+            try:
+                wall, events = concurrent_jobs(backend.address, prompts)
+            except ConnectionError:  # the server went silent: show why
+                print(backend.log()[-4000:], file=sys.stderr)
+                raise
             bad = [e.fields for e in events if e.type != "result"]
             assert not bad, f"{name}: {bad}"
             walls[name] = wall
