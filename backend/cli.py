@@ -93,6 +93,9 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
                         "A non-loopback address needs --curve-secret and --allowed-clients")
     _add_load_arguments(p)
     p.add_argument("--queue-size", type=_positive_int, default=8, help="jobs waiting at most (default 8)")
+    p.add_argument("--max-jobs", type=_positive_int, metavar="N",
+                   help="with --engine vllm: jobs run at once, batched by the engine (default 8); "
+                        "our own loop always runs one")
     p.add_argument("--max-message-mb", type=float, default=protocol.DEFAULT_MAX_MESSAGE_BYTES / 2**20,
                    help="largest request accepted, in MiB (default %(default)s)")
     p.add_argument("--curve-secret", help="server key pair file (NAME.key_secret from keygen)")
@@ -123,7 +126,8 @@ def _run_serve(args) -> int:
                           max_message_bytes=int(args.max_message_mb * 2**20),
                           curve_secret=args.curve_secret, allowed_clients=args.allowed_clients,
                           client_timeout_s=args.client_timeout, parent_pid=args.parent_pid,
-                          dtype=args.dtype, quantization=args.quantize)
+                          dtype=args.dtype, quantization=args.quantize, engine=args.engine,
+                          engine_url=args.engine_url, max_jobs=args.max_jobs)
     try:
         server = Server(config)
     except auth.AuthError as err:
@@ -139,7 +143,7 @@ def _run_serve(args) -> int:
 
 
 def _add_load_arguments(p: argparse.ArgumentParser) -> None:
-    from backend.models.presets import LLM_DTYPES, LLM_QUANTIZATIONS
+    from backend.models.presets import LLM_DTYPES, LLM_ENGINES, LLM_QUANTIZATIONS
 
     p.add_argument("--device", default="auto",
                    help="auto, cpu, cuda, cuda:N, mps (auto: CUDA, else Apple's MPS, else the CPU; MPS is untested)")
@@ -149,6 +153,12 @@ def _add_load_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", choices=LLM_QUANTIZATIONS,
                    help="load the LLM's linear weights in 8 or 4 bits (bitsandbytes: for 8-16 GB GPUs; runs on "
                         "CPUs too, slower than bfloat16; pip install 'shapellm-blender-backend[quantize]')")
+    p.add_argument("--engine", choices=LLM_ENGINES,
+                   help="who runs the LLM (default: the preset's, normally own): own = our decoding loop, "
+                        "one job at a time; vllm = a vLLM server, many jobs batched (docs/serving.md)")
+    p.add_argument("--engine-url", metavar="URL",
+                   help="with --engine vllm: a running vLLM server (http://HOST:PORT); without it the "
+                        "backend starts one from .venv-vllm (bash .ci/setup-vllm)")
 
 
 def _positive_int(text: str) -> int:
@@ -382,7 +392,8 @@ def _run_task(args, prepare, task, finish) -> int:
         inputs = prepare()
         from backend.server import make_pipeline
 
-        pipe = make_pipeline(args.preset, args.device, dtype=args.dtype, quantization=args.quantize)
+        pipe = make_pipeline(args.preset, args.device, dtype=args.dtype, quantization=args.quantize,
+                             engine=args.engine, engine_url=args.engine_url)
         result = task(pipe, inputs, bar, interrupted.is_set)
         bar.close()
         finish(result)

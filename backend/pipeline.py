@@ -12,6 +12,7 @@ every decoding step); when true, the task raises Cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 from dataclasses import dataclass, replace
@@ -30,6 +31,8 @@ from backend.geometry.errors import GeometryError
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
 
 
+
+DEFAULT_VLLM_JOBS = 8  # jobs at once on a vLLM engine unless max_jobs says otherwise
 
 # Geometry error codes -> wire error codes, for meshes the caller sent.
 _INPUT_MESH_CODES = {
@@ -74,18 +77,34 @@ def _never() -> bool:
 
 class Pipeline:
     def __init__(self, preset: Preset | str, device: str = "auto", dtype: str | None = None,
-                 quantization: str | None = None):
-        """dtype, quantization: how the LLM loads; None keeps the preset's."""
+                 quantization: str | None = None, engine: str | None = None, engine_url: str | None = None,
+                 max_jobs: int | None = None):
+        """dtype, quantization, engine: how the LLM loads and runs; None keeps the preset's.
+        engine "vllm": engine_url names a running vLLM server (None: start one from .venv-vllm);
+        max_jobs: how many tasks may run at once (the engine's batch; own: always 1)."""
         from backend.models.checkpoints import resolve_device
+        from backend.models.presets import LLM_ENGINES
 
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
         self.device = str(resolve_device(device))
         self.dtype = self.preset.dtype if dtype is None else dtype
         self.quantization = self.preset.quantization if quantization is None else quantization
+        self.engine = self.preset.engine if engine is None else engine
+        if self.engine not in LLM_ENGINES:
+            raise TaskError("bad_field", f"engine must be one of {LLM_ENGINES}, not {self.engine!r}")
+        if self.engine == "vllm" and self.quantization != "none":
+            raise TaskError("bad_field", "8/4-bit loading is our own loop's (bitsandbytes); a vLLM engine "
+                                         "quantises with its own options (docs/serving.md)")
+        self.engine_url = engine_url
+        self.max_jobs = 1 if self.engine == "own" else int(max_jobs or DEFAULT_VLLM_JOBS)
         self._vqvae = None
         self._llm = None
-        # One task at a time, and release() never frees models under a running task.
+        # Loading and release(); with our own loop also the whole task (one at a time).
         self._lock = threading.RLock()
+        # With a batching engine tasks run side by side: release() waits until none runs.
+        self._idle = threading.Condition()
+        self._active = 0
+        self._releasing = False
 
     # -- public API ------------------------------------------------------------------------
     def info(self) -> dict:
@@ -95,6 +114,8 @@ class Pipeline:
             "supports": {task: self.preset.supports(task) for task in TASKS},
             # greedy decoding: the same prompt gives the same shape whatever the seed
             "greedy": float(self.preset.generation.get("temperature", 1.0)) == 0.0,
+            "engine": self.engine,
+            "max_jobs": self.max_jobs,  # tasks that may run at once (the server's worker count)
         }
 
     def text_to_3d(self, prompt: str, options=None, progress=None, cancelled=None) -> MeshResult:
@@ -123,7 +144,7 @@ class Pipeline:
         if "question" in opts:
             opts["question"] = self.preset.model_text(checked_text(opts["question"], "question"))
         vertices, faces = _cleaned(vertices, faces)  # a broken mesh is refused before any model loads
-        with self._lock:
+        with self._task():
             llm, vqvae = self._models(progress, cancelled)
             codes, _, _ = self._encode(vqvae, vertices, faces, opts, progress, cancelled)
             text = llm.describe(codes, options=self._llm_options(opts), progress=progress, cancelled=cancelled)
@@ -138,7 +159,7 @@ class Pipeline:
         own = np.asarray(vertices, np.float32), np.asarray(faces, np.int32)
         vertices, faces = cleaned
         settings = self.preset.edit
-        with self._lock:
+        with self._task():
             llm, vqvae = self._models(progress, cancelled)
             # the object's own frame: its parts, and which side is its width (a sofa's back says)
             layout = find_layout(*own, opts["up"]) if settings.read_kind else None
@@ -192,7 +213,7 @@ class Pipeline:
         """The edit kind the model reads in an instruction (presets whose model names kinds)."""
         self._require("edit")
         instruction = self.preset.model_text(checked_text(instruction, "instruction"))
-        with self._lock:
+        with self._task():
             llm, _ = self._models(_no_progress, _never)
             return llm.read_edit_kind(instruction)[0]
 
@@ -202,13 +223,43 @@ class Pipeline:
         return self._llm is not None and self._vqvae is not None
 
     def release(self) -> None:
-        """Free model memory; the next task loads the models again."""
-        with self._lock:
-            if self._llm is not None:
-                self._llm.release()
-            self._llm = None
-            self._vqvae = None
-            _empty_cuda_cache()
+        """Free model memory (a vLLM engine we started is stopped); the next task loads again.
+        Waits for running tasks to end; tasks that come meanwhile wait for it."""
+        with self._idle:
+            while self._releasing:  # one release at a time
+                self._idle.wait()
+            self._releasing = True
+            while self._active:  # side-by-side tasks (they take _lock to load: not held here)
+                self._idle.wait()
+        try:
+            with self._lock:  # our own loop's task holds it while it runs
+                if self._llm is not None:
+                    self._llm.release()
+                self._llm = None
+                self._vqvae = None
+                _empty_cuda_cache()
+        finally:
+            with self._idle:
+                self._releasing = False
+                self._idle.notify_all()
+
+    @contextlib.contextmanager
+    def _task(self):
+        """Held while a task runs: alone with our own loop, side by side with a batching engine."""
+        if self.max_jobs == 1:
+            with self._lock:
+                yield
+            return
+        with self._idle:
+            while self._releasing:
+                self._idle.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
 
     # -- steps -----------------------------------------------------------------------------
     def _generate(self, task: str, inputs: dict, options, progress, cancelled) -> list[MeshResult]:
@@ -220,7 +271,7 @@ class Pipeline:
             raise TaskError("bad_field", f"{count} variations need sampling, but the temperature is 0 (greedy "
                                          "decoding, this model's default): every variation would be the same "
                                          "shape; set a temperature in [0.01, 5]")
-        with self._lock:
+        with self._task():
             llm, vqvae = self._models(progress, cancelled)
             if task == "text_to_3d" and self.preset.known_objects:
                 self._refuse_unknown_object(llm, inputs["text"], cancelled)
@@ -255,14 +306,15 @@ class Pipeline:
     def _models(self, progress: Progress, cancelled: CancelCheck):
         """The (llm, vqvae) pair, loaded on first use."""
         _check(cancelled)
-        if self._vqvae is None or self._llm is None:
-            progress("load", 0, 2)
-            if self._vqvae is None:
-                self._vqvae = self._load_vqvae()
-            progress("load", 1, 2)
-            _check(cancelled)
-            if self._llm is None:
-                self._llm = self._load_llm()
+        with self._lock:  # side-by-side tasks: the first loads, the others wait for it
+            if self._vqvae is None or self._llm is None:
+                progress("load", 0, 2)
+                if self._vqvae is None:
+                    self._vqvae = self._load_vqvae()
+                progress("load", 1, 2)
+                _check(cancelled)
+                if self._llm is None:
+                    self._llm = self._load_llm(cancelled)
         progress("load", 2, 2)
         _check(cancelled)
         return self._llm, self._vqvae
@@ -277,13 +329,19 @@ class Pipeline:
         except Exception as err:
             raise TaskError("model_error", f"could not load the VQVAE of preset {self.preset.name}: {err}") from err
 
-    def _load_llm(self):
+    def _load_llm(self, cancelled=None):
         from backend.models.llm import ShapeLLMRuntime
 
         try:
+            if self.engine == "vllm":
+                from backend.models.vllm_runtime import VllmRuntime
+
+                return VllmRuntime.load(self.preset.llm_source(), self.preset.prompts, self.preset.edit,
+                                        url=self.engine_url, max_jobs=self.max_jobs, dtype=self.dtype,
+                                        cancelled=cancelled)
             return ShapeLLMRuntime.load(str(self.preset.llm_source()), self.preset.prompts, device=self.device,
                                         edit=self.preset.edit, dtype=self.dtype, quantization=self.quantization)
-        except TaskError:
+        except (TaskError, Cancelled):
             raise
         except Exception as err:
             raise TaskError("model_error", f"could not load the LLM of preset {self.preset.name}: {err}") from err

@@ -1,12 +1,14 @@
-"""The backend service: a ZeroMQ ROUTER in front of a bounded job queue and ONE model worker.
+"""The backend service: a ZeroMQ ROUTER in front of a bounded job queue and its model workers.
 
 Threads:
 - main thread: owns the ROUTER socket. Decodes and validates every request, answers control
   requests (hello, status, cancel, ping, release bookkeeping) at once, queues tasks, and forwards
-  the worker's events to clients. It never runs a model, so it stays responsive during a
+  the workers' events to clients. It never runs a model, so it stays responsive during a
   1024-token generation.
-- worker thread: builds the Pipeline (lazily, so `hello` answers before torch is even imported),
-  runs one job at a time, and sends progress/result/error/cancelled through an inproc socket.
+- worker threads: the first builds the Pipeline (lazily, so `hello` answers before torch is even
+  imported), then asks it how many jobs may run at once (`info()["max_jobs"]`: 1 with our own
+  loop, the batch size with a vLLM engine) and starts that many workers in all. Each runs one job
+  at a time and sends progress/result/error/cancelled through its own inproc socket.
 
 Every request gets exactly one terminal event: Job.finish() is the single gate for that.
 """
@@ -54,6 +56,9 @@ class ServerConfig:
     parent_pid: int | None = None        # exit when this process is gone (the Blender that started us)
     dtype: str | None = None             # the LLM's dtype / quantization; None: the preset's
     quantization: str | None = None
+    engine: str | None = None            # own | vllm; None: the preset's
+    engine_url: str | None = None        # vllm: a running vLLM server; None: start one
+    max_jobs: int | None = None          # vllm: jobs at once (the engine's batch); None: the default
 
 
 @dataclass
@@ -82,20 +87,28 @@ class Job:
 
 
 class JobQueue:
-    """Bounded FIFO that also lets the control path remove a queued job (cancel)."""
+    """Bounded FIFO of waiting jobs in front of `slots` workers; the control path may remove a
+    queued job (cancel)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, slots: int = 1):
         self.size = size
+        self.slots = slots  # jobs that may run at once (set once the pipeline says)
         self._jobs: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
-        self.running: Job | None = None
+        self._running: list[Job] = []
+
+    @property
+    def running(self) -> list[Job]:
+        """The jobs running now, oldest first (a copy)."""
+        with self._cond:
+            return list(self._running)
 
     def put(self, job: Job) -> int:
-        """Queue a job; returns how many jobs are ahead of it (the running one included)."""
+        """Queue a job; returns how many jobs must end before it starts (0: it starts now)."""
         with self._cond:
             if len(self._jobs) >= self.size:
                 raise TaskError("queue_full", f"the queue holds {self.size} jobs already; try again later")
-            ahead = len(self._jobs) + (self.running is not None)
+            ahead = max(0, len(self._jobs) + len(self._running) - self.slots + 1)
             self._jobs.append(job)
             self._cond.notify()
             return ahead
@@ -105,12 +118,16 @@ class JobQueue:
         with self._cond:
             if not self._jobs:
                 self._cond.wait(timeout)
-            self.running = self._jobs.popleft() if self._jobs else None
-            return self.running
+            if not self._jobs:
+                return None
+            job = self._jobs.popleft()
+            self._running.append(job)
+            return job
 
-    def done(self) -> None:
+    def done(self, job: Job) -> None:
         with self._cond:
-            self.running = None
+            if job in self._running:
+                self._running.remove(job)
 
     def remove(self, job: Job) -> bool:
         """Remove a job that has not started; False when it is running or gone."""
@@ -138,11 +155,13 @@ class JobQueue:
             self._cond.notify_all()
 
 
-def make_pipeline(preset: str, device: str, dtype: str | None = None, quantization: str | None = None):
+def make_pipeline(preset: str, device: str, dtype: str | None = None, quantization: str | None = None,
+                  engine: str | None = None, engine_url: str | None = None, max_jobs: int | None = None):
     """The real model pipeline; imported here so the server starts without torch."""
     from backend.pipeline import Pipeline
 
-    return Pipeline(preset, device=device, dtype=dtype, quantization=quantization)
+    return Pipeline(preset, device=device, dtype=dtype, quantization=quantization, engine=engine,
+                    engine_url=engine_url, max_jobs=max_jobs)
 
 
 class BindError(RuntimeError):
@@ -176,6 +195,7 @@ class Server:
         self._parent = ParentWatch(config.parent_pid) if config.parent_pid else None
         self._next_parent_check = 0.0
         self._events_address = f"inproc://worker-events-{id(self)}"
+        self._workers: list[threading.Thread] = []  # the first builds the pipeline and starts the rest
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -208,7 +228,8 @@ class Server:
         events = context.socket(zmq.PULL)
         events.bind(self._events_address)
         self._router = router
-        worker = threading.Thread(target=self._worker, args=(context,), name="model-worker", daemon=True)
+        worker = threading.Thread(target=self._worker, args=(context, True), name="model-worker-0", daemon=True)
+        self._workers.append(worker)
         worker.start()
         self._install_signal_handlers()
         log.info("listening on %s (preset %s, queue %d)", self.endpoint, self.config.preset, self.config.queue_size)
@@ -218,7 +239,12 @@ class Server:
         try:
             self._loop(router, events)
         finally:
-            worker_done = self._shutdown(router, events, worker)
+            worker_done = self._shutdown(router, events)
+            if worker_done and self._pipeline is not None:
+                try:
+                    self._pipeline.release()  # stops a vLLM engine this backend started
+                except Exception:
+                    log.exception("releasing the models at shutdown failed")
             if authenticator:
                 authenticator.stop()
             if worker_done:
@@ -291,27 +317,28 @@ class Server:
         return protocol.error_event(job.id, "client_timeout", f"no message from this client for "
                                     f"{self.config.client_timeout_s:g} s, so the server cancelled the job")
 
-    def _shutdown(self, router, events, worker) -> bool:
-        """Stop taking work, end every job with one terminal event; True once the worker is gone."""
+    def _shutdown(self, router, events) -> bool:
+        """Stop taking work, end every job with one terminal event; True once the workers are gone."""
         log.info("shutting down")
         self.stop()
         for job in self.queue.drain():
             self._finish(job, protocol.error_event(job.id, "shutting_down", "the server is shutting down"))
         running = self.queue.running
-        if running is not None:
-            running.cancel_reason = "shutdown"
-            running.cancel_event.set()
+        for job in running:
+            job.cancel_reason = "shutdown"
+            job.cancel_event.set()
         # A running job stops within one decoding step; wait for its terminal event. A worker
         # that is only building the pipeline (importing torch) is not worth waiting for.
-        deadline = time.monotonic() + (10 if running is not None else 0.5)
-        while worker.is_alive() and time.monotonic() < deadline:
+        deadline = time.monotonic() + (10 if running else 0.5)
+        alive = lambda: any(worker.is_alive() for worker in list(self._workers))
+        while alive() and time.monotonic() < deadline:
             if events.poll(50):
                 router.send_multipart(events.recv_multipart(copy=False), copy=False)
         while events.poll(0):
             router.send_multipart(events.recv_multipart(copy=False), copy=False)
         events.close(linger=0)
         router.close(linger=1000)
-        return not worker.is_alive()
+        return not alive()
 
     # -- control path (main thread) ----------------------------------------------------------------
 
@@ -365,11 +392,13 @@ class Server:
         self._send(identity, protocol.event("hello", msg.job, {"server": self.info()}))
 
     def _on_ping(self, owner, identity, msg: Message) -> None:
-        busy = self.queue.running is not None
+        busy = bool(self.queue.running)
         self._send(identity, protocol.event("pong", msg.job, {"busy": busy, "queued": len(self.queue)}))
 
     def _on_status(self, owner, identity, msg: Message) -> None:
-        running = self.queue.running
+        running_jobs = self.queue.running
+        # `running`: your running job if you have one, else the oldest running (or null)
+        running = next((job for job in running_jobs if job.owner == owner), running_jobs[0] if running_jobs else None)
         running_info = None
         if running is not None:
             stage, done, total = running.progress
@@ -377,8 +406,8 @@ class Server:
                             "mine": running.owner == owner, "job": running.id if running.owner == owner else None}
         mine = [job.id for (job_owner, _), job in list(self.jobs.items()) if job_owner == owner]
         self._send(identity, protocol.event("status", msg.job, {
-            "server": self.info(), "running": running_info, "queued": len(self.queue),
-            "your_jobs": mine, "uptime_s": round(time.monotonic() - self._started, 1)}))
+            "server": self.info(), "running": running_info, "running_count": len(running_jobs),
+            "queued": len(self.queue), "your_jobs": mine, "uptime_s": round(time.monotonic() - self._started, 1)}))
 
     def _on_cancel(self, owner, identity, msg: Message) -> None:
         target = msg.fields["target"]
@@ -426,6 +455,8 @@ class Server:
             "model_loaded": self._pipeline is not None and self._pipeline.loaded,  # loads lazily
             "tasks": list(protocol.TASKS),
             "queue_size": self.config.queue_size,
+            "engine": pipeline.get("engine", self.config.engine),
+            "max_jobs": self.queue.slots,  # jobs that run at once (1 until the pipeline says more)
             "max_message_bytes": self.config.max_message_bytes,
             "max_prompt_chars": protocol.MAX_PROMPT_CHARS,
             "max_image_side": protocol.MAX_IMAGE_SIDE,
@@ -438,14 +469,18 @@ class Server:
 
     # -- worker thread --------------------------------------------------------------------------
 
-    def _worker(self, context: zmq.Context) -> None:
-        out = context.socket(zmq.PUSH)
+    def _worker(self, context: zmq.Context, first: bool) -> None:
+        """The first worker builds the pipeline, starts the others and serves release requests."""
+        out = context.socket(zmq.PUSH)  # one per thread: ZeroMQ sockets are not thread-safe
         out.connect(self._events_address)
         send = lambda identity, msg: out.send_multipart([identity] + protocol.encode(msg), copy=False)
         try:
-            self._load_pipeline(send)
+            if first:
+                self._load_pipeline(send)
+                self._start_more_workers(context)
             while not self._stop.is_set():
-                self._serve_release_requests(send)
+                if first:
+                    self._serve_release_requests(send)
                 job = self.queue.take(timeout=0.2)
                 if job is None:
                     continue
@@ -453,15 +488,27 @@ class Server:
                     terminal = self._run(job, send)
                 finally:
                     # Idle again before the client hears the end, so what it asks next sees that.
-                    self.queue.done()
+                    self.queue.done(job)
                     self.jobs.pop((job.owner, job.id), None)
                 self._send_terminal(job, terminal, send)
         finally:
             out.close(linger=1000)
 
+    def _start_more_workers(self, context: zmq.Context) -> None:
+        """As many workers as the pipeline runs jobs at once (1 for our own loop)."""
+        slots = max(1, int((self._pipeline_info or {}).get("max_jobs") or 1))
+        self.queue.slots = slots
+        for number in range(1, slots):
+            worker = threading.Thread(target=self._worker, args=(context, False), name=f"model-worker-{number}",
+                                      daemon=True)
+            self._workers.append(worker)
+            worker.start()
+        if slots > 1:
+            log.info("%d jobs run at once (engine %s)", slots, self._pipeline_info.get("engine"))
+
     def _load_pipeline(self, send) -> None:
         try:
-            chosen = {k: getattr(self.config, k) for k in ("dtype", "quantization")
+            chosen = {k: getattr(self.config, k) for k in ("dtype", "quantization", "engine", "engine_url", "max_jobs")
                       if getattr(self.config, k) is not None}  # only what was asked: factories may not take them
             self._pipeline = self._pipeline_factory(self.config.preset, self.config.device, **chosen)
             self._pipeline_info = dict(self._pipeline.info())
@@ -481,9 +528,10 @@ class Server:
             requests, self._release_requests = self._release_requests, []
         if not requests:
             return
-        # Served between jobs, so none runs; a queued job of another client would have to load
-        # the models again, so one client may not free them under another's feet.
-        waiting = {job.owner for job in self.queue.queued()}
+        # Served between this worker's jobs (the pipeline waits for other workers' jobs to end); a
+        # queued or running job of another client would have to load the models again, so one
+        # client may not free them under another's feet.
+        waiting = {job.owner for job in self.queue.queued() + self.queue.running}
         allowed = [request for request in requests if not waiting - {request[0]}]
         freed = False
         if allowed and self._pipeline is not None:

@@ -78,7 +78,7 @@ def teapot():
 
 def test_info(pipe):
     info = pipe.info()
-    assert info == {"preset": "tiny", "device": "cpu", "greedy": False,
+    assert info == {"preset": "tiny", "device": "cpu", "greedy": False, "engine": "own", "max_jobs": 1,
                     "supports": {"text_to_3d": True, "image_to_3d": True, "describe": True, "edit": True}}
 
 

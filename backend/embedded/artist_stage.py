@@ -42,6 +42,7 @@ ATTRIBUTE_VARIANTS = [
     ("shelf", dict(boards=2)), ("shelf", dict(boards=3)), ("shelf", dict(boards=4)), ("shelf", dict(boards=5)),
     ("sofa", dict(part=True)), ("sofa", dict(part=False)),
 ]
+LEAD_CODES = 48  # codes of a shape's start in the short examples
 SIZE_SHARE = 0.25  # share of text examples drawn from the tall / low / wide / narrow variants
 
 
@@ -171,11 +172,17 @@ class ArtistSampler:
         return encode_example(self.tok, with_mesh_block(question, codes[i]), answer)
 
     def sample_kind_question(self) -> tuple[list[int], int]:
-        """A short example: an edit kind question (replayed so the edit reading stays) or,
-        one time in three, a request for an object it cannot make."""
-        if self.rng.random() < 1 / 3:
+        """A short example, one of three kinds evenly: a request for an object it cannot make
+        (answered UNKNOWN_ANSWER), the start of a shape it can (the prompt and the answer's
+        first LEAD_CODES codes, unfinished: as many known as unknown requests, so declining is
+        no easier than starting), or an edit kind question (replayed so the edit reading stays)."""
+        draw = self.rng.random()
+        if draw < 1 / 3:
             user = self.prompts["text_to_3d"].format(text=W.unknown_prompt(self.rng))
             return encode_example(self.tok, user, W.UNKNOWN_ANSWER)
+        if draw < 2 / 3:
+            ids, start = self.sample("text_to_3d")
+            return ids[: start + 1 + LEAD_CODES], start
         kind = self._pick(list(EDIT_KINDS))
         shape = self.shapes[self._pick([i for i in range(self.data["made"]) if kind not in ("add", "remove")
                                         or kind in L.possible_edits(self.shapes[i])] or [0])]

@@ -56,6 +56,7 @@ from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, MeshCode
                                   edit_kind_token, edit_user_text, with_mesh_block)
 from backend.models.images import prepare_image
 from backend.models.presets import REFERENCE_GENERATION, TASKS, EditSettings
+from backend.models.prompting import chat_prompt_ids
 
 # Files of a Qwen2.5-VL repo that the runtime needs (no remote code, no pickles).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja"]
@@ -448,17 +449,11 @@ class ShapeLLMRuntime:
         return edit_user_text(self.prompts["edit"], _checked_codes(codes), instruction)
 
     def _prompt_ids(self, content: list, pixels) -> list[int]:
-        messages = [{"role": "user", "content": content}]
-        text = self.tokenizer.apply_chat_template(
-            messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
-        )
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        count = 0
         if pixels is not None:  # one <|image_pad|> per merged 2x2 patch group of the image
             merge = int(getattr(self.image_processor, "merge_size", 2))
             count = int(pixels["image_grid_thw"][0].prod()) // (merge * merge)
-            at = ids.index(self.image_token_id)
-            ids = ids[:at] + [self.image_token_id] * count + ids[at + 1 :]
-        return ids
+        return chat_prompt_ids(self.tokenizer, self.chat_template, content, count, self.image_token_id)
 
     def _constraint(self, allow_blocks: bool, in_block: bool) -> MeshBlockConstraint:
         return MeshBlockConstraint(

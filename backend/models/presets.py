@@ -19,6 +19,8 @@ A preset folder holds `preset.json`:
       "dtype": "auto",               # the LLM's dtype: auto|float32|bfloat16|float16 (auto: the
                                      # rule in backend/models/memory.py); `serve --dtype` overrides
       "quantization": "none",        # none|8bit|4bit (bitsandbytes); `--quantize` overrides
+      "engine": "own",               # the LLM engine: own (our decoding loop, one job at a time)
+                                     # or vllm (a vLLM server, many jobs batched); `--engine` overrides
       "edit": {                      # how the model edits (EditSettings; the published model: all off)
         "aligned_positions": false,  # edit answers positioned like the input block
         "read_kind": false,          # the model names the edit kind (the "edit_kind" prompt);
@@ -56,6 +58,8 @@ UP_AXES = ("z",)
 # How the LLM may load (backend/models/memory.py; named here so presets load without torch).
 LLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 LLM_QUANTIZATIONS = ("none", "8bit", "4bit")
+# Who runs the LLM: our own KV-cache loop, or a vLLM server (backend/models/vllm_runtime.py).
+LLM_ENGINES = ("own", "vllm")
 
 # Reference demo settings (reference doc section 3).
 REFERENCE_GENERATION = {"max_new_tokens": 2048, "top_k": 8192, "top_p": 0.7, "temperature": 0.7, "seed": 42}
@@ -122,6 +126,7 @@ class Preset:
     # when set, text to 3D first asks the model whether it starts a shape, and a decline is
     # refused with a message naming these. Empty: every prompt gets a shape (the published model).
     known_objects: tuple = ()
+    engine: str = "own"  # own | vllm
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
     def __post_init__(self):
@@ -158,6 +163,8 @@ class Preset:
             problems.append(f"dtype must be one of {LLM_DTYPES}, not {self.dtype!r}")
         if self.quantization not in LLM_QUANTIZATIONS:
             problems.append(f"quantization must be one of {LLM_QUANTIZATIONS}, not {self.quantization!r}")
+        if self.engine not in LLM_ENGINES:
+            problems.append(f"engine must be one of {LLM_ENGINES}, not {self.engine!r}")
         if self.edit.read_kind is True and "{instruction}" not in self.prompts.get("edit_kind", ""):
             problems.append("edit.read_kind needs an 'edit_kind' prompt with {instruction} (the kind question)")
         bad_gen = set(self.generation) - set(GENERATION_KEYS)

@@ -1,0 +1,19 @@
+"""Prompt token ids of one user turn, shared by both LLM engines (our loop and vLLM), so the
+same task gives the same ids whichever engine runs it."""
+
+from __future__ import annotations
+
+
+def chat_prompt_ids(tokenizer, chat_template: str, content: list, image_tokens: int = 0,
+                    image_token_id: int | None = None) -> list[int]:
+    """The chat template applied to one user turn (`content`: Qwen-VL content items), ending
+    with the assistant's opening. image_tokens: how many <|image_pad|> ids the one image
+    placeholder expands to (one per merged 2x2 patch group of the image)."""
+    messages = [{"role": "user", "content": content}]
+    text = tokenizer.apply_chat_template(messages, chat_template=chat_template, add_generation_prompt=True,
+                                         tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if image_tokens:
+        at = ids.index(image_token_id)
+        ids = ids[:at] + [image_token_id] * image_tokens + ids[at + 1:]
+    return ids
