@@ -296,7 +296,7 @@ class Pipeline:
         return made
 
     def _refuse_unknown_object(self, llm, text: str, cancelled) -> None:
-        answer = llm.declines(text, cancelled)
+        answer = llm.declines(text, cancelled, self.preset.decline_below)
         if answer is not None:
             known = ", ".join(self.preset.known_objects)
             raise TaskError("no_shape", f"The {self.preset.name} model does not know what this prompt asks for "

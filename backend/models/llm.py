@@ -401,10 +401,10 @@ class ShapeLLMRuntime:
         return self._mesh_answers(content, pixels, options, progress, cancelled, count=count)
 
     @torch.inference_mode()
-    def declines(self, text: str, cancelled=None, max_words: int = 40) -> str | None:
-        """The model's own text answer when it would not start a shape for this prompt (its
-        most likely first token is not <mesh-start>), else None. One short prefill; the
-        answer is decoded greedily with mesh blocks banned."""
+    def declines(self, text: str, cancelled=None, below: float = 0.5, max_words: int = 40) -> str | None:
+        """The model's own text answer when it would hardly start a shape for this prompt (its
+        probability of <mesh-start> as the first answer token is under `below`), else None. One
+        short prefill; the answer is decoded greedily with mesh blocks banned."""
         text = checked_text(text, "prompt")
         content = [{"type": "text", "text": self.prompts["text_to_3d"].replace("{text}", text)}]
         prompt = self._prompt_ids(content, None)
@@ -412,7 +412,7 @@ class ShapeLLMRuntime:
         from transformers import DynamicCache
 
         logits, _ = self._prefill(prompt, None, DynamicCache(config=self._live().config.text_config))
-        if int(torch.argmax(logits)) == self.codec.start_id:
+        if float(torch.softmax(logits.float(), -1)[self.codec.start_id]) >= below:
             return None
         greedy = Sampling(seed=0, temperature=0.0, top_p=1.0, top_k=1, max_new_tokens=max_words, greedy=True)
         constraint = self._constraint(allow_blocks=False, in_block=False)

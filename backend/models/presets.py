@@ -126,6 +126,8 @@ class Preset:
     # when set, text to 3D first asks the model whether it starts a shape, and a decline is
     # refused with a message naming these. Empty: every prompt gets a shape (the published model).
     known_objects: tuple = ()
+    # ...and a prompt is declined when the model's probability of starting a shape is under this
+    decline_below: float = 0.5
     engine: str = "own"  # own | vllm
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
@@ -148,6 +150,9 @@ class Preset:
         problems = []
         if self.normalization not in NORMALIZATIONS:
             problems.append(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}")
+        if isinstance(self.decline_below, bool) or not isinstance(self.decline_below, (int, float)) \
+                or not 0 <= self.decline_below <= 1:
+            problems.append(f"decline_below must be a number in [0, 1], not {self.decline_below!r}")
         if self.up not in UP_AXES:
             problems.append(f"up must be one of {UP_AXES}, not {self.up!r}")
         unknown = set(self.tasks) - set(TASKS)

@@ -171,13 +171,20 @@ class VllmRuntime:
         with ThreadPoolExecutor(max_workers=count) as pool:
             return list(pool.map(row, range(count)))
 
-    def declines(self, text: str, cancelled=None, max_words: int = 40) -> str | None:
-        """As our loop's: the model's own text answer when its likeliest first token is not
-        <mesh-start>, else None."""
+    def declines(self, text: str, cancelled=None, below: float = 0.5, max_words: int = 40) -> str | None:
+        """As our loop's: the model's own text answer when its probability of <mesh-start> as
+        the first answer token is under `below`, else None."""
         text = checked_text(text, "prompt")
         prompt = self._prompt_ids([{"type": "text", "text": self.prompts["text_to_3d"].replace("{text}", text)}])
-        first, _ = self.client.complete(prompt, {"temperature": 0, "max_tokens": 1}, cancelled=cancelled)
-        if first and first[0] == self.codec.start_id:
+        start = self.codec.start_id
+        params = {"temperature": 0, "max_tokens": 1, "logprobs": 1, "logprob_token_ids": [start],
+                  "return_tokens_as_token_ids": True}
+        _, chunks = self.client.complete(prompt, params, cancelled=cancelled)
+        top = {}
+        for chunk in chunks:
+            for entry in chunk.get("top_logprobs") or ():
+                top.update(entry or {})
+        if math.exp(float(top.get(f"token_id:{start}", -math.inf))) >= below:
             return None
         params = {"temperature": 0, "max_tokens": max_words, "allowed_token_ids": self.text_ids,
                   "stop_token_ids": self.stop_ids}
