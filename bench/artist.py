@@ -277,7 +277,7 @@ def main(argv=None) -> dict:
         report[name] = measure(Pipeline(preset, device="cpu"), judge, attributes, limit,
                                lambda m: print(f"  {m}", flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x)) + "\n")
     print(f"report: {args.out}")
     return report
 
