@@ -13,7 +13,7 @@ from tests.backend_process import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench"
 QUICK = ["protocol.py", "geometry.py", "vqvae.py", "llm.py", "blender_bridge.py", "quality.py", "edit_placement.py", "edit_kept.py",
-         "edit_parts.py", "variations.py"]
+         "edit_parts.py", "variations.py", "artist.py"]
 # Benches without a quick mode yet, each with the reason; a new bench must join one of the lists.
 NOT_YET: dict[str, str] = {
     "engines.py": "its --quick run (~2 min) passes from a shell (3 of 3), but run from this test its client "
