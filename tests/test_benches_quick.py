@@ -13,11 +13,9 @@ from tests.backend_process import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench"
 QUICK = ["protocol.py", "geometry.py", "vqvae.py", "llm.py", "blender_bridge.py", "quality.py", "edit_placement.py", "edit_kept.py",
-         "edit_parts.py", "variations.py"]
+         "edit_parts.py", "variations.py", "artist.py"]
 # Benches without a quick mode yet, each with the reason; a new bench must join one of the lists.
 NOT_YET: dict[str, str] = {
-    "artist.py": "its --quick run failed once from this test at the end of the session that wrote it (not yet "
-                 "looked at; from a shell it ran); its figures are in docs/embedded-model.md",
     "engines.py": "its --quick run (~2 min) passes from a shell (3 of 3), but run from this test its client "
                   "lost the vLLM backend (ConnectionError, no pong for 2.5 s) during the vLLM backend's first job "
                   "in 3 of 4 tries, not yet understood (flaky, so kept out of CI); tests/test_vllm_engine.py covers the same paths in CI",
