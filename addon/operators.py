@@ -119,6 +119,13 @@ def object_own_mesh(context, operator):
     return obj, local, faces, matrix
 
 
+def metres_per_unit(matrix, scale_length: float) -> list[float]:
+    """Metres per unit of the object's own mesh along each of its axes: its world matrix's
+    column lengths (the object's scale) times the scene's unit scale."""
+    columns = np.linalg.norm(np.asarray(matrix, dtype=np.float64)[:3, :3], axis=0)
+    return [float(np.clip(c * (scale_length or 1.0), 1e-6, 1e6)) for c in columns]
+
+
 def up_axis(matrix) -> str:
     """The object's own axis that stands up in the world: "y" when its +Y points up most (a
     Y-up import turned upright by its object rotation), else "z"."""
@@ -320,7 +327,8 @@ class SHAPELLM_OT_edit(ShapeLLMOperator):
         session = ready_session(context)
         context.scene.shapellm.instruction = instruction
         placement = Placement.over(obj.name, matrix, preferences.get(context).hide_source_on_edit, local=True)
-        options = {**job_options(context), "up": up_axis(matrix)}
+        options = {**job_options(context), "up": up_axis(matrix),
+                   "metres_per_unit": metres_per_unit(matrix, context.scene.unit_settings.scale_length)}
         session.submit("edit", instruction, {"instruction": instruction, "options": options},
                        arrays={"vertices": local, "faces": faces}, placement=placement)
         return {"FINISHED"}

@@ -4,6 +4,7 @@ The edit kind (taller, shorter, wider, thinner) comes from the model; the amount
 words here, so "make it a lot taller" and "make it taller" differ even for a model that never
 saw "a lot". Rules, in order:
 - a size to reach, "to 1.2 m" (mm, cm, m, in, ft): a target length, in metres;
+- a length to add or take away, "by 15 cm", "10 cm longer": a change in metres, the kind's way;
 - a ratio, "twice", "half", "three times", "x1.5", "by a factor of 2", "to 80 %", "80 % as tall";
 - a change, "by 20 %", "20 % taller", "20 percent";
 - a degree: "a little", "slightly", "a bit" ... (LITTLE), "a lot", "much", "far" ... (A_LOT);
@@ -28,6 +29,7 @@ _UNITS = {"mm": 0.001, "millimeter": 0.001, "millimetre": 0.001, "cm": 0.01, "ce
           "ft": 0.3048, "foot": 0.3048, "feet": 0.3048}
 _UNIT = r"(mm|cm|m|in|ft|feet|foot|inch(?:es)?|(?:milli|centi)?met(?:er|re)s?)"
 _TARGET = re.compile(rf"\bto\s+(?:be\s+)?(?:about\s+)?{_NUMBER}\s*{_UNIT}\b")
+_DELTA = re.compile(rf"\b{_NUMBER}\s*{_UNIT}\b")
 _PERCENT = rf"{_NUMBER}\s*(?:%|percent\b|per\s*cent\b)"
 _PERCENT_OF = re.compile(rf"\bto\s+{_PERCENT}|{_PERCENT}\s+(?:of|as)\b")
 _PERCENT_CHANGE = re.compile(_PERCENT)
@@ -44,11 +46,24 @@ _A_LOT = ("a lot", "much", "way", "far", "significantly", "considerably", "drama
 class Amount:
     factor: float | None = None  # the ratio of the new length to the old one
     target: float | None = None  # or the new length itself, in metres
+    delta: float | None = None  # or the length added (negative: taken away), in metres
     said: str = ""  # the words that gave it ("" when nothing was said)
 
+    def in_units(self, metres_per_unit: float) -> "Amount":
+        """The same amount for a mesh measured in units of `metres_per_unit` metres (an object
+        scaled 2x in Blender has 2 m per unit of its own mesh)."""
+        if metres_per_unit == 1.0 or (self.target is None and self.delta is None):
+            return self
+        scaled = lambda x: None if x is None else x / metres_per_unit  # noqa: E731
+        return Amount(self.factor, scaled(self.target), scaled(self.delta), self.said)
+
     def factor_for(self, length: float) -> float:
-        """The ratio, given the current length (metres) where a target was asked."""
-        return self.target / length if self.target is not None else self.factor
+        """The ratio, given the current length (metres) where a target or a change was asked."""
+        if self.target is not None:
+            return self.target / length
+        if self.delta is not None:
+            return (length + self.delta) / length
+        return self.factor
 
 
 def read_amount(instruction: str, grows: bool) -> Amount:
@@ -57,6 +72,10 @@ def read_amount(instruction: str, grows: bool) -> Amount:
     if match := _TARGET.search(text):
         unit = match.group(2).rstrip("s") if match.group(2) not in ("inches",) else "inch"
         return Amount(target=float(match.group(1)) * _UNITS[unit], said=match.group(0))
+    if match := _DELTA.search(text):
+        unit = match.group(2).rstrip("s") if match.group(2) not in ("inches",) else "inch"
+        value = float(match.group(1)) * _UNITS[unit]
+        return Amount(delta=value if grows else -value, said=match.group(0))
     if match := _PERCENT_OF.search(text):
         return Amount(factor=float(match.group(1) or match.group(2)) / 100, said=match.group(0))
     if match := _TIMES.search(text):

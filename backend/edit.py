@@ -1,7 +1,7 @@
 """The edit policy: how an instruction becomes an edited shape (a preset's EditSettings).
 
     read = read_instruction(llm, settings, instruction, vertices, up, cancelled)  # part or kind, amount
-    edit = part_edit(read, vertices, faces, layout)   # read.part: one part changed on the own mesh
+    read, edit = part_edit(read, vertices, faces, layout)  # read.part: one part changed on the own mesh
     fill = read.fill                                  # the frame the source is read in
     answer = make_edit(settings, read, source, model_answer, codes_of, cancelled)
 
@@ -22,7 +22,7 @@ little of the source (settings.min_overlap) it is another shape, refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -54,6 +54,7 @@ class EditRead:
     part: str | None = None  # a part edit: the part (edit_words.PARTS) ...
     change: str | None = None  # ... and what to do with it (edit_words.CHANGES)
     part_amount: Amount | None = None  # how much, for a part's size change
+    offers: bool = False  # "give it a tall back": a shape without the part gets one added
     width_axis: int = 0  # the voxel axis wider and thinner (or deeper and shallower) change
 
     @property
@@ -95,21 +96,27 @@ def _refuse(message: str) -> TaskError:
 
 
 def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np.ndarray, up: str,
-                     cancelled, width_axis: int = 0, depth_axis: int = 1) -> EditRead:
+                     cancelled, width_axis: int = 0, depth_axis: int = 1,
+                     metres_per_unit: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> EditRead:
     """What the instruction asks: a part edit from its words (backend/edit_words.py), else a
     whole-object side from its words or, where they name none, the model's kind; the amount from
     the words (backend/amounts.py). `vertices`, the caller's mesh with `up` its up axis, size an
     amount given as a length ("to 1.2 m"); `width_axis` and `depth_axis` are the caller's axes
-    "wider" and "deeper" change (the object's own: geometry/parts.py). A model that names no
-    kinds (the published one) writes every edit itself."""
+    "wider" and "deeper" change (the object's own: geometry/parts.py); `metres_per_unit`, per
+    caller axis, turns "10 cm" into the mesh's units (the object's scale in the scene). A model
+    that names no kinds (the published one) writes every edit itself."""
     if not settings.read_kind:
         return EditRead()
     words = read_words(instruction)
     if words.is_part_edit:
         grows = words.change in ("longer", "thicker")
         amount = read_amount(instruction, grows=grows) if words.change not in ("add", "remove") else None
+        if amount is not None:  # heights along the up axis, a leg's or a back's thickness across
+            vertical = words.change in ("longer", "shorter") or words.part in ("seat", "top", "shelf")
+            axis = (2 if up == "z" else 1) if vertical else (depth_axis if words.part == "back" else width_axis)
+            amount = amount.in_units(float(metres_per_unit[axis]))
         return EditRead(f"{words.part} {words.change}", part=words.part, change=words.change,
-                        part_amount=amount, amount=amount.said if amount else "")
+                        part_amount=amount, amount=amount.said if amount else "", offers=words.offers)
     if words.part:
         raise _refuse(f'"{instruction}" names the {words.part} but not how to change them')
     if words.change in ("add", "remove"):
@@ -125,19 +132,31 @@ def read_instruction(llm, settings: EditSettings, instruction: str, vertices: np
     amount = read_amount(instruction, grows=kind in ("taller", "wider", "deeper"))
     axis = {"wider": width_axis, "thinner": width_axis, "deeper": depth_axis, "shallower": depth_axis}.get(
         kind, 2 if up == "z" else 1)
-    ratio = amount.factor_for(float(np.ptp(vertices[:, axis])))
+    ratio = amount.factor_for(float(np.ptp(vertices[:, axis])) * float(metres_per_unit[axis]))
     if not LIMITS[0] <= ratio <= LIMITS[1]:
         raise TaskError("no_shape", f'read as "{kind}" by "{amount.said}": a side can be made {LIMITS[0]:g} to '
                                     f"{LIMITS[1]:g} times as long, not {ratio:.3g} times")
     return EditRead(kind, confidence, resize=True, ratio=ratio, amount=amount.said)
 
 
-def part_edit(read: EditRead, vertices: np.ndarray, faces: np.ndarray, layout: Layout) -> PartEdit:
-    """A part edit on the caller's own mesh (geometry/part_edit.py), or a refusal saying why."""
+ADDABLE = ("back", "arms", "shelf")
+
+
+def part_edit(read: EditRead, vertices: np.ndarray, faces: np.ndarray, layout: Layout) -> tuple[EditRead, PartEdit]:
+    """A part edit on the caller's own mesh (geometry/part_edit.py), or a refusal saying why.
+    "Give it a tall back" on a shape with no back adds one: the read comes back as that add."""
     try:
-        return edit_part(vertices, faces, read.part, read.change, read.part_amount, layout=layout)
+        return read, edit_part(vertices, faces, read.part, read.change, read.part_amount, layout=layout)
     except PartAbsent as err:
-        raise _refuse(str(err)) from err
+        if not (read.offers and read.part in ADDABLE and read.change not in ("add", "remove")):
+            raise _refuse(str(err)) from err
+        added = replace(read, kind=f"{read.part} add", change="add", part_amount=None, amount="")
+        try:
+            return added, edit_part(vertices, faces, read.part, "add", layout=layout)
+        except PartAbsent:
+            raise _refuse(str(err)) from err
+        except PartNoRoom as no_room:
+            raise TaskError("no_shape", f"cannot make this edit: {no_room}; nothing was changed") from no_room
     except PartNoRoom as err:
         raise TaskError("no_shape", f"cannot make this edit: {err}; nothing was changed") from err
 

@@ -165,7 +165,8 @@ class Pipeline:
             layout = find_layout(*own, opts["up"]) if settings.read_kind else None
             width, depth = (0, 1) if layout is None else (layout.width_axis, 1 - layout.width_axis)
             caller = [0, 1] if layout is None else [int(np.argmax(np.abs(layout.rotation[a]))) for a in (width, depth)]
-            read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled, *caller)
+            read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled, *caller,
+                                                metres_per_unit=opts.get("metres_per_unit", (1.0, 1.0, 1.0)))
             if read.part:  # one part changed on the artist's own mesh
                 return self._part_edit(vqvae, read, own, layout, opts, progress, cancelled)
             read = replace(read, width_axis=depth if read.kind in ("deeper", "shallower") else width)
@@ -192,7 +193,7 @@ class Pipeline:
 
     def _part_edit(self, vqvae, read, own, layout, opts, progress, cancelled) -> MeshResult:
         """The part edit on the caller's mesh; the codes are the edited shape's, added part included."""
-        edit = edit_policy.part_edit(read, own[0], own[1], layout)
+        read, edit = edit_policy.part_edit(read, own[0], own[1], layout)
         faces = np.delete(own[1], edit.removed, axis=0)
         shape_v, shape_f = edit.vertices, faces
         if edit.added is not None:

@@ -122,3 +122,15 @@ def test_a_non_edit_is_refused_and_nothing_is_added(bpy):
     job = run_edit(bpy, "make it red")
     assert job.state == "failed" and "not a change of shape" in job.message
     assert sorted(o.name for o in bpy.data.objects) == objects and not chair.hide_get()
+
+
+def test_a_length_is_measured_in_the_scene_on_a_scaled_object(bpy):
+    """Scaled 2x in the scene: "10 cm longer" adds 10 cm in the world, 5 cm of its own mesh."""
+    table = mesh_object(bpy, "Big table", held_out("table", 1))
+    table.scale = (2.0, 2.0, 2.0)
+    bpy.context.view_layer.update()
+    before = coordinates(table)
+    job = run_edit(bpy, "make the legs 10 cm longer")
+    assert job.state == "done", job.message
+    after = coordinates(bpy.data.objects[job.result_name])
+    assert np.ptp(after[:, 2]) - np.ptp(before[:, 2]) == pytest.approx(0.05, abs=1e-5)

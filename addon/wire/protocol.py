@@ -356,6 +356,10 @@ OPTION_RULES = {
     "max_new_tokens": (lambda v: _is_int(v), lambda v: 1 <= v <= 8192, "an integer in [1, 8192]"),
     "mesh_style": (lambda v: isinstance(v, str), lambda v: v in MESH_STYLES, "'smooth' or 'blocky'"),
     "up": (lambda v: isinstance(v, str), lambda v: v in UP_AXES, "'z' or 'y'"),
+    # an edit's mesh: metres per unit along each of its own axes (the object's scale in the
+    # scene), so "10 cm longer" means 10 cm in the scene
+    "metres_per_unit": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_number(x) for x in v),
+                        lambda v: all(1e-6 <= x <= 1e6 for x in v), "three numbers in [1e-6, 1e6]"),
     # K shapes of one prompt in one job (seeds seed, seed+1, ...); they need sampling
     "variations": (lambda v: _is_int(v), lambda v: 1 <= v <= MAX_VARIATIONS, f"an integer in [1, {MAX_VARIATIONS}]"),
 }

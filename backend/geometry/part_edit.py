@@ -13,6 +13,8 @@ What each change does (heights in the object's frame, Z up):
   it moves rigidly; "raise/lower the seat (or top)" is the legs' edit;
 - back or arms longer/shorter ("raise the backrest"): their height above the slab times the
   ratio; nothing else moves;
+- legs, arms, back or shelves thicker/thinner: each piece scaled about its own middle across its
+  thickness (legs both horizontal axes, arms the width, the back the depth, shelves the height);
 - remove: the faces whose vertices all belong to the part (or lie on the plane where it meets
   the rest); every other face and vertex stays as it was;
 - add: new geometry in the object's style, touching it: a shelf (a copy of an existing board, or
@@ -77,11 +79,13 @@ def edit_part(vertices, faces, part: str, change: str, amount: Amount | None = N
         return _slab(vertices, layout, amount, grows, part)
     if part in ("back", "arms") and change in ("longer", "shorter"):
         return _above(vertices, layout, amount, grows, part)
-    if part in ("legs", "arms") and change in ("thicker", "thinner"):
+    if part in THICKNESS_AXES and change in ("thicker", "thinner"):
         return _thickness(vertices, faces, layout, amount, grows, part)
     what = {"legs": "longer, shorter, thicker or thinner, or removed", "seat": "thicker, thinner, raised, lowered or removed",
-            "top": "thicker, thinner, raised, lowered or removed", "back": "taller, shorter, removed or added",
-            "arms": "higher, lower, thicker, thinner, removed or added", "shelf": "added or removed"}[part]
+            "top": "thicker, thinner, raised, lowered or removed",
+            "back": "taller, shorter, thicker, thinner, removed or added",
+            "arms": "higher, lower, thicker, thinner, removed or added",
+            "shelf": "thicker, thinner, added or removed"}[part]
     raise PartAbsent(f"the {PART_NAMES[part]} can be made {what}, not {change}")
 
 
@@ -178,13 +182,19 @@ def _above(vertices, layout: Layout, amount, grows: bool, part: str) -> PartEdit
                     "everything else kept", mask, ratio)
 
 
+# the frame axes a part's thickness lies along (a function of the layout)
+THICKNESS_AXES = {"legs": lambda layout: (0, 1), "arms": lambda layout: (layout.width_axis,),
+                  "back": lambda layout: (layout.back_axis,), "shelf": lambda layout: (2,)}
+
+
 def _thickness(vertices, faces, layout: Layout, amount, grows: bool, part: str) -> PartEdit:
-    """Each leg (or armrest) made thicker or thinner about its own middle: legs across both
-    horizontal axes, armrests across the width. A piece is a connected run of the part's faces."""
-    has = layout.has_legs if part == "legs" else layout.has_arms
+    """Each piece of the part made thicker or thinner about its own middle, along THICKNESS_AXES.
+    A piece is a connected run of the part's faces (one leg, one armrest, one board)."""
+    has = {"legs": layout.has_legs, "arms": layout.has_arms, "back": layout.back_axis is not None,
+           "shelf": bool(layout.shelves)}[part]
     mask = layout.mask(part)
     _need(has and mask.any(), f"this shape has no {PART_NAMES[part]} to change")
-    axes = (0, 1) if part == "legs" else (layout.width_axis,)
+    axes = THICKNESS_AXES[part](layout)
     inner = faces[mask[faces].all(axis=1)]
     n = len(vertices)
     graph = coo_matrix((np.ones(2 * len(inner)), (np.r_[inner[:, 0], inner[:, 1]], np.r_[inner[:, 1], inner[:, 2]])),
@@ -206,8 +216,9 @@ def _thickness(vertices, faces, layout: Layout, amount, grows: bool, part: str) 
         sign = float(layout.rotation[axis, caller])
         change = frame[:, axis] != layout.frame[:, axis]
         moved[change, caller] = (sign * frame[change, axis]).astype(np.float32)
+    name = "shelves" if part == "shelf" else PART_NAMES[part]
     return PartEdit(moved, np.zeros(0, np.int32), None,
-                    f"{PART_NAMES[part]} x{ratio:.2f} in thickness ({len(pieces)} pieces, each about its middle); "
+                    f"{name} x{ratio:.2f} in thickness ({len(pieces)} pieces, each about its middle); "
                     "everything else kept", mask, ratio)
 
 
