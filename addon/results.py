@@ -181,6 +181,7 @@ def _remove_and_add(obj, removed, added) -> None:
         total = np.bincount(polygon_of, minlength=len(mesh.polygons))
         taken = np.bincount(polygon_of[removed], minlength=len(mesh.polygons))
         gone = np.flatnonzero((taken == total) & (total > 0)).tolist()
+    density, material = (_texel_density(mesh), _nearest_material(mesh, added[0])) if added is not None else (0, 0)
     bm = bmesh.new()
     bm.from_mesh(mesh)
     bm.faces.ensure_lookup_table()
@@ -192,15 +193,67 @@ def _remove_and_add(obj, removed, added) -> None:
         made = [bm.verts.new(tuple(float(x) for x in co)) for co in new_vertices]
         for face in np.asarray(new_faces, np.int64):
             try:
-                bm.faces.new([made[i] for i in face])
+                made_face = bm.faces.new([made[i] for i in face])
             except ValueError:  # a face repeated in the answer: once is enough
-                pass
+                continue
+            made_face.material_index = material
+            _box_uvs(bm, made_face, density)
     bm.to_mesh(mesh)
     count = len(bm.verts) - first
     bm.free()
     if count:
         group = obj.vertex_groups.get(ADDED_GROUP) or obj.vertex_groups.new(name=ADDED_GROUP)
         group.add(list(range(first, first + count)), 1.0, "REPLACE")
+
+
+def _texel_density(mesh) -> float:
+    """UV units per unit of length on the mesh's active UV layer (the root of UV area over
+    surface area), so an added part's texture is as fine as the rest; 1 without UVs."""
+    layer = mesh.uv_layers.active
+    if layer is None or not len(mesh.polygons):
+        return 1.0
+    mesh.calc_loop_triangles()
+    loops = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("loops", loops)
+    uv = np.empty(len(mesh.loops) * 2, np.float32)
+    layer.data.foreach_get("uv", uv)
+    corner_vert = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", corner_vert)
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    tri_uv = uv.reshape(-1, 2)[loops].reshape(-1, 3, 2).astype(np.float64)
+    tri_co = co.reshape(-1, 3)[corner_vert[loops]].reshape(-1, 3, 3).astype(np.float64)
+    e1, e2 = tri_uv[:, 1] - tri_uv[:, 0], tri_uv[:, 2] - tri_uv[:, 0]
+    uv_area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum()
+    area = 0.5 * np.linalg.norm(np.cross(tri_co[:, 1] - tri_co[:, 0], tri_co[:, 2] - tri_co[:, 0]), axis=1).sum()
+    return float(np.sqrt(uv_area / area)) if area > 0 and uv_area > 0 else 1.0
+
+
+def _nearest_material(mesh, new_vertices) -> int:
+    """The material slot of the polygon nearest the added part's middle (armrests take the
+    back's material, a shelf the boards')."""
+    if not len(mesh.polygons):
+        return 0
+    centres = np.empty(len(mesh.polygons) * 3, np.float32)
+    mesh.polygons.foreach_get("center", centres)
+    slots = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("material_index", slots)
+    middle = np.asarray(new_vertices, np.float64).mean(axis=0)
+    return int(slots[np.argmin(((centres.reshape(-1, 3) - middle) ** 2).sum(axis=1))])
+
+
+def _box_uvs(bm, face, density: float) -> None:
+    """Box-projected UVs on every UV layer: the face's two axes across its normal, at `density`."""
+    layers = list(bm.loops.layers.uv.values())
+    if not layers:
+        return
+    face.normal_update()
+    axis = int(np.argmax(np.abs(face.normal)))
+    across = [a for a in range(3) if a != axis]
+    for loop in face.loops:
+        uv = (loop.vert.co[across[0]] * density, loop.vert.co[across[1]] * density)
+        for layer in layers:
+            loop[layer].uv = uv
 
 
 def make_active(context, obj) -> None:

@@ -134,3 +134,36 @@ def test_a_length_is_measured_in_the_scene_on_a_scaled_object(bpy):
     assert job.state == "done", job.message
     after = coordinates(bpy.data.objects[job.result_name])
     assert np.ptp(after[:, 2]) - np.ptp(before[:, 2]) == pytest.approx(0.05, abs=1e-5)
+
+
+def polygon_areas(mesh, uv_layer) -> tuple[np.ndarray, np.ndarray]:
+    """Each polygon's surface area and UV area (fan triangles; the polygons here are convex)."""
+    areas, uv_areas = [], []
+    for polygon in mesh.polygons:
+        co = [np.array(mesh.vertices[i].co) for i in polygon.vertices]
+        uv = [np.array(uv_layer.data[i].uv) for i in polygon.loop_indices]
+        areas.append(sum(np.linalg.norm(np.cross(co[k] - co[0], co[k + 1] - co[0])) / 2 for k in range(1, len(co) - 1)))
+        uv_areas.append(sum(abs(np.cross(uv[k] - uv[0], uv[k + 1] - uv[0])) / 2 for k in range(1, len(uv) - 1)))
+    return np.array(areas), np.array(uv_areas)
+
+
+def test_an_added_part_gets_uvs_at_the_objects_texel_density_and_its_material(bpy):
+    chair = mesh_object(bpy, "Textured chair", held_out("chair", 1, part=False))
+    chair.data.materials.append(bpy.data.materials.new("Textured chair wood"))
+    for polygon in chair.data.polygons:
+        polygon.material_index = 1  # the wood everywhere; slot 0 unused
+    layer = chair.data.uv_layers["UVMap"]
+    for polygon in chair.data.polygons:  # a box projection at 3 UV units per metre
+        axis = int(np.argmax(np.abs(polygon.normal)))
+        across = [a for a in range(3) if a != axis]
+        for loop in polygon.loop_indices:
+            co = chair.data.vertices[chair.data.loops[loop].vertex_index].co
+            layer.data[loop].uv = (3 * co[across[0]], 3 * co[across[1]])
+    count = len(chair.data.polygons)
+    job = run_edit(bpy, "add armrests")
+    assert job.state == "done", job.message
+    edited = bpy.data.objects[job.result_name]
+    areas, uv_areas = polygon_areas(edited.data, edited.data.uv_layers["UVMap"])
+    assert len(areas) > count
+    assert np.allclose(uv_areas[count:] / areas[count:], 9.0, rtol=1e-3)  # 3 x 3 UV units per square metre
+    assert all(p.material_index == 1 for p in list(edited.data.polygons)[count:])
