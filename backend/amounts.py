@@ -3,7 +3,8 @@
 The edit kind (taller, shorter, wider, thinner) comes from the model; the amount comes from the
 words here, so "make it a lot taller" and "make it taller" differ even for a model that never
 saw "a lot". Rules, in order:
-- a size to reach, "to 1.2 m" (mm, cm, m, in, ft): a target length, in metres;
+- a size to reach, "to 1.2 m", "a height of 2 m", "80 cm wide" (mm, cm, m, in, ft): a target
+  length, in metres;
 - a length to add or take away, "by 15 cm", "10 cm longer": a change in metres, the kind's way;
 - a ratio, "twice", "half", "three times", "x1.5", "by a factor of 2", "to 80 %", "80 % as tall";
 - a change, "by 20 %", "20 % taller", "20 percent";
@@ -28,7 +29,10 @@ _UNITS = {"mm": 0.001, "millimeter": 0.001, "millimetre": 0.001, "cm": 0.01, "ce
           "centimetre": 0.01, "m": 1.0, "meter": 1.0, "metre": 1.0, "in": 0.0254, "inch": 0.0254,
           "ft": 0.3048, "foot": 0.3048, "feet": 0.3048}
 _UNIT = r"(mm|cm|m|in|ft|feet|foot|inch(?:es)?|(?:milli|centi)?met(?:er|re)s?)"
-_TARGET = re.compile(rf"\bto\s+(?:be\s+)?(?:about\s+)?{_NUMBER}\s*{_UNIT}\b")
+_TARGET = re.compile(rf"\bto\s+(?:be\s+)?(?:about\s+)?{_NUMBER}\s*{_UNIT}\b"
+                     # "the width 80 cm", "a height of 2 m", "80 cm wide": a length to reach, not to add
+                     rf"|\b(?:height|width|depth|length)\s+(?:of\s+|at\s+|is\s+|=\s*)?(?:about\s+)?{_NUMBER}\s*{_UNIT}\b"
+                     rf"|\b{_NUMBER}\s*{_UNIT}\s+(?:tall|wide|high|deep|long)\b")
 _DELTA = re.compile(rf"\b{_NUMBER}\s*{_UNIT}\b")
 _PERCENT = rf"{_NUMBER}\s*(?:%|percent\b|per\s*cent\b)"
 _PERCENT_OF = re.compile(rf"\bto\s+{_PERCENT}|{_PERCENT}\s+(?:of|as)\b")
@@ -70,8 +74,9 @@ def read_amount(instruction: str, grows: bool) -> Amount:
     """The amount an instruction asks for; `grows`: the kind makes the side longer."""
     text = " ".join(instruction.lower().replace(",", ".").split())
     if match := _TARGET.search(text):
-        unit = match.group(2).rstrip("s") if match.group(2) not in ("inches",) else "inch"
-        return Amount(target=float(match.group(1)) * _UNITS[unit], said=match.group(0))
+        number, unit = [g for g in match.groups() if g is not None]
+        unit = unit.rstrip("s") if unit not in ("inches",) else "inch"
+        return Amount(target=float(number) * _UNITS[unit], said=match.group(0))
     if match := _DELTA.search(text):
         unit = match.group(2).rstrip("s") if match.group(2) not in ("inches",) else "inch"
         value = float(match.group(1)) * _UNITS[unit]

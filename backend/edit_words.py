@@ -85,10 +85,10 @@ _FRONT_TO_BACK = re.compile(r"(?<![a-z])(?:from\s+)?(?:front[\s-]to[\s-]back|bac
 # words that say which way a named dimension (or a part's thickness or length) goes
 _UP = ("increase", "more", "up", "bump up", "bump", "boost", "raise", "extend", "grow", "add", "double", "bigger",
        "stretch", "expand", "enlarge", "larger", "greater", "lengthen", "pull", "triple", "longer", "taller",
-       "wider", "deeper", "higher")
+       "wider", "deeper", "higher", "fatter", "broader", "thicker")
 _DOWN = ("decrease", "less", "down", "reduce", "cut", "lower", "bring down", "shrink", "halve", "smaller", "compress",
          "squash", "squish", "squeeze", "flatten", "narrow", "trim", "lessen", "half", "shorter", "thinner",
-         "shallower", "tighten")
+         "shallower", "tighten", "slimmer", "slim", "narrower", "skinnier", "leaner", "thin")
 # "too tall": the opposite of what it says is wanted, for a part and for the whole object
 _TOO = re.compile(r"(?<![a-z])(?:way\s+|far\s+|a\s+bit\s+|a\s+little\s+|much\s+)?too\s+([a-z]+)")
 _TOO_PART = {"longer": ("short", "low", "small", "stubby", "stumpy"),
@@ -103,8 +103,10 @@ _PART_SIZE_NOUNS = {("thicker", "thinner"): ("thickness", "girth"), ("longer", "
 # names of whole objects that contain a part word ("extend the depth of the shelf unit")
 _OBJECT_NAMES = re.compile(r"(?<![a-z])(?:shel(?:f|ving)\s+unit|bookshel(?:f|ves)|book\s+shel(?:f|ves)|bookcase|"
                            r"shelving|whole\s+shelf|entire\s+shelf)(?![a-z])")
-_SIZE_HINTS = ("height", "width", "tall", "wide", "size", "proportion", "stretch", "scale", "%", "percent",
-               "twice", "half", "times", " m ", "cm", "mm")
+# words of a dimension: without one (nor a side word) an amount alone ("duplicate it three times")
+# is no size edit, so the model is not asked
+_SIZE_HINTS = ("height", "width", "tall", "wide", "size", "proportion", "proportions", "stretch", "scale", "dimension",
+               "dimensions", "depth", "length")
 # after an add verb, the words up to one of these name the thing added ("add cup holders to the arms")
 _ADD_VERB = re.compile(r"(?<![a-z])(?:add(?:ing)?|attach(?:ing)?|install(?:ing)?|insert(?:ing)?|mount(?:ing)?|"
                        r"include|put|fit|equip|build|extra|another|additional|one more|second|new)(?![a-z])")

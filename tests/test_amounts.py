@@ -28,3 +28,18 @@ def test_lengths_to_reach(text, metres):
 def test_the_words_that_asked_are_kept_for_the_report():
     assert read_amount("make it a lot taller", True).said == "a lot"
     assert read_amount("make it taller", True).said == ""
+
+
+@pytest.mark.parametrize("text, grows, length, ratio", [
+    ("make the legs 10 cm longer", True, 0.5, 1.2), ("shorten it by 5cm", False, 0.5, 0.9),
+    ("add 2 inches", True, 0.0508, 2.0),  # a length added, the kind's way
+    ("make the width 80 cm", True, 0.4, 2.0), ("a height of 2 m", True, 1.0, 2.0),
+    ("make it 80 cm wide", False, 1.6, 0.5),  # a length to reach, whichever way the kind goes
+])
+def test_lengths_added_or_reached(text, grows, length, ratio):
+    assert read_amount(text, grows=grows).factor_for(length) == pytest.approx(ratio)
+
+
+def test_an_amount_in_metres_is_read_in_the_mesh_units():
+    amount = read_amount("10 cm longer", grows=True).in_units(2.0)  # 2 m per unit of the mesh
+    assert amount.factor_for(0.5) == pytest.approx(1.1)
