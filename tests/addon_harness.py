@@ -82,6 +82,19 @@ def stop_backend() -> None:
         session.disconnect()
 
 
+EMBEDDED_BACKEND = "-m backend serve --preset embedded --bind {address}"
+
+
+def blender_with_backend(backend_args: str = EMBEDDED_BACKEND):
+    """A module fixture's body: bpy with the extension, an empty scene and the add-on set to
+    auto-start the backend (backend_args as in auto_start_backend); the backend stopped after."""
+    bpy = installed_blender()
+    clear_scene(bpy)
+    auto_start_backend(bpy, backend_args)
+    yield bpy
+    stop_backend()
+
+
 def module(name: str):
     return importlib.import_module(f"{PACKAGE}.{name}")
 
@@ -106,3 +119,27 @@ def pump_until(condition, timeout: float, budget_s: float = 0.002):
             return True
         time.sleep(0.01)
     return False
+
+
+def shape_object(bpy, name: str, shape, location):
+    """A procedural shape (shape.mesh()) as an artist's mesh object at location, selected and active."""
+    v, f = shape.mesh()
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([tuple(map(float, p)) for p in v], [], [tuple(map(int, t)) for t in f])
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = location
+    bpy.ops.object.select_all(action="DESELECT")
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def run_edit(bpy, instruction: str, timeout: float = 180):
+    """Runs the Edit operator on the active object with `instruction`; the job, once finished."""
+    session = module("session").get
+    bpy.context.scene.shapellm.instruction = instruction
+    assert bpy.ops.shapellm.edit() == {"FINISHED"}
+    job = list(session().book.jobs.values())[-1]
+    assert pump_until(lambda: not job.active and not session().results, timeout), job.state
+    return job

@@ -11,52 +11,28 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import tests.addon_harness as harness  # noqa: E402
+from tests.addon_harness import run_edit  # noqa: E402
 
 pytestmark = pytest.mark.slow   # real Blender and a backend on the embedded model
-
-TIMEOUT_S = 180
 
 
 @pytest.fixture(scope="module")
 def bpy():
-    bpy = harness.installed_blender()
-    harness.clear_scene(bpy)
-    harness.auto_start_backend(bpy, "-m backend serve --preset embedded --bind {address}")
-    yield bpy
-    harness.stop_backend()
+    yield from harness.blender_with_backend()
 
 
 def chair_object(bpy, name: str):
     """A held-out procedural chair (splits.py seeds) as an artist's mesh object."""
     from backend.embedded.shape import sample_shape
 
-    shape = sample_shape("chair", 500070)
-    v, f = shape.mesh()
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata([tuple(map(float, p)) for p in v], [], [tuple(map(int, t)) for t in f])
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    obj.location = (2.0, 1.0, 0.0)
-    bpy.ops.object.select_all(action="DESELECT")
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
-    return obj, "add a tail"
-
-
-def run_edit(bpy, instruction: str):
-    session = harness.module("session").get
-    bpy.context.scene.shapellm.instruction = instruction
-    assert bpy.ops.shapellm.edit() == {"FINISHED"}
-    job = list(session().book.jobs.values())[-1]
-    assert harness.pump_until(lambda: not job.active and not session().results, TIMEOUT_S), job.state
-    return job, session()
+    return harness.shape_object(bpy, name, sample_shape("chair", 500070), location=(2.0, 1.0, 0.0)), "add a tail"
 
 
 def test_an_edit_the_tool_cannot_make_is_refused_and_the_object_is_untouched(bpy, capfd):
     chair, instruction = chair_object(bpy, "Chair")
     vertices = np.array([list(v.co) for v in chair.data.vertices])
     objects = sorted(o.name for o in bpy.data.objects)
-    job, _ = run_edit(bpy, instruction)
+    job = run_edit(bpy, instruction)
     assert job.state == "failed" and 'cannot add "tail"' in job.message and "(no_shape)" in job.message
     assert "Error: edit failed: the tool cannot add" in capfd.readouterr().out  # the report
     # nothing added, and the chair as it was: same vertices, visible, selected and active
@@ -66,7 +42,7 @@ def test_an_edit_the_tool_cannot_make_is_refused_and_the_object_is_untouched(bpy
     assert bpy.context.view_layer.objects.active == chair
 
     # the same chair made taller works: the proportion edits are resizes of the artist's shape
-    job, _ = run_edit(bpy, "make it taller")
+    job = run_edit(bpy, "make it taller")
     assert job.state == "done", job.message
     edited = bpy.data.objects[job.result_name]
     assert edited.dimensions.z / chair.dimensions.z > 1.2 and chair.hide_get()
@@ -85,7 +61,7 @@ def test_a_proportion_edit_keeps_the_artists_mesh_uvs_materials_and_modifiers(bp
     cube.modifiers.new("Bevel", "BEVEL")
     before = np.array([list(v.co) for v in cube.data.vertices])
     uvs = np.array([list(d.uv) for d in cube.data.uv_layers[0].data])
-    job, _ = run_edit(bpy, "make it taller")
+    job = run_edit(bpy, "make it taller")
     assert job.state == "done", job.message
     edited = bpy.data.objects[job.result_name]
     assert edited is not cube and edited.data is not cube.data

@@ -14,36 +14,23 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import tests.addon_harness as harness  # noqa: E402
+from tests.addon_harness import run_edit  # noqa: E402
 
 pytestmark = pytest.mark.slow   # real Blender and a backend on the embedded model
-
-TIMEOUT_S = 180
 
 
 @pytest.fixture(scope="module")
 def bpy():
-    bpy = harness.installed_blender()
-    harness.clear_scene(bpy)
-    harness.auto_start_backend(bpy, "-m backend serve --preset embedded --bind {address}")
-    yield bpy
-    harness.stop_backend()
+    yield from harness.blender_with_backend()
 
 
 def mesh_object(bpy, name: str, shape, rotation_z: float = 0.0):
     """A held-out procedural shape as an artist's object: a UV layer, a material, turned about Z."""
-    v, f = shape.mesh()
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata([tuple(map(float, p)) for p in v], [], [tuple(map(int, t)) for t in f])
-    mesh.uv_layers.new(name="UVMap")
-    mesh.materials.append(bpy.data.materials.new(f"{name} paint"))
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    obj.location = (1.0, -2.0, 0.0)
+    obj = harness.shape_object(bpy, name, shape, location=(1.0, -2.0, 0.0))
+    obj.data.uv_layers.new(name="UVMap")
+    obj.data.materials.append(bpy.data.materials.new(f"{name} paint"))
     obj.rotation_euler = (0.0, 0.0, rotation_z)
     bpy.context.view_layer.update()
-    bpy.ops.object.select_all(action="DESELECT")
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
     return obj
 
 
@@ -53,15 +40,6 @@ def held_out(category: str, k: int, **params):
 
     shape = sample_shape(category, shape_seed(category, 450 + k, held_out=True))
     return shape.with_params(**params) if params else shape
-
-
-def run_edit(bpy, instruction: str):
-    session = harness.module("session").get
-    bpy.context.scene.shapellm.instruction = instruction
-    assert bpy.ops.shapellm.edit() == {"FINISHED"}
-    job = list(session().book.jobs.values())[-1]
-    assert harness.pump_until(lambda: not job.active and not session().results, TIMEOUT_S), job.state
-    return job
 
 
 def coordinates(obj) -> np.ndarray:

@@ -150,6 +150,9 @@ class ArtistSampler:
         self.sizes_of = {c: [i for i in range(made, made + sizes) if self.shapes[i].category == c] for c in CATEGORY_NAMES}
         self.known = len(self.shapes)
         self.unfamiliar = range(self.known, self.known + data["unfamiliar"])
+        # the made shapes each edit kind is asked of: add / remove only of those that can take it
+        self.edited_of = {kind: [i for i in range(made) if kind not in ("add", "remove")
+                                 or kind in L.possible_edits(self.shapes[i])] or [0] for kind in EDIT_KINDS}
 
     def _pick(self, items):
         return items[int(self.rng.integers(len(items)))]
@@ -183,8 +186,7 @@ class ArtistSampler:
         if draw < 2 / 3:
             ids, start = self.sample("text_to_3d")
             return ids[: start + 1 + LEAD_CODES], start
-        kind = self._pick(list(EDIT_KINDS))
-        shape = self.shapes[self._pick([i for i in range(self.data["made"]) if kind not in ("add", "remove")
-                                        or kind in L.possible_edits(self.shapes[i])] or [0])]
+        kind = self._pick(EDIT_KINDS)
+        shape = self.shapes[self._pick(self.edited_of[kind])]
         instruction = L.edit_instruction(shape, kind, self.rng, "wide")
         return encode_example(self.tok, self.prompts["edit_kind"].format(instruction=instruction), edit_kind_token(kind))

@@ -135,60 +135,63 @@ def _number(n: int, rng: np.random.Generator) -> str:
     return str(n) if rng.random() < 0.35 else words[n]
 
 
+# What each attribute is called: (words before the noun, phrases after it); {n} is a count.
+WORDINGS = {
+    "back": (["high-backed", "backed"], ["with a back", "with a backrest", "with a back rest", "that has a back"]),
+    "no back": (["backless", "back-less"],
+                ["without a back", "with no back", "with no backrest", "without a backrest", "that has no back"]),
+    "arms": (["armed"], ["with armrests", "with arms", "with arm rests", "that has armrests"]),
+    "no arms": (["armless"], ["without armrests", "with no arms", "without arms", "with no armrests"]),
+    "round top": (["round", "circular"], ["with a round top", "with a circular top", "that is round"]),
+    "square top": (["square", "rectangular"], ["with a square top", "with a rectangular top"]),
+    "pedestal": (["pedestal", "single-leg", "one-legged"], ["on a single pedestal", "on a pedestal",
+                 "with one central leg", "with a single central column", "on one leg"]),
+    "four legs": (["four-legged", "four legged"], ["with four legs", "on four legs", "with 4 legs"]),
+    "legs": (["{n}-legged", "{n} legged"], ["with {n} legs", "on {n} legs", "that has {n} legs"]),
+    "boards": (["{n}-shelf", "{n}-tier", "{n} tier"],
+               ["with {n} shelves", "with {n} levels", "with {n} boards", "that has {n} shelves", "with {n} tiers"]),
+    "tall": (["tall", "high", "towering", "lanky", "very tall", "elongated", "lofty"], ["that is tall", "that stands tall"]),
+    "low": (["low", "short", "squat", "stubby", "low-slung", "flat", "stumpy"], ["that is low", "that sits low"]),
+    "wide": (["wide", "broad", "extra wide", "long", "wide and long"], ["that is wide", "that is extra wide"]),
+    "narrow": (["narrow", "slim", "thin", "slender", "skinny", "compact"], ["that is narrow", "that is slim"]),
+}
+WORDINGS["tripod"] = (WORDINGS["legs"][0] + ["tripod"], WORDINGS["legs"][1])  # a three-legged stool
+
+
+def _attributes(shape: Shape) -> list[tuple[str, int | None]]:
+    """The shape's attributes in the order they are said: (WORDINGS key, count or None)."""
+    p, c = shape.params, shape.category
+    said = []
+    if c in ("chair", "bench"):
+        said.append(("back" if (p.get("back", True) if c == "chair" else p["part"]) else "no back", None))
+    if c in ("chair", "sofa"):
+        said.append(("arms" if p["part"] else "no arms", None))
+    if c == "table":
+        said += [("round top" if p.get("round_top") else "square top", None),
+                 ("pedestal" if p.get("pedestal") else "four legs", None)]
+    if c == "stool":
+        said.append(("tripod" if p["legs"] == 3 else "legs", p["legs"]))
+    if c == "shelf":
+        said.append(("boards", p["boards"]))
+    sx, _, sz = shape.stretch
+    said += [(word, None) for word, on in (("tall", sz > 1.15), ("low", sz < 0.87), ("wide", sx > 1.15),
+                                           ("narrow", sx < 0.87)) if on]
+    return said
+
+
 def attribute_phrases(shape: Shape, rng: np.random.Generator) -> tuple[list[str], list[str]]:
     """(words before the noun, phrases after it) stating the shape's attributes, each in one
     of several wordings: the attributes the artist stage teaches the model to obey."""
-    p, c = shape.params, shape.category
     before, after = [], []
-
-    def say(adjectives: list[str], phrases: list[str]) -> None:
-        if adjectives and (not phrases or rng.random() < 0.5):
+    for attribute, count in _attributes(shape):
+        adjectives, phrases = WORDINGS[attribute]
+        if count is not None:
+            word = _number(count, rng)
+            adjectives, phrases = [a.format(n=word) for a in adjectives], [f.format(n=word) for f in phrases]
+        if rng.random() < 0.5:
             before.append(_pick(rng, adjectives))
         else:
             after.append(_pick(rng, phrases))
-
-    if c in ("chair", "bench"):
-        has_back = p.get("back", True) if c == "chair" else p["part"]
-        if has_back:
-            say(["high-backed", "backed"], ["with a back", "with a backrest", "with a back rest", "that has a back"])
-        else:
-            say(["backless", "back-less"], ["without a back", "with no back", "with no backrest", "without a backrest",
-                                            "that has no back"])
-    if c in ("chair", "sofa"):
-        if p["part"]:
-            say(["armed"], ["with armrests", "with arms", "with arm rests", "that has armrests"])
-        else:
-            say(["armless"], ["without armrests", "with no arms", "without arms", "with no armrests"])
-    if c == "table":
-        if p.get("round_top"):
-            say(["round", "circular"], ["with a round top", "with a circular top", "that is round"])
-        else:
-            say(["square", "rectangular"], ["with a square top", "with a rectangular top"])
-        if p.get("pedestal"):
-            say(["pedestal", "single-leg", "one-legged"], ["on a single pedestal", "on a pedestal", "with one central leg",
-                                                          "with a single central column", "on one leg"])
-        else:
-            say(["four-legged", "four legged"], ["with four legs", "on four legs", "with 4 legs"])
-    if c == "stool":
-        n = p["legs"]
-        word = _number(n, rng)
-        say([f"{word}-legged", f"{word} legged"] + (["tripod"] if n == 3 else []),
-            [f"with {word} legs", f"on {word} legs", f"that has {word} legs"])
-    if c == "shelf":
-        n = p["boards"]
-        word = _number(n, rng)
-        say([f"{word}-shelf", f"{word}-tier", f"{word} tier"],
-            [f"with {word} shelves", f"with {word} levels", f"with {word} boards", f"that has {word} shelves",
-             f"with {word} tiers"])
-    sx, _, sz = shape.stretch
-    if sz > 1.15:
-        say(["tall", "high", "towering", "lanky", "very tall", "elongated", "lofty"], ["that is tall", "that stands tall"])
-    elif sz < 0.87:
-        say(["low", "short", "squat", "stubby", "low-slung", "flat", "stumpy"], ["that is low", "that sits low"])
-    if sx > 1.15:
-        say(["wide", "broad", "extra wide", "long", "wide and long"], ["that is wide", "that is extra wide"])
-    elif sx < 0.87:
-        say(["narrow", "slim", "thin", "slender", "skinny", "compact"], ["that is narrow", "that is slim"])
     return before, after
 
 

@@ -56,7 +56,7 @@ from backend.models.codec import (CODEBOOK_SIZE, EDIT_KINDS, NUM_CODES, MeshCode
                                   edit_kind_token, edit_user_text, with_mesh_block)
 from backend.models.images import prepare_image
 from backend.models.presets import REFERENCE_GENERATION, TASKS, EditSettings
-from backend.models.prompting import chat_prompt_ids
+from backend.models.prompting import chat_prompt_ids, stop_token_ids
 
 # Files of a Qwen2.5-VL repo that the runtime needs (no remote code, no pickles).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja"]
@@ -311,11 +311,7 @@ class ShapeLLMRuntime:
         self.image_token_id = int(config.image_token_id)
         self.vocab_size = int(model.lm_head.out_features)
         self.tokenizer_size = min(len(tokenizer), self.vocab_size)
-        eos = model.generation_config.eos_token_id
-        eos = [eos] if isinstance(eos, int) else list(eos or [])
-        self.stop_ids = {int(i) for i in eos}
-        if tokenizer.eos_token_id is not None:
-            self.stop_ids.add(int(tokenizer.eos_token_id))
+        self.stop_ids = stop_token_ids(model.generation_config.eos_token_id, tokenizer)
         text = model.model.language_model
         # The direct decode step skips mask building; it is exact only without sliding windows.
         self._direct_step = not getattr(text, "has_sliding_layers", False)

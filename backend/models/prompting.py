@@ -1,5 +1,5 @@
-"""Prompt token ids of one user turn, shared by both LLM engines (our loop and vLLM), so the
-same task gives the same ids whichever engine runs it."""
+"""Prompt token ids of one user turn and the ids that end an answer, shared by both LLM engines
+(our loop and vLLM), so the same task gives the same ids whichever engine runs it."""
 
 from __future__ import annotations
 
@@ -16,4 +16,13 @@ def chat_prompt_ids(tokenizer, chat_template: str, content: list, image_tokens: 
     if image_tokens:
         at = ids.index(image_token_id)
         ids = ids[:at] + [image_token_id] * image_tokens + ids[at + 1:]
+    return ids
+
+
+def stop_token_ids(eos, tokenizer) -> set[int]:
+    """The ids that end an answer: the model's eos id or ids (`eos`, from its generation config:
+    an int, a list or None) and the tokenizer's eos id."""
+    ids = {int(i) for i in ([eos] if isinstance(eos, int) else (eos or []))}
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
     return ids

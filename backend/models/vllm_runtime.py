@@ -44,7 +44,7 @@ from backend.errors import Cancelled, TaskError
 from backend.models.codec import (EDIT_KINDS, NUM_CODES, MeshCodec, edit_kind_ids, edit_user_text,
                                   with_mesh_block)
 from backend.models.presets import TASKS, EditSettings
-from backend.models.prompting import chat_prompt_ids
+from backend.models.prompting import chat_prompt_ids, stop_token_ids
 from backend.models.vllm_client import VllmClient
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,7 @@ class VllmRuntime:
         self.tokenizer_size = min(len(tokenizer), vocab)
         self.image_token_id = config.get("image_token_id")
         self.repetition_penalty = float(generation.get("repetition_penalty") or 1.0)
-        eos = generation.get("eos_token_id", text.get("eos_token_id"))
-        self.stop_ids = sorted({int(i) for i in ([eos] if isinstance(eos, int) else (eos or []))}
-                               | ({int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()))
+        self.stop_ids = sorted(stop_token_ids(generation.get("eos_token_id", text.get("eos_token_id")), tokenizer))
         banned = set(self.code_ids) | {self.codec.start_id, self.codec.end_id}
         self.text_ids = [i for i in range(self.tokenizer_size) if i not in banned]
         self.edit_kind_ids = edit_kind_ids(tokenizer) if edit.read_kind else None
