@@ -53,9 +53,10 @@ CHANGE_WORDS = {
     "shorter": ("shorter", "lower", "lowered", "shorten", "cut down", "trim", "reduce", "smaller", "down",
                 "less tall", "shrink", "stubbier", "stumpier", "short"),
     "thicker": ("thicker", "thicken", "chunkier", "beefier", "fatter", "heavier", "sturdier", "bulkier",
-                "more solid", "deeper", "thick", "beef up"),
+                "more solid", "deeper", "thick", "beef up", "fat", "sturdy", "bulk up", "bulk it up", "bulk them up",
+                "bulk", "stout", "hefty", "heftier", "robust"),
     "thinner": ("thinner", "thin", "slimmer", "skinnier", "slender", "more slender", "leaner", "finer",
-                "less thick", "slim"),
+                "less thick", "slim", "thiner", "thinnner", "slimer", "less fat", "less bulky"),
 }
 CHANGES = tuple(CHANGE_WORDS)
 
@@ -206,8 +207,8 @@ def _change_of(text: str) -> str | None:
             return change
     if _MORE_BOARDS.search(text):  # "more shelves", "fewer shelves"
         return "remove" if _MORE_BOARDS.search(text).group(1) in ("fewer", "less") else "add"
-    if _SPLIT_REMOVE.search(text):
-        return "remove"
+    if split := _SPLIT_REMOVE.search(text):  # "chop 5 cm off the legs" shortens, "chop the legs off" removes
+        return "shorter" if read_amount(split.group(0), grows=False).said or _has(split.group(0), "few") else "remove"
     for (grow, shrink), nouns in _PART_SIZE_NOUNS.items():
         if any(_has(text, n) for n in nouns) and (way := _direction(text)) is not None:
             return grow if way else shrink

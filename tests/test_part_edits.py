@@ -261,6 +261,11 @@ def test_deeper_is_the_objects_own_depth(embedded_pipe):
     ("the legs have to go", "legs", "remove"), ("turn this stool into a chair by adding a back", "back", "add"),
     ("more shelves please, like five in total", "shelf", "add"), ("add 5 cm to the legs", "legs", "longer"),
     ("the legs are too short", "legs", "longer"), ("make the legs at the back of the chair longer", "legs", "longer"),
+    # the third blind set's misses (bench/blind3, after its one run): an amount between "chop"
+    # and "off" shortens, "fat"/"sturdy"/"bulk up" thicken, a common typo
+    ("chop a few cm off the legs", "legs", "shorter"), ("chop the legs off", "legs", "remove"),
+    ("can u make the legs more fat and sturdy", "legs", "thicker"), ("legs thiner", "legs", "thinner"),
+    ("The seat board looks flimsy, bulk it up by 2 cm", "seat", "thicker"),
 ])
 def test_the_words_of_blind_misses(instruction, part, change):
     assert (read_words(instruction).part, read_words(instruction).change) == (part, change)
