@@ -79,6 +79,10 @@ def _apply_result(context, session, job, event) -> None:
             session.history.add(job.task, job.label, obj.name, vertices, faces, placement)
         obj = objects[0]
         job.result_name, job.result_names = obj.name, [o.name for o in objects]
+        read_as = event.fields.get("read_as")
+        if isinstance(read_as, str) and read_as:  # the prompt as the model was asked it
+            obj["shapellm_read_as"] = read_as
+            session.notices.append(("INFO", f'{job.label}: made as "{read_as}"'))
         kind = event.fields.get("edit_kind")
         if isinstance(kind, str) and kind:  # how the model read the instruction: wrong reads show
             obj["shapellm_edit_kind"] = kind

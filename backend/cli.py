@@ -293,6 +293,8 @@ def _run_generate(args) -> int:
     def finish(results):
         import numpy as np
 
+        if results and results[0].read_as:  # the preset's lexicon rewrote the prompt
+            print(f'made as "{results[0].read_as}"')
         for result in results:
             output, codes = args.output, args.codes
             if count > 1:

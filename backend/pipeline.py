@@ -29,6 +29,7 @@ from backend.geometry.parts import find_layout
 from backend.geometry.deform import caller_maps, deform, edit_summary, exact_ratio
 from backend.geometry.errors import GeometryError
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
+from backend.prompt_words import Lexicon, read_prompt
 
 
 
@@ -64,6 +65,7 @@ class MeshResult:
     removed_faces: np.ndarray | None = None
     added: tuple | None = None
     seed: int | None = None  # a generated shape's sampling seed (variation i of a job: seed + i)
+    read_as: str | None = None  # text to 3D: the prompt as the model was asked it (a preset's lexicon)
     index: int = 0  # which variation of its job this is
 
 
@@ -272,9 +274,13 @@ class Pipeline:
             raise TaskError("bad_field", f"{count} variations need sampling, but the temperature is 0 (greedy "
                                          "decoding, this model's default): every variation would be the same "
                                          "shape; set a temperature in [0.01, 5]")
+        read_as = None
+        if task == "text_to_3d" and self.preset.lexicon:  # the words first: no model is needed to refuse
+            read_as = self._read_prompt(inputs["text"])
+            inputs = dict(inputs, text=read_as or inputs["text"])
         with self._task():
             llm, vqvae = self._models(progress, cancelled)
-            if task == "text_to_3d" and self.preset.known_objects:
+            if task == "text_to_3d" and self.preset.known_objects and read_as is None:
                 self._refuse_unknown_object(llm, inputs["text"], cancelled)
             rows = llm.generate_shapes(**inputs, options=self._llm_options(opts), count=count,
                                        progress=progress, cancelled=cancelled)
@@ -291,10 +297,21 @@ class Pipeline:
                         raise
                     continue  # left out; the others are still worth having
                 made.append(MeshResult(vertices, faces, codes, voxels=voxels, seed=int(opts["seed"]) + index,
-                                       index=index))
+                                       index=index, read_as=read_as))
         if not made:
             raise TaskError("no_shape", f"none of the {count} variations has an occupied voxel")
         return made
+
+    def _read_prompt(self, text: str) -> str | None:
+        """The prompt in the model's training wording when the lexicon finds the object it names
+        or describes; None when it cannot tell (the model reads the prompt as typed); no_shape
+        for a thing the model does not know."""
+        read = read_prompt(text, Lexicon.load(self.preset.folder / self.preset.lexicon))
+        if read.unknown:
+            known = ", ".join(self.preset.known_objects) or "the objects it was trained on"
+            raise TaskError("no_shape", f'The {self.preset.name} model cannot make "{read.unknown}": it can make '
+                                        f"{known}. Name one of those, or load the published model for anything else.")
+        return read.prompt if read.category else None
 
     def _refuse_unknown_object(self, llm, text: str, cancelled) -> None:
         answer = llm.declines(text, cancelled, self.preset.decline_below)

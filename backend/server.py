@@ -629,6 +629,8 @@ class Server:
             "codes": np.asarray(result.codes, dtype=np.int32),
         }
         fields = {"task": msg.type, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"])}
+        if result.read_as:  # how the prompt was read (a preset's lexicon), for the artist
+            fields["read_as"] = result.read_as
         if result.edit_kind:  # how the instruction was read (and how sure the model was), for the artist
             fields["edit_kind"] = result.edit_kind
             if result.edit_kind_confidence is not None:
@@ -653,6 +655,8 @@ class Server:
             [({"index": r.index, "seed": r.seed}, _finite_vertices(r.vertices), r.faces, r.codes) for r in results])
         fields = {"task": job.task, "vertex_count": len(arrays["vertices"]), "face_count": len(arrays["faces"]),
                   "variations": infos}
+        if results and results[0].read_as:
+            fields["read_as"] = results[0].read_as
         return protocol.event("result", job.id, fields, arrays)
 
 

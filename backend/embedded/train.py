@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -91,6 +92,8 @@ ARTIST_SHORT = 24  # short examples per step
 # grammar-drawn unknown requests and for none of 150 grammar-drawn known ones and 42 in the
 # recipe's wordings (0.1 declined 75% of the unknown but 2% of the known and "a sofa"; measured)
 EMBEDDED_DECLINE_BELOW = 0.02
+# WordNet's words for the objects (tools/build_lexicon.py): the preset reads prompts with it
+LEXICON = Path(__file__).resolve().parent / "lexicon.json.gz"
 KNOWN_OBJECTS = ("chairs", "tables", "stools", "benches", "shelves", "beds", "sofas", "cabinets", "ladders", "lamps",
                  "mugs", "vases", "bowls", "bottles")
 
@@ -234,8 +237,10 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned
                   edit_resize: bool, declines: bool = False) -> None:
     """The preset folder the `embedded` preset loads: preset.json, vqvae/, llm/. declines: the
     model was trained to decline objects it cannot make (the artist stage), so the preset names
-    what it can make (Preset.known_objects)."""
+    what it can make (Preset.known_objects) and reads prompts with the lexicon first (LEXICON)."""
     save_vqvae(out / "vqvae", vqvae)
+    if declines:
+        shutil.copyfile(LEXICON, out / LEXICON.name)
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
     edit = EditSettings(aligned_positions=aligned_edit_positions, read_kind=edit_resize,
                         min_overlap=EMBEDDED_EDIT_MIN_OVERLAP if edit_resize else 0.0,
@@ -243,7 +248,7 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned
     Preset(name="embedded", vqvae="vqvae", llm="llm", prompts=embedded_prompts(edit_resize),
            normalization=EMBEDDED_NORMALIZATION, up="z", generation=dict(EMBEDDED_GENERATION), tasks=EMBEDDED_TASKS,
            lowercase_text=True, edit=edit, known_objects=KNOWN_OBJECTS if declines else (),
-           decline_below=EMBEDDED_DECLINE_BELOW).save(out)
+           decline_below=EMBEDDED_DECLINE_BELOW, lexicon=LEXICON.name if declines else None).save(out)
     (out / "training.json").write_text(json.dumps(note, indent=2) + "\n")
 
 

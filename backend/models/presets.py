@@ -128,6 +128,10 @@ class Preset:
     known_objects: tuple = ()
     # ...and a prompt is declined when the model's probability of starting a shape is under this
     decline_below: float = 0.5
+    # a word list in the preset folder (tools/build_lexicon.py) that text to 3D reads the prompt
+    # with first (backend/prompt_words.py): a named or described object is asked in the
+    # training's wording, a thing the model does not know is refused. None: the prompt as typed.
+    lexicon: str | None = None
     engine: str = "own"  # own | vllm
     folder: Path | None = None  # where relative sources live; None for a built-in hub preset
 
@@ -161,6 +165,10 @@ class Preset:
         for task, placeholder in PROMPT_FIELDS.items():
             if placeholder not in self.prompts.get(task, ""):
                 problems.append(f"prompt {task!r} must contain {placeholder}")
+        if self.lexicon is not None and not (isinstance(self.lexicon, str) and self.lexicon):
+            problems.append(f"lexicon must be a file name in the preset folder, not {self.lexicon!r}")
+        elif self.lexicon is not None and self.folder is not None and not (self.folder / self.lexicon).is_file():
+            problems.append(f"lexicon {self.lexicon!r} is not a file in {self.folder}")
         if not isinstance(self.lowercase_text, bool):
             problems.append(f"lowercase_text must be true or false, not {self.lowercase_text!r}")
         problems += self.edit.problems()
