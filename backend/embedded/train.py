@@ -241,6 +241,7 @@ def export_preset(out: Path, vqvae: VQVAE3D, llm, tokenizer, note: dict, aligned
     save_vqvae(out / "vqvae", vqvae)
     if declines:
         shutil.copyfile(LEXICON, out / LEXICON.name)
+        shutil.copyfile(LEXICON.parent / "WORDNET_LICENSE", out / "WORDNET_LICENSE")  # it goes with every copy
     export_llm(llm, tokenizer, out / "llm", EMBEDDED_GENERATION)
     edit = EditSettings(aligned_positions=aligned_edit_positions, read_kind=edit_resize,
                         min_overlap=EMBEDDED_EDIT_MIN_OVERLAP if edit_resize else 0.0,
