@@ -275,7 +275,7 @@ class Pipeline:
                                          "decoding, this model's default): every variation would be the same "
                                          "shape; set a temperature in [0.01, 5]")
         read_as = None
-        if task == "text_to_3d" and self.preset.lexicon:  # the words first: no model is needed to refuse
+        if task == "text_to_3d" and self.preset.lexicon and self.preset.folder:  # words first: no model to refuse
             read_as = self._read_prompt(inputs["text"])
             inputs = dict(inputs, text=read_as or inputs["text"])
         with self._task():
