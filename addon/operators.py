@@ -328,7 +328,8 @@ class SHAPELLM_OT_edit(ShapeLLMOperator):
         context.scene.shapellm.instruction = instruction
         placement = Placement.over(obj.name, matrix, preferences.get(context).hide_source_on_edit, local=True)
         options = {**job_options(context), "up": up_axis(matrix),
-                   "metres_per_unit": metres_per_unit(matrix, context.scene.unit_settings.scale_length)}
+                   "metres_per_unit": metres_per_unit(matrix, context.scene.unit_settings.scale_length),
+                   "object_name": obj.name[:256]}
         session.submit("edit", instruction, {"instruction": instruction, "options": options},
                        arrays={"vertices": local, "faces": faces}, placement=placement)
         return {"FINISHED"}

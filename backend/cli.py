@@ -357,7 +357,8 @@ def _run_edit(args) -> int:
         _check_output(args.output)
         instruction = protocol.validate_prompt(args.instruction, "instruction")
         vertices, faces, up = _load_mesh(args.mesh, args.up)
-        return vertices, faces, instruction, {"up": up, **_options(args)}
+        name = Path(args.mesh).stem[:256] or "mesh"  # "truck.glb": its width is across its length
+        return vertices, faces, instruction, {"up": up, "object_name": name, **_options(args)}
 
     def task(pipe, inputs, progress, cancelled):
         return pipe.edit(*inputs, progress, cancelled)

@@ -29,7 +29,7 @@ from backend.geometry.parts import find_layout
 from backend.geometry.deform import caller_maps, deform, edit_summary, exact_ratio
 from backend.geometry.errors import GeometryError
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
-from backend.prompt_words import Lexicon, read_prompt
+from backend.prompt_words import Lexicon, names_fronted, read_prompt
 
 
 
@@ -166,6 +166,9 @@ class Pipeline:
             # the object's own frame: its parts, and which side is its width (a sofa's back says)
             layout = find_layout(*own, opts["up"]) if settings.read_kind else None
             width, depth = (0, 1) if layout is None else (layout.width_axis, 1 - layout.width_axis)
+            if layout is not None and layout.back_axis is None and self._names_fronted(opts.get("object_name")):
+                width = int(np.argmin(np.ptp(layout.frame[:, :2], axis=0)))  # a truck is wide across, long
+                depth = 1 - width                                            # front to back
             caller = [0, 1] if layout is None else [int(np.argmax(np.abs(layout.rotation[a]))) for a in (width, depth)]
             read = edit_policy.read_instruction(llm, settings, instruction, own[0], opts["up"], cancelled, *caller,
                                                 metres_per_unit=opts.get("metres_per_unit", (1.0, 1.0, 1.0)))
@@ -312,6 +315,12 @@ class Pipeline:
             raise TaskError("no_shape", f'The {self.preset.name} model cannot make "{read.unknown}": it can make '
                                         f"{known}. Name one of those, or load the published model for anything else.")
         return read.prompt if read.category else None
+
+    def _names_fronted(self, name: str | None) -> bool:
+        """The object's name (from Blender, or the file's) says its length runs front to back."""
+        if not (name and self.preset.lexicon and self.preset.folder):
+            return False
+        return names_fronted(name, Lexicon.load(self.preset.folder / self.preset.lexicon))
 
     def _refuse_unknown_object(self, llm, text: str, cancelled) -> None:
         answer = llm.declines(text, cancelled, self.preset.decline_below)

@@ -81,6 +81,7 @@ class Lexicon:
     generic: frozenset
     things: frozenset
     training: dict  # object -> the names the model was trained on (longest first)
+    fronted: frozenset  # things whose length runs front to back (vehicles, animals)
     longest: int = 4  # words in the longest name
 
     @classmethod
@@ -99,7 +100,7 @@ def _load(path: str) -> Lexicon:
     names = data["names"]
     training = {c: tuple(sorted(ns, key=len, reverse=True)) for c, ns in data["training"].items()}
     return Lexicon(names, data["definitions"], frozenset(data["generic"]), frozenset(data["things"]), training,
-                   max(len(n.split()) for n in names))
+                   frozenset(data["fronted"]), max(len(n.split()) for n in names))
 
 
 @lru_cache(maxsize=4)
@@ -256,6 +257,14 @@ def training_prompt(category: str, attributes: dict, name: str | None = None) ->
 
 def _word(n: int) -> str:
     return {v: k for k, v in _NUMBERS.items() if k != "single"}.get(n, str(n))
+
+
+def names_fronted(name: str, lexicon: Lexicon) -> bool:
+    """An object's name ("Truck.001", "SM_HorseBody") says it is a thing whose length runs front
+    to back (a vehicle, an animal)."""
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)  # CamelCase apart
+    words = _words(spaced.replace("_", " ").replace(".", " "))
+    return any(_match(words, at, lexicon.fronted, lexicon.longest)[0] for at in range(len(words)))
 
 
 def read_prompt(text: str, lexicon: Lexicon) -> PromptRead:

