@@ -25,15 +25,21 @@ from backend.captions import consistent_caption
 from backend.checks import checked_text
 from backend.errors import CancelCheck, Cancelled, Progress, TaskError
 from backend.geometry import errors as geometry_errors
+from backend.geometry.attributes import CHECKED as CHECKED_ATTRIBUTES
+from backend.geometry.attributes import missing, shape_attributes
 from backend.geometry.parts import find_layout
 from backend.geometry.deform import caller_maps, deform, edit_summary, exact_ratio
 from backend.geometry.errors import GeometryError
 from backend.models.presets import GENERATION_KEYS, TASKS, Preset, load_preset
-from backend.prompt_words import Lexicon, names_fronted, read_prompt
+from backend.prompt_words import Lexicon, PromptRead, names_fronted, read_prompt
 
 
 
 DEFAULT_VLLM_JOBS = 8  # jobs at once on a vLLM engine unless max_jobs says otherwise
+# an answer without an asked attribute ("round", "with three legs"): this many sampled answers,
+# in one batch, at the panel's temperature, are tried for one that has it
+RETRY_SAMPLES = 4
+RETRY_TEMPERATURE = 0.7
 
 # Geometry error codes -> wire error codes, for meshes the caller sent.
 _INPUT_MESH_CODES = {
@@ -277,44 +283,68 @@ class Pipeline:
             raise TaskError("bad_field", f"{count} variations need sampling, but the temperature is 0 (greedy "
                                          "decoding, this model's default): every variation would be the same "
                                          "shape; set a temperature in [0.01, 5]")
-        read_as = None
+        read = None
         if task == "text_to_3d" and self.preset.lexicon and self.preset.folder:  # words first: no model to refuse
-            read_as = self._read_prompt(inputs["text"])
-            inputs = dict(inputs, text=read_as or inputs["text"])
+            read = self._read_prompt(inputs["text"])
+            inputs = dict(inputs, text=read.prompt) if read else inputs
+        read_as = read.prompt if read else None
         with self._task():
             llm, vqvae = self._models(progress, cancelled)
             if task == "text_to_3d" and self.preset.known_objects and read_as is None:
                 self._refuse_unknown_object(llm, inputs["text"], cancelled)
-            rows = llm.generate_shapes(**inputs, options=self._llm_options(opts), count=count,
-                                       progress=progress, cancelled=cancelled)
-            # One shape at a time through the VQVAE: its decoder's memory grows with the batch.
-            grids = [self._decode(vqvae, codes, _part(progress, index, count), cancelled)
-                     for index, codes in enumerate(rows)]
-            made = []
-            for index, (codes, logits) in enumerate(grids):
-                voxels = logits > 0
-                try:
-                    vertices, faces = self._surface(voxels, opts, _part(progress, index, count), cancelled)
-                except TaskError as err:
-                    if err.code != "no_shape" or count == 1:
-                        raise
-                    continue  # left out; the others are still worth having
-                made.append(MeshResult(vertices, faces, codes, voxels=voxels, seed=int(opts["seed"]) + index,
-                                       index=index, read_as=read_as))
+            made = self._shapes(llm, vqvae, inputs, opts, count, progress, cancelled, read_as)
+            asked = {k: v for k, v in (read.attributes if read else {}).items() if k in CHECKED_ATTRIBUTES}
+            if count == 1 and asked and missing(shape_attributes(made[0].vertices, made[0].faces), asked):
+                made = self._obeying(llm, vqvae, inputs, opts, asked, progress, cancelled, read_as) or made
+        return made
+
+    def _shapes(self, llm, vqvae, inputs, opts, count, progress, cancelled, read_as) -> list[MeshResult]:
+        """`count` shapes from the model (one batch), decoded and meshed; a variation that makes
+        no shape is left out, none at all is no_shape."""
+        rows = llm.generate_shapes(**inputs, options=self._llm_options(opts), count=count,
+                                   progress=progress, cancelled=cancelled)
+        # One shape at a time through the VQVAE: its decoder's memory grows with the batch.
+        grids = [self._decode(vqvae, codes, _part(progress, index, count), cancelled)
+                 for index, codes in enumerate(rows)]
+        made = []
+        for index, (codes, logits) in enumerate(grids):
+            voxels = logits > 0
+            try:
+                vertices, faces = self._surface(voxels, opts, _part(progress, index, count), cancelled)
+            except TaskError as err:
+                if err.code != "no_shape" or count == 1:
+                    raise
+                continue  # left out; the others are still worth having
+            made.append(MeshResult(vertices, faces, codes, voxels=voxels, seed=int(opts["seed"]) + index,
+                                   index=index, read_as=read_as))
         if not made:
             raise TaskError("no_shape", f"none of the {count} variations has an occupied voxel")
         return made
 
-    def _read_prompt(self, text: str) -> str | None:
-        """The prompt in the model's training wording when the lexicon finds the object it names
-        or describes; None when it cannot tell (the model reads the prompt as typed); no_shape
-        for a thing the model does not know."""
+    def _obeying(self, llm, vqvae, inputs, opts, asked, progress, cancelled, read_as) -> list[MeshResult]:
+        """The first answer has not got what the prompt asked ("round", "with three legs"): ask
+        for RETRY_SAMPLES sampled answers in one batch and keep the first that has it all, or
+        nothing (the caller keeps the first answer)."""
+        sampled = {**opts, "temperature": RETRY_TEMPERATURE}
+        try:
+            tries = self._shapes(llm, vqvae, inputs, sampled, RETRY_SAMPLES, progress, cancelled, read_as)
+        except TaskError:
+            return []
+        for shape in tries:
+            if not missing(shape_attributes(shape.vertices, shape.faces), asked):
+                return [replace(shape, index=0)]
+        return []
+
+    def _read_prompt(self, text: str) -> PromptRead | None:
+        """How the lexicon reads the prompt: the object it names or describes and the prompt in the
+        model's training wording; None when it cannot tell (the model reads the prompt as typed);
+        no_shape for a thing the model does not know."""
         read = read_prompt(text, Lexicon.load(self.preset.folder / self.preset.lexicon))
         if read.unknown:
             known = ", ".join(self.preset.known_objects) or "the objects it was trained on"
             raise TaskError("no_shape", f'The {self.preset.name} model cannot make "{read.unknown}": it can make '
                                         f"{known}. Name one of those, or load the published model for anything else.")
-        return read.prompt if read.category else None
+        return read if read.category else None
 
     def _names_fronted(self, name: str | None) -> bool:
         """The object's name (from Blender, or the file's) says its length runs front to back."""

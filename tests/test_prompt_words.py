@@ -42,6 +42,7 @@ def test_names_the_training_never_had_are_known(lexicon, prompt, category):
 @pytest.mark.parametrize("prompt, category", [
     ("a light wooden chair", "chair"),  # "light" names a lamp, but the head is the last name
     ("a lamp for a bedside table", "lamp"), ("a dog bed", "bed"), ("a vase on a table", "vase"),
+    ("a square table with four legs", "table"), ("a tall cabinet", "cabinet"),  # above other objects in WordNet
 ])
 def test_the_head_of_the_phrase_names_the_object(lexicon, prompt, category):
     assert read_prompt(prompt, lexicon).category == category
@@ -62,6 +63,13 @@ def test_things_the_model_does_not_know_are_named(lexicon, prompt, thing):
 def test_a_description_by_use_finds_the_object(lexicon, prompt, category):
     read = read_prompt(prompt, lexicon)
     assert (read.category, read.how) == (category, "definition")
+
+
+def test_kin_of_the_objects_are_not_refused(lexicon):
+    """A box or a bucket is a container like a mug or a vase: described, not declined."""
+    for prompt in ("a box with doors", "a bucket", "a basket"):
+        assert read_prompt(prompt, lexicon).unknown is None, prompt
+    assert read_prompt("a box with doors", lexicon).category == "cabinet"
 
 
 def test_a_prompt_it_cannot_place_goes_to_the_model_as_typed(lexicon):

@@ -46,6 +46,9 @@ ROOTS = {
 # foods, natural objects, people, plants
 THING_FILES = {5, 6, 8, 13, 17, 18, 20}
 USE_WEIGHT = 3  # a word of the training's own uses ("something to sit on") counts this often
+# kin of the objects: things under their parents (furniture, seats, vessels, containers ...) are
+# not declined as unknown ("a box with doors" may be a cabinet); the rest are ("a helicopter")
+CONTAINER = ("03099154", "container")
 # things whose length runs front to back (a truck, a horse): an edit's "wider" is across it
 FRONTED = [("03105141", "conveyance"), ("00015568", "animal")]
 DEFINITION_DEPTH = 2  # definitions of the object and its hyponyms this deep
@@ -87,6 +90,18 @@ def above(synsets: dict, offset: str) -> set[str]:
     return found
 
 
+def first_senses(dict_dir: Path) -> dict[str, str]:
+    """lemma -> the offset of its most frequent noun sense (index.noun lists senses by frequency)."""
+    first = {}
+    for line in (dict_dir / "index.noun").read_text(encoding="latin-1").splitlines():
+        if line.startswith("  "):
+            continue
+        fields = line.split()
+        count = int(fields[2])
+        first[fields[0]] = fields[-count]
+    return first
+
+
 def words(lemma: str) -> str:
     return lemma.replace("_", " ").replace("-", " ")
 
@@ -117,15 +132,21 @@ def build(dict_dir: Path) -> dict:
         for name in NAMES[category]:  # the training's own names first
             names[name] = (category, -1)
         definitions[category] = counts
-    generic = {words(lemma) for o in ancestors for lemma in synsets[o][1]} | set(GENERIC)
+    own = {words(lemma) for roots in ROOTS.values() for offset, _ in roots for lemma in synsets[offset][1]}
+    # an ancestor of one object may be another object ("table" above "workbench"): that stays a name
+    generic = ({words(lemma) for o in ancestors for lemma in synsets[o][1]} | set(GENERIC)) - own
     names = {name: found for name, found in names.items() if name not in generic}  # "seat": any of several
     defining = set()  # words of the definitions: "a surface to eat on" names no other thing
     for o in {o for roots in ROOTS.values() for offset, _ in roots for o in below(synsets, offset, DEFINITION_DEPTH)}:
         defining.update(re.findall(r"[a-z]+", synsets[o][3].lower()))
     defining.update(w for uses in USES.values() for use in uses for w in re.findall(r"[a-z]+", use))
     generic_stems = {stem(g) for g in generic}
+    parents = {p for roots in ROOTS.values() for offset, _ in roots for kind, p in synsets[offset][2] if kind == "@"}
+    kin = set(below(synsets, CONTAINER[0])).union(*(below(synsets, p) for p in parents))
+    first = first_senses(dict_dir)
     things = sorted({words(lemma) for o, (lex, lemmas, _, _) in synsets.items() if lex in THING_FILES
-                     for lemma in lemmas if len(lemma) > 2 and words(lemma) not in STOP} - set(names) - generic - defining)
+                     for lemma in lemmas if len(lemma) > 2 and words(lemma) not in STOP
+                     and first.get(lemma, o) not in kin} - set(names) - generic - defining)
     fronted = set()
     for offset, first in FRONTED:
         assert synsets[offset][1][0] == first, f"{offset} is {synsets[offset][1]}, not {first}"
