@@ -36,8 +36,9 @@ from backend.prompt_words import Lexicon, PromptRead, names_fronted, read_prompt
 
 
 DEFAULT_VLLM_JOBS = 8  # jobs at once on a vLLM engine unless max_jobs says otherwise
-# an answer without an asked attribute ("round", "with three legs"): this many sampled answers,
-# in one batch, at the panel's temperature, are tried for one that has it
+# an answer that is not what the prompt asked (the model's caption of it names another object, or
+# an asked back, armrests, round top or pedestal is missing): this many sampled answers, in one
+# batch, at the panel's temperature, are tried for one that is
 RETRY_SAMPLES = 4
 RETRY_TEMPERATURE = 0.7
 
@@ -293,9 +294,8 @@ class Pipeline:
             if task == "text_to_3d" and self.preset.known_objects and read_as is None:
                 self._refuse_unknown_object(llm, inputs["text"], cancelled)
             made = self._shapes(llm, vqvae, inputs, opts, count, progress, cancelled, read_as)
-            asked = {k: v for k, v in (read.attributes if read else {}).items() if k in CHECKED_ATTRIBUTES}
-            if count == 1 and asked and missing(shape_attributes(made[0].vertices, made[0].faces), asked):
-                made = self._obeying(llm, vqvae, inputs, opts, asked, progress, cancelled, read_as) or made
+            if count == 1 and read is not None and not self._fits(llm, made[0], read, cancelled):
+                made = self._fitting(llm, vqvae, inputs, opts, read, progress, cancelled) or made
         return made
 
     def _shapes(self, llm, vqvae, inputs, opts, count, progress, cancelled, read_as) -> list[MeshResult]:
@@ -321,25 +321,37 @@ class Pipeline:
             raise TaskError("no_shape", f"none of the {count} variations has an occupied voxel")
         return made
 
-    def _obeying(self, llm, vqvae, inputs, opts, asked, progress, cancelled, read_as) -> list[MeshResult]:
-        """The first answer has not got what the prompt asked ("round", "with three legs"): ask
-        for RETRY_SAMPLES sampled answers in one batch and keep the first that has it all, or
-        nothing (the caller keeps the first answer)."""
+    def _fits(self, llm, shape: MeshResult, read: PromptRead, cancelled) -> bool:
+        """The answer is what the prompt asked: the model's own caption of it names the object the
+        words named, and it has the asked back, armrests, round top or pedestal."""
+        caption = llm.describe(shape.codes, options=self._llm_options({**self.preset.generation, "temperature": 0}),
+                               cancelled=cancelled)
+        if read_prompt(str(caption), self._lexicon()).category != read.category:
+            return False
+        asked = {k: v for k, v in read.attributes.items() if k in CHECKED_ATTRIBUTES}
+        return not (asked and missing(shape_attributes(shape.vertices, shape.faces), asked))
+
+    def _fitting(self, llm, vqvae, inputs, opts, read: PromptRead, progress, cancelled) -> list[MeshResult]:
+        """The first answer does not fit (_fits): RETRY_SAMPLES sampled answers in one batch, and
+        the first that fits, or nothing (the caller keeps the first answer)."""
         sampled = {**opts, "temperature": RETRY_TEMPERATURE}
         try:
-            tries = self._shapes(llm, vqvae, inputs, sampled, RETRY_SAMPLES, progress, cancelled, read_as)
+            tries = self._shapes(llm, vqvae, inputs, sampled, RETRY_SAMPLES, progress, cancelled, read.prompt)
         except TaskError:
             return []
         for shape in tries:
-            if not missing(shape_attributes(shape.vertices, shape.faces), asked):
+            if self._fits(llm, shape, read, cancelled):
                 return [replace(shape, index=0)]
         return []
+
+    def _lexicon(self) -> Lexicon:
+        return Lexicon.load(self.preset.folder / self.preset.lexicon)
 
     def _read_prompt(self, text: str) -> PromptRead | None:
         """How the lexicon reads the prompt: the object it names or describes and the prompt in the
         model's training wording; None when it cannot tell (the model reads the prompt as typed);
         no_shape for a thing the model does not know."""
-        read = read_prompt(text, Lexicon.load(self.preset.folder / self.preset.lexicon))
+        read = read_prompt(text, self._lexicon())
         if read.unknown:
             known = ", ".join(self.preset.known_objects) or "the objects it was trained on"
             raise TaskError("no_shape", f'The {self.preset.name} model cannot make "{read.unknown}": it can make '
@@ -350,7 +362,7 @@ class Pipeline:
         """The object's name (from Blender, or the file's) says its length runs front to back."""
         if not (name and self.preset.lexicon and self.preset.folder):
             return False
-        return names_fronted(name, Lexicon.load(self.preset.folder / self.preset.lexicon))
+        return names_fronted(name, self._lexicon())
 
     def _refuse_unknown_object(self, llm, text: str, cancelled) -> None:
         answer = llm.declines(text, cancelled, self.preset.decline_below)
