@@ -171,15 +171,16 @@ class Client:
 
 
 def run_job(client: Client, task: str, fields: dict, arrays: dict | None = None, blobs: dict | None = None,
-            timeout: float = 600.0, on_event=None) -> Event:
+            timeout: float = 600.0, on_event=None, alive_window: float = ALIVE_WINDOW_S) -> Event:
     """Submit a task and wait for its terminal event (result, error or cancelled), which it returns.
     `on_event(event)` sees every event of the job. Events of other jobs stay for the next poll().
     On timeout the job is cancelled and TimeoutError is raised."""
     job = client.submit(task, fields, arrays, blobs)
-    return wait_for(client, job, timeout, on_event)
+    return wait_for(client, job, timeout, on_event, alive_window)
 
 
-def wait_for(client: Client, job: str, timeout: float = 600.0, on_event=None) -> Event:
+def wait_for(client: Client, job: str, timeout: float = 600.0, on_event=None,
+             alive_window: float = ALIVE_WINDOW_S) -> Event:
     """Block until request `job` gets a terminal or reply event; return that event. Raises
     ConnectionError when a server that has answered this client goes silent for ALIVE_WINDOW_S
     (it answers the pings poll() sends even while a job runs), so a dead one is noticed in
@@ -196,9 +197,9 @@ def wait_for(client: Client, job: str, timeout: float = 600.0, on_event=None) ->
                 raise TimeoutError(f"job {job} had no terminal event within {timeout} s")
             # Silence is counted from the wait's start too: a client that heard the server long
             # ago must not give up at once, nor one that never heard it (it may still be starting).
-            if client._last_seen is not None and now - max(client._last_seen, started) > ALIVE_WINDOW_S:
+            if client._last_seen is not None and now - max(client._last_seen, started) > alive_window:
                 raise ConnectionError(f"the backend at {client.address} stopped answering (nothing for "
-                                      f"{ALIVE_WINDOW_S:g} s); is it still running?")
+                                      f"{alive_window:g} s); is it still running?")
             events = client.poll(timeout=min(left, 0.2))
             for index, event in enumerate(events):
                 if event.job != job:
