@@ -30,7 +30,10 @@ if not (DEFAULT_VENV / "bin" / "python").is_file() and not os.environ.get("CI"):
     pytest.skip(f"the vLLM engine is not installed ({DEFAULT_VENV} is missing): run bash .ci/setup-vllm "
                 "(CI installs it, so there these tests run)", allow_module_level=True)
 
-PROMPTS = ["a dining chair", "a round table", "a tall lamp", "a mug"]
+# Prompts the word reader cannot place, so no answer check runs: a check's sampled retries differ
+# between engines by design (each samples with its own generator), and a caption at a decision
+# boundary may differ in the last float digits; the model's greedy answers are what is compared.
+PROMPTS = ["something to sit on", "something to drink from", "a nightstand", "something to sit on"]
 JOBS = 4
 
 
@@ -152,7 +155,9 @@ def test_a_silent_clients_job_times_out_while_the_others_finish(backend):
     context = zmq.Context.instance()
     silent = context.socket(zmq.DEALER)  # submits, then never pings or reads
     silent.connect(backend.address)
-    silent.send_multipart(protocol.encode(protocol.Message("text_to_3d", "silent-job", {"prompt": "a chair"})))
+    # eight sampled variations: a job long enough to be running when the client timeout strikes
+    silent.send_multipart(protocol.encode(protocol.Message("text_to_3d", "silent-job", {
+        "prompt": "something to sit on", "options": {"variations": 8, "temperature": 0.7}})))
     others = [backend.client() for _ in range(JOBS - 1)]
     jobs = [c.submit("text_to_3d", {"prompt": p}) for c, p in zip(others, PROMPTS[1:])]
     ends = {}
