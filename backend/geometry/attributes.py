@@ -35,7 +35,7 @@ def shape_attributes(vertices, faces, up: str = "z") -> dict:
     z = layout.frame[:, 2]
     legs = 0  # what stands under the seat or top, counted where it is cut at half its height
     if layout.slab is not None and layout.slab[0] > layout.floor + 2 * layout.voxel:
-        legs = _pieces(np.ones(len(z), bool), faces, z, layout.floor + 0.5 * (layout.slab[0] - layout.floor))
+        legs = _pieces(faces, z, layout.floor + 0.5 * (layout.slab[0] - layout.floor))
     have = {"back": layout.back_axis is not None, "arms": bool(layout.has_arms), "legs": legs,
             "pedestal": legs == 1, "shelves": len(layout.slabs)}
     top = faces[layout.mask("slab")[faces].all(axis=1)]
@@ -48,14 +48,13 @@ def missing(have: dict, asked: dict) -> list[str]:
     return [name for name in ATTRIBUTES if name in asked and have.get(name) != asked[name]]
 
 
-def _pieces(mask: np.ndarray, faces: np.ndarray, z: np.ndarray, cut: float) -> int:
-    """Connected runs of the faces (of `mask`'s vertices) that cross the height `cut`: one per
-    leg; a pedestal's foot plate below the cut does not count."""
-    inner = faces[mask[faces].all(axis=1)]
-    inner = inner[(z[inner].min(axis=1) <= cut) & (z[inner].max(axis=1) >= cut)]
+def _pieces(faces: np.ndarray, z: np.ndarray, cut: float) -> int:
+    """Connected runs of the faces that cross the height `cut`: one per leg; a pedestal's foot
+    plate below the cut does not count."""
+    inner = faces[(z[faces].min(axis=1) <= cut) & (z[faces].max(axis=1) >= cut)]
     if not len(inner):
         return 0
-    n = len(mask)
+    n = len(z)
     graph = coo_matrix((np.ones(2 * len(inner)), (np.r_[inner[:, 0], inner[:, 1]], np.r_[inner[:, 1], inner[:, 2]])),
                        shape=(n, n))
     labels = connected_components(graph, directed=False)[1]
